@@ -1,0 +1,125 @@
+//! Access to the managed system, rooted at a prefix.
+//!
+//! Every probe of the live system goes through [`Host`], so the live root (`/`) and an image
+//! mounted elsewhere (`--root DIR`) are read by the same code. The crate reads and runs
+//! commands; it never writes. Writing belongs to the executor, which reuses
+//! [`Host::open_parent`] so that reads and writes resolve paths the same, symlink-safe way.
+//!
+//! Path resolution is the main design decision: a path is walked one component at a time
+//! with `openat(O_NOFOLLOW)`, never handed to the kernel whole. Symlinks met on the way are
+//! resolved by us, inside the root, so an image's absolute links (`/var/run -> /run`) stay in
+//! the image, and the executor can refuse links it does not trust.
+
+mod command;
+mod path;
+mod stat;
+mod users;
+mod walk;
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub use command::{CommandError, Output};
+pub use path::Links;
+pub use stat::{Kind, Stat};
+pub use users::{Account, Group, UserDb};
+pub use walk::WalkEntry;
+
+/// The managed system: `/` or an image mounted at `--root`.
+#[derive(Clone, Debug)]
+pub struct Host {
+    root: PathBuf,
+}
+
+impl Host {
+    /// The system rooted at `root` (`/` for the live system).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Host { root: root.into() }
+    }
+
+    /// The root prefix.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// True when this is the running system rather than an image under `--root`.
+    pub fn is_live(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// Where an absolute path of the managed system lies on this machine. Only for reads
+    /// that cannot be done through the safe helpers (globbing, handing a path to a tool).
+    pub fn outside_path(&self, path: &Path) -> PathBuf {
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        if relative.as_os_str().is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(relative)
+        }
+    }
+
+    /// Opens the directory holding `path` and returns it with the final component, which is
+    /// never followed. `links` decides which symlinks on the way may be followed.
+    pub fn open_parent(&self, path: &Path, links: Links) -> io::Result<(OwnedFd, OsString)> {
+        path::open_parent(&self.root, path, links)
+    }
+
+    /// Status of `path` without following a final symlink; `None` when it does not exist.
+    pub fn stat(&self, path: &Path) -> io::Result<Option<Stat>> {
+        match self.open_parent(path, Links::Any) {
+            Ok((dir, name)) => stat::stat_at(&dir, &name),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Content of the regular file at `path`, following symlinks inside the root; `None` when
+    /// it does not exist.
+    pub fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        path::read(&self.root, path)
+    }
+
+    /// Content of `path` as text (invalid UTF-8 is replaced); `None` when it does not exist.
+    pub fn read_to_string(&self, path: &Path) -> io::Result<Option<String>> {
+        Ok(self
+            .read(path)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Names in the directory at `path`, sorted bytewise (as sshd and run-parts sort);
+    /// empty when it does not exist.
+    pub fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        path::read_dir(&self.root, path)
+    }
+
+    /// Walks the tree at `path` depth-first without following symlinks or leaving its
+    /// filesystem, calling `visit` for the root and every entry below it.
+    pub fn walk(&self, path: &Path, visit: impl FnMut(WalkEntry) -> io::Result<()>) -> io::Result<()> {
+        walk::walk(self, path, visit)
+    }
+
+    /// The user and group database of the managed system.
+    pub fn users(&self) -> io::Result<UserDb> {
+        UserDb::load(self)
+    }
+
+    /// True when the managed system is running under systemd (never under `--root`).
+    pub fn has_systemd(&self) -> bool {
+        self.is_live() && Path::new("/run/systemd/system").is_dir()
+    }
+
+    /// Finds `program` in the managed system's standard binary directories.
+    pub fn which(&self, program: &str) -> Option<PathBuf> {
+        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(program))
+            .find(|p| matches!(self.stat(p), Ok(Some(s)) if s.kind != Kind::Dir) || self.outside_path(p).is_file())
+    }
+
+    /// Runs `cmd` inside the managed system (chrooted under `--root`) with its timeout.
+    pub async fn run(&self, cmd: &harden_plan::Command) -> Result<Output, CommandError> {
+        command::run(&self.root, cmd).await
+    }
+}

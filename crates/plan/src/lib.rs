@@ -1,0 +1,292 @@
+//! The plan: what `harden` would change on a host, as plain data.
+//!
+//! The planner is the only producer of a [`Plan`]; the executor and the renderers are its
+//! only consumers. Keeping it a passive, serialisable value is what makes plans honest:
+//! `harden plan` prints exactly the value that `harden apply` executes, and
+//! `--format json` is this type serialised (schema documented in `README.md`).
+//!
+//! A plan is an ordered list of [`Change`]s. Each change belongs to one resource, says why
+//! it exists, and carries the primitive [`Step`]s that make it happen. The executor knows
+//! nothing about sshd or ufw: it understands only these steps.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON schema of [`Plan`]; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one run would do, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The system root the plan was made for (`/` unless `--root`).
+    pub root: PathBuf,
+    /// Playbooks the plan was made from, in merge order (`<baseline>` for the built-in one).
+    pub playbooks: Vec<String>,
+    /// Changes to make, in order.
+    pub changes: Vec<Change>,
+    /// Number of managed items already in the desired state.
+    pub unchanged: u64,
+    /// Things the operator should know that do not stop the plan.
+    pub warnings: Vec<Warning>,
+}
+
+impl Plan {
+    /// An empty plan for `root`.
+    pub fn new(root: PathBuf, playbooks: Vec<String>) -> Self {
+        Plan {
+            schema: SCHEMA_VERSION,
+            root,
+            playbooks,
+            ..Plan::default()
+        }
+    }
+
+    /// True when applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Every step of every change, in execution order, with the index of its change.
+    pub fn steps(&self) -> impl Iterator<Item = (usize, &Step)> {
+        self.changes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.steps.iter().map(move |s| (i, s)))
+    }
+
+    /// Every path a step may modify; the snapshot must hold all of them.
+    pub fn touched_paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self
+            .steps()
+            .flat_map(|(_, s)| s.touched_paths())
+            .cloned()
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+}
+
+/// One change to one managed item, and the steps that make it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The resource that asked for it: `files`, `sshd`, `ufw`, ...
+    pub resource: String,
+    /// What is changed, for people: a path, a directive, a rule.
+    pub target: String,
+    /// Why, for people only; the executor never reads it.
+    pub reason: String,
+    /// Current and desired values the change is about, for display.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Detail>,
+    /// The primitive operations, in order.
+    pub steps: Vec<Step>,
+    /// Commands to run after a rollback has restored the snapshot, when any step of this
+    /// change had run (for example `ufw reload`, so restored rule files take effect).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_rollback: Vec<Command>,
+}
+
+/// One value a change is about: where it stands now, where it comes from, what it becomes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detail {
+    /// Name of the value (`PasswordAuthentication`, `mode`).
+    pub name: String,
+    /// Current value, or `None` when unset.
+    pub current: Option<String>,
+    /// Where the current value comes from (`/etc/ssh/sshd_config.d/50-cloud-init.conf:1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Desired value, or `None` when it is to be removed.
+    pub desired: Option<String>,
+}
+
+/// Ownership and permission bits of a file, numerically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attrs {
+    /// Permission bits including setuid, setgid and sticky (`0o7777` mask).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Group gid.
+    pub gid: u32,
+}
+
+/// A primitive operation. Paths are absolute paths on the managed system (inside `root`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    /// Replace (or create) a regular file atomically with `content` and `attrs`.
+    WriteFile {
+        /// File to write.
+        path: PathBuf,
+        /// Full new content.
+        content: String,
+        /// Mode and owner the file has from the moment it appears.
+        attrs: Attrs,
+        /// Content before the change (`None` when the file does not exist), for diffs.
+        before: Option<String>,
+    },
+    /// Change mode and/or owner of an existing file, directory or socket.
+    SetAttrs {
+        /// Path to change; never followed if it is a symlink.
+        path: PathBuf,
+        /// Attributes before.
+        from: Attrs,
+        /// Attributes after.
+        to: Attrs,
+    },
+    /// Create a directory (parents must exist).
+    CreateDir {
+        /// Directory to create.
+        path: PathBuf,
+        /// Its mode and owner.
+        attrs: Attrs,
+    },
+    /// Remove a file.
+    RemoveFile {
+        /// File to remove.
+        path: PathBuf,
+        /// Content before, for diffs.
+        before: Option<String>,
+    },
+    /// Run a command that changes the system.
+    Run(Command),
+    /// Run a checker; a non-zero exit fails the run, which then rolls back.
+    Validate(Command),
+    /// Make a running service take up its new configuration. Skipped under `--root`.
+    Reload {
+        /// Service name, for display.
+        service: String,
+        /// The command that reloads it.
+        command: Command,
+    },
+}
+
+impl Step {
+    /// Paths this step may modify.
+    pub fn touched_paths(&self) -> Vec<&PathBuf> {
+        match self {
+            Step::WriteFile { path, .. }
+            | Step::SetAttrs { path, .. }
+            | Step::CreateDir { path, .. }
+            | Step::RemoveFile { path, .. } => vec![path],
+            Step::Run(cmd) => cmd.touches.iter().collect(),
+            Step::Validate(_) | Step::Reload { .. } => Vec::new(),
+        }
+    }
+
+    /// True for steps that change the system (everything but validation).
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Step::Validate(_))
+    }
+}
+
+/// An external command. It runs without a shell, chrooted under `--root`, with a timeout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Seconds before the command is killed and counted as failed.
+    pub timeout_secs: u64,
+    /// Files the command may modify; the snapshot holds them so rollback can restore them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touches: Vec<PathBuf>,
+}
+
+impl Command {
+    /// A command with the default timeout of 60 seconds and no touched files.
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            argv: argv.into_iter().map(Into::into).collect(),
+            timeout_secs: 60,
+            touches: Vec::new(),
+        }
+    }
+
+    /// Same command with another timeout.
+    pub fn timeout(mut self, secs: u64) -> Self {
+        self.timeout_secs = secs;
+        self
+    }
+
+    /// Same command, declaring files it modifies.
+    pub fn touching<I: IntoIterator<Item = PathBuf>>(mut self, paths: I) -> Self {
+        self.touches.extend(paths);
+        self
+    }
+
+    /// The command line as a person would type it.
+    pub fn display(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| {
+                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c)) {
+                    format!("'{}'", a.replace('\'', r"'\''"))
+                } else {
+                    a.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A note for the operator attached to a resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Resource that raised it.
+    pub resource: String,
+    /// What the operator should know.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(mode: u32) -> Attrs {
+        Attrs { mode, uid: 0, gid: 0 }
+    }
+
+    #[test]
+    fn touched_paths_are_sorted_and_unique() {
+        let mut plan = Plan::new("/".into(), vec![]);
+        plan.changes.push(Change {
+            resource: "files".into(),
+            target: "/b".into(),
+            reason: "mode".into(),
+            details: vec![],
+            steps: vec![
+                Step::SetAttrs { path: "/b".into(), from: attrs(0o644), to: attrs(0o600) },
+                Step::Run(Command::new(["true"]).touching(["/a".into(), "/b".into()])),
+                Step::Validate(Command::new(["true"]).touching(["/ignored".into()])),
+            ],
+            on_rollback: vec![],
+        });
+        let paths = plan.touched_paths();
+        assert_eq!(paths, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_tagged_steps() {
+        let step = Step::Reload { service: "ssh".into(), command: Command::new(["systemctl", "reload", "ssh"]) };
+        let json = serde_json::to_string(&step).expect("serialise");
+        assert!(json.contains(r#""op":"reload""#), "{json}");
+        let back: Step = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, step);
+    }
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let cmd = Command::new(["ufw", "allow", "from 1.2.3.4", "it's"]);
+        assert_eq!(cmd.display(), r#"ufw allow 'from 1.2.3.4' 'it'\''s'"#);
+    }
+}

@@ -1,0 +1,92 @@
+//! Playbooks in, plans out.
+//!
+//! The planner reads playbooks ([`load_files`]), probes the live system through
+//! [`harden_host::Host`], and diffs the two into a [`harden_plan::Plan`] ([`plan`]). It never
+//! changes the system: `harden plan` is this crate and a renderer.
+//!
+//! Each resource lives in one module under `resources/` with its playbook section type, its
+//! validation (no I/O), its probe and its pure diff; adding one is one file and one line in
+//! the registry (`resources/mod.rs`). Values keep the file, line and column they were written
+//! at ([`Located`]), so an error found at plan time (an owner that does not exist on this
+//! system) points at the playbook just as a YAML error does.
+
+mod diagnostic;
+mod located;
+mod playbook;
+mod resource;
+pub mod resources;
+
+use std::collections::BTreeSet;
+
+use harden_host::Host;
+use harden_plan::Plan;
+
+pub use diagnostic::{Diagnostics, Invalid, Source};
+pub use located::{At, Located};
+pub use playbook::{load, load_files, Loaded, BASELINE, BASELINE_NAME};
+pub use resource::Refusal;
+pub use resources::Playbook;
+
+use resource::{Context, Failure};
+
+/// Choices that change what a plan may contain.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Lockout guards the operator overrides (`--allow GUARD`).
+    pub overrides: BTreeSet<String>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The playbooks ask for something this system makes impossible.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// A lockout guard refused; nothing may be changed.
+    #[error("{}", refusals_text(.0))]
+    Refused(Vec<Refusal>),
+    /// The live state could not be read.
+    #[error("cannot read the live state of {resource}: {message}")]
+    Probe {
+        /// The resource whose probe failed.
+        resource: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn refusals_text(refusals: &[Refusal]) -> String {
+    refusals
+        .iter()
+        .map(|r| format!("refused ({}): {}\n  to override, pass --allow {}", r.resource, r.message, r.guard))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Probes `host` and diffs it against the loaded playbooks.
+pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Plan, PlanError> {
+    let users = host.users().map_err(|e| PlanError::Probe { resource: "users".into(), message: e.to_string() })?;
+    let cx = Context { host, users: &users, playbook: &loaded.playbook, overrides: &options.overrides };
+    let mut plan = Plan::new(host.root().to_path_buf(), loaded.names());
+    let mut invalid = Vec::new();
+    let mut refused = Vec::new();
+    for (resource, result) in resources::plan_all(&cx).await {
+        match result {
+            Ok(diff) => {
+                plan.changes.extend(diff.changes);
+                plan.unchanged += diff.unchanged;
+                plan.warnings.extend(diff.warnings);
+            }
+            Err(Failure::Invalid(errors)) => invalid.extend(errors),
+            Err(Failure::Refused(refusal)) => refused.push(refusal),
+            Err(Failure::Probe(message)) => return Err(PlanError::Probe { resource: resource.into(), message }),
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(PlanError::Invalid(loaded.diagnostics(invalid)));
+    }
+    if !refused.is_empty() {
+        return Err(PlanError::Refused(refused));
+    }
+    Ok(plan)
+}

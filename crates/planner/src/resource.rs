@@ -1,0 +1,87 @@
+//! What every resource provides, and what it is given.
+
+use std::collections::BTreeSet;
+
+use harden_host::{Host, UserDb};
+use harden_plan::{Change, Warning};
+use serde::de::DeserializeOwned;
+
+use crate::diagnostic::Invalid;
+use crate::resources::Playbook;
+
+/// One section of a playbook and the code that brings the system to it.
+///
+/// The steps are separate so that the diff, where the logic is, stays pure: `probe` reads the
+/// live system, `diff` compares without I/O and is unit-tested with hand-made live states.
+pub(crate) trait Resource: DeserializeOwned + Sized {
+    /// What the probe learns about the live system.
+    type Live;
+
+    /// Section name in the playbook.
+    const NAME: &'static str;
+
+    /// Folds a later playbook's section into this one; later values win.
+    fn merge(&mut self, later: Self);
+
+    /// Checks values that need no I/O (beyond what deserialising already checked).
+    fn validate(&self) -> Vec<Invalid>;
+
+    /// Reads the live state this section is about.
+    async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure>;
+
+    /// Compares desired and live state.
+    fn diff(&self, live: &Self::Live, cx: &Context<'_>) -> Result<Diff, Failure>;
+}
+
+/// What a resource may consult while planning.
+pub(crate) struct Context<'a> {
+    /// The managed system.
+    pub host: &'a Host,
+    /// Its users and groups.
+    pub users: &'a UserDb,
+    /// The whole merged playbook, for resources that depend on another (the firewall needs
+    /// sshd's port).
+    pub playbook: &'a Playbook,
+    /// Lockout guards the operator chose to override.
+    pub overrides: &'a BTreeSet<String>,
+}
+
+impl Context<'_> {
+    /// True when the operator overrode `guard`.
+    pub fn overridden(&self, guard: &str) -> bool {
+        self.overrides.contains(guard)
+    }
+}
+
+/// What one resource would change.
+#[derive(Debug, Default)]
+pub(crate) struct Diff {
+    /// Changes, in order.
+    pub changes: Vec<Change>,
+    /// Items already as desired.
+    pub unchanged: u64,
+    /// Things to tell the operator.
+    pub warnings: Vec<Warning>,
+}
+
+/// Why a resource could not be planned.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Playbook values the live system shows to be impossible (an unknown owner).
+    Invalid(Vec<Invalid>),
+    /// A lockout guard refused the plan.
+    Refused(Refusal),
+    /// The live state could not be read.
+    Probe(String),
+}
+
+/// A plan refused because it could cut off remote administration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The resource whose guard fired.
+    pub resource: String,
+    /// The guard's name, as given to `--allow`.
+    pub guard: String,
+    /// What would happen and why.
+    pub message: String,
+}
