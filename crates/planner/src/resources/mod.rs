@@ -4,7 +4,11 @@
 //! its merge and validation, and the planning loop that probes every present section
 //! concurrently and then diffs them in registry order.
 
+pub mod fail2ban;
 pub mod files;
+pub mod sshd;
+pub mod ufw;
+pub mod unattended_upgrades;
 
 use serde::Deserialize;
 
@@ -80,4 +84,12 @@ async fn probe<R: Resource>(section: Option<&R>, cx: &Context<'_>) -> Option<Res
 registry! {
     /// Modes, owners and content of files.
     files: files::Files,
+    /// sshd_config directives.
+    sshd: sshd::Sshd,
+    /// The ufw firewall.
+    ufw: ufw::Ufw,
+    /// fail2ban jails and filters.
+    fail2ban: fail2ban::Fail2ban,
+    /// Automatic security updates.
+    unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
 }
