@@ -1,30 +1,699 @@
-//! `ufw`: skeleton, replaced by the resource's implementation.
+//! `ufw`: the firewall as ufw holds it: enabled or not, default policies, logging, rules.
+//!
+//! The probe reads ufw's own persisted state and never scrapes `ufw status`: the
+//! `### tuple ###` lines of `/etc/ufw/user.rules` and `user6.rules` hold every rule in a
+//! structured form (present even while ufw is inactive), `/etc/ufw/ufw.conf` holds ENABLED
+//! and LOGLEVEL, `/etc/default/ufw` the default policies and IPV6. One `iptables -L
+//! ufw-user-input` tells whether the firewall is really loaded, as `ufw status` itself tells.
+//!
+//! Rules compare by meaning ([`rule::Key`]), order is kept where it matters, and every
+//! change goes through ufw's command line (`ufw allow`, `ufw insert N`, `ufw prepend`, `ufw
+//! delete <rule>`, `ufw default`, `ufw logging`, `ufw --force enable`), each a
+//! `Run` step declaring ufw's state files so the snapshot holds them. Deletes name the rule,
+//! never a number, so a rule fail2ban inserts meanwhile cannot shift what is deleted.
+//!
+//! Rollback: the executor restores the state files; the first ufw change then runs `ufw
+//! reload` when the firewall was running before (ufw rebuilds its chains from the restored
+//! files: same rules, same iptables), and the change that enabled a firewall that was not
+//! running runs `ufw-init force-stop` (stops it without touching the restored ufw.conf).
+//!
+//! Under `--root` no command may reach the build host's firewall: ufw runs chrooted inside
+//! `unshare --net` (its capability probe and any live update hit a throwaway network
+//! namespace), ENABLED is written into ufw.conf directly, and an image whose ufw.conf says
+//! ENABLED=yes is set to `no` while ufw edits its rules (ufw would otherwise try to update a
+//! running firewall that does not exist and fail), then back.
 
+mod order;
+pub mod rule;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
 use serde::Deserialize;
 
 use crate::diagnostic::Invalid;
-use crate::resource::{Context, Diff, Failure, Resource};
+use crate::resource::{Context, Diff, Failure, Refusal, Resource};
+use crate::resources::sshd;
+
+use order::{FamilyInput, Final, Outcome, Unit, Want};
+use rule::{Family, Key, Net, Ports, Proto, Rule, Service, Spec, Target, Tuple};
+use state::{LogLevel, Policy, Profile, ServiceEntry, Settings};
+
+/// Guard name for `--allow`: the firewall would block the SSH port.
+pub const GUARD_SSH_PORT: &str = "ufw-ssh-port";
+
+const UFW_CONF: &str = "/etc/ufw/ufw.conf";
+const DEFAULTS: &str = "/etc/default/ufw";
+const USER_RULES: &str = "/etc/ufw/user.rules";
+const USER6_RULES: &str = "/etc/ufw/user6.rules";
+const APPS_DIR: &str = "/etc/ufw/applications.d";
+
+/// Files a ufw command may rewrite; every ufw step declares all of them. `ufw default`
+/// rewrites after.rules and after6.rules too (it switches their log prefixes).
+const STATE_FILES: [&str; 6] = [USER_RULES, USER6_RULES, UFW_CONF, DEFAULTS, "/etc/ufw/after.rules", "/etc/ufw/after6.rules"];
+
+/// Comment words that mark a rule as another tool's: such rules are never purged.
+const FOREIGN_MARKERS: [&str; 7] = ["fail2ban", "sshguard", "crowdsec", "denyhosts", "docker", "kubernetes", "managed by"];
 
 /// The `ufw:` section.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Ufw {}
+pub struct Ufw {
+    /// Whether the firewall is on (and started at boot).
+    pub enabled: Option<bool>,
+    /// Default policies.
+    #[serde(default)]
+    pub default: Defaults,
+    /// Log level.
+    pub logging: Option<LogLevel>,
+    /// Rules, in the order they must keep where they overlap.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Delete rules the playbook does not list (except other tools' rules).
+    pub purge: Option<bool>,
+}
+
+/// `default:` policies.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Incoming traffic not matched by a rule.
+    pub incoming: Option<Policy>,
+    /// Outgoing traffic.
+    pub outgoing: Option<Policy>,
+    /// Forwarded traffic.
+    pub routed: Option<Policy>,
+}
+
+/// What the probe found.
+#[derive(Clone, Debug)]
+pub struct Live {
+    /// `ufw` is installed.
+    pub installed: bool,
+    /// Its settings (the package defaults when not installed).
+    pub settings: Settings,
+    /// The firewall is loaded in the kernel; `None` under `--root`.
+    pub running: Option<bool>,
+    /// Tuples of each family ufw manages, in order.
+    pub tuples: Vec<(Family, Vec<Tuple>)>,
+    /// Tuples ufw skips as malformed.
+    pub malformed: Vec<String>,
+    /// Application profiles by lowercased name.
+    pub profiles: BTreeMap<String, Profile>,
+    /// /etc/services by name.
+    pub services: BTreeMap<String, ServiceEntry>,
+    /// Ports sshd listens on now.
+    pub ssh_listening: Vec<u16>,
+    /// Ports the playbook's sshd section sets, if it does.
+    pub ssh_desired: Option<Vec<u16>>,
+    /// Docker is installed.
+    pub docker: bool,
+    /// ufw.conf's text and attributes (for writing ENABLED under `--root`).
+    pub conf: Option<(String, Attrs)>,
+    /// Path of ufw-init in the managed system.
+    pub init: PathBuf,
+}
 
 impl Resource for Ufw {
-    type Live = ();
+    type Live = Live;
     const NAME: &'static str = "ufw";
 
-    fn merge(&mut self, _later: Self) {}
+    fn merge(&mut self, later: Self) {
+        self.enabled = later.enabled.or(self.enabled);
+        self.default.incoming = later.default.incoming.or(self.default.incoming);
+        self.default.outgoing = later.default.outgoing.or(self.default.outgoing);
+        self.default.routed = later.default.routed.or(self.default.routed);
+        self.logging = later.logging.or(self.logging);
+        self.purge = later.purge.or(self.purge);
+        for rule in later.rules {
+            match self.rules.iter_mut().find(|r| r.same_match(&rule)) {
+                Some(earlier) => *earlier = rule,
+                None => self.rules.push(rule),
+            }
+        }
+    }
 
     fn validate(&self) -> Vec<Invalid> {
-        Vec::new()
+        let mut errors = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let Some(first) = self.rules[..i].iter().find(|r| r.same_match(rule)) {
+                errors.push(
+                    Invalid::new(rule.at(), format!("this rule matches the same traffic as the one on line {}", first.at().line))
+                        .help("keep one of them"),
+                );
+            }
+        }
+        errors
     }
 
-    async fn probe(&self, _cx: &Context<'_>) -> Result<Self::Live, Failure> {
-        Ok(())
+    async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure> {
+        let host = cx.host;
+        let read = |path: &str| -> Result<Option<String>, Failure> {
+            host.read_to_string(Path::new(path)).map_err(|e| Failure::Probe(format!("{path}: {e}")))
+        };
+        let installed = host.which("ufw").is_some();
+        let conf_text = read(UFW_CONF)?;
+        let settings = if installed {
+            Settings::parse(conf_text.as_deref().unwrap_or(""), read(DEFAULTS)?.as_deref().unwrap_or(""))
+        } else {
+            Settings::package_defaults()
+        };
+        let conf = match (&conf_text, host.stat(Path::new(UFW_CONF))) {
+            (Some(text), Ok(Some(st))) => Some((text.clone(), Attrs { mode: st.mode, uid: st.uid, gid: st.gid })),
+            _ => None,
+        };
+        let mut tuples = Vec::new();
+        let mut malformed = Vec::new();
+        let mut families = vec![(Family::V4, USER_RULES)];
+        if settings.ipv6 {
+            families.push((Family::V6, USER6_RULES));
+        }
+        for (family, path) in families {
+            let (found, bad) = if installed { rule::parse_rules_file(&read(path)?.unwrap_or_default()) } else { Default::default() };
+            malformed.extend(bad.into_iter().map(|b| format!("{path} {b}")));
+            tuples.push((family, found));
+        }
+        let named = self.rules.iter().any(|r| matches!(r.target.value, Target::Name { .. }));
+        let mut profiles = BTreeMap::new();
+        let mut services = BTreeMap::new();
+        if named {
+            let mut texts = Vec::new();
+            for name in host.read_dir(Path::new(APPS_DIR)).map_err(|e| Failure::Probe(format!("{APPS_DIR}: {e}")))? {
+                let path = Path::new(APPS_DIR).join(&name);
+                if let Ok(Some(text)) = host.read_to_string(&path) {
+                    texts.push(text);
+                }
+            }
+            profiles = state::parse_profiles(texts.iter().map(String::as_str));
+            services = state::parse_services(&read("/etc/services")?.unwrap_or_default());
+        }
+        let running = async {
+            if !host.is_live() {
+                return Ok(None);
+            }
+            if !installed {
+                return Ok(Some(false));
+            }
+            let check = Command::new(["iptables", "-w", "5", "-n", "-L", "ufw-user-input"]).timeout(15);
+            match host.run(&check).await {
+                Ok(out) => Ok(Some(out.success())),
+                Err(e) => Err(Failure::Probe(format!("cannot tell whether ufw is running: {e}"))),
+            }
+        };
+        let (ssh_listening, running) = tokio::join!(sshd::listen_ports(cx), running);
+        let running = running?;
+        if !host.is_live() && installed && host.which("unshare").is_none() {
+            return Err(Failure::Probe(
+                "under --root, ufw runs inside `unshare --net` so that it cannot touch this machine's firewall, and the image has no unshare (util-linux)".into(),
+            ));
+        }
+        let exists = |p: &str| matches!(host.stat(Path::new(p)), Ok(Some(_)));
+        let docker = ["/usr/bin/dockerd", "/lib/systemd/system/docker.service", "/usr/lib/systemd/system/docker.service", "/etc/systemd/system/docker.service"]
+            .iter()
+            .any(|p| exists(p));
+        let init = if exists("/lib/ufw/ufw-init") { "/lib/ufw/ufw-init" } else { "/usr/lib/ufw/ufw-init" };
+        Ok(Live {
+            installed,
+            settings,
+            running,
+            tuples,
+            malformed,
+            profiles,
+            services,
+            ssh_listening,
+            ssh_desired: sshd::desired_ports(cx.playbook).filter(|p| !p.is_empty()),
+            docker,
+            conf,
+            init: PathBuf::from(init),
+        })
     }
 
-    fn diff(&self, _live: &Self::Live, _cx: &Context<'_>) -> Result<Diff, Failure> {
-        Ok(Diff::default())
+    fn diff(&self, live: &Self::Live, cx: &Context<'_>) -> Result<Diff, Failure> {
+        plan(self, live, cx.overridden(GUARD_SSH_PORT))
     }
 }
+
+/// A playbook rule resolved against the system: what it matches and how ufw spells it.
+struct Resolved {
+    service: Service,
+    alts: Vec<(Proto, Ports)>,
+    dport: Option<String>,
+    dapp: Option<String>,
+    proto: Proto,
+}
+
+fn resolve(rule: &Rule, live: &Live) -> Result<Resolved, Invalid> {
+    match &rule.target.value {
+        Target::Ports { ports, proto } => Ok(Resolved {
+            service: Service::Ports(*proto, ports.clone()),
+            alts: vec![(*proto, ports.clone())],
+            dport: (*ports != Ports::Any).then(|| ports.to_string()),
+            dapp: None,
+            proto: *proto,
+        }),
+        Target::Name { name, proto } => {
+            // ufw's order: a name in /etc/services is a service, otherwise a profile.
+            if let Some(entry) = live.services.get(name) {
+                let proto = match (proto, entry.proto) {
+                    (None, p) => p,
+                    (Some(p), Proto::Any) => *p,
+                    (Some(p), q) if *p == q => q,
+                    (Some(p), q) => {
+                        return Err(Invalid::new(
+                            rule.at(),
+                            format!("service {name} is {} in /etc/services, not {}", q.as_str(), p.as_str()),
+                        ))
+                    }
+                };
+                let ports = Ports::List(vec![(entry.port, entry.port)]);
+                return Ok(Resolved {
+                    service: Service::Ports(proto, ports.clone()),
+                    alts: vec![(proto, ports)],
+                    dport: Some(entry.port.to_string()),
+                    dapp: None,
+                    proto,
+                });
+            }
+            let Some(profile) = live.profiles.get(&name.to_lowercase()) else {
+                return Err(Invalid::new(rule.at(), format!("unknown application profile or service `{name}`"))
+                    .help("`ufw app list` shows the profiles of /etc/ufw/applications.d; or give a port such as 22/tcp"));
+            };
+            if proto.is_some() {
+                return Err(Invalid::new(rule.at(), format!("`{name}` is an application profile: it takes no protocol")));
+            }
+            Ok(Resolved {
+                service: Service::App(profile.name.clone()),
+                alts: profile.entries.clone(),
+                dport: None,
+                dapp: Some(profile.name.clone()),
+                proto: Proto::Any,
+            })
+        }
+    }
+}
+
+fn is_foreign(comment: &str) -> bool {
+    let c = comment.to_lowercase();
+    FOREIGN_MARKERS.iter().any(|m| c.contains(m)) && !c.contains("managed by harden")
+}
+
+fn rules_path(family: Family) -> &'static str {
+    match family {
+        Family::V4 => USER_RULES,
+        Family::V6 => USER6_RULES,
+    }
+}
+
+/// Groups a family's tuples into ufw's numbered rules (an application rule may have several).
+fn units(family: Family, tuples: &[Tuple]) -> Vec<Unit> {
+    let mut out: Vec<Unit> = Vec::new();
+    for t in tuples {
+        let key = t.key(family).ok();
+        let alts = (t.proto, Ports::parse(&t.dport).unwrap_or(Ports::Any));
+        if t.dapp.is_some() || t.sapp.is_some() {
+            if let Some(unit) = out.iter_mut().find(|u| u.key.is_some() && u.key == key && u.spec.forward == t.forward) {
+                unit.alts.push(alts);
+                unit.tuples += 1;
+                continue;
+            }
+        }
+        out.push(Unit {
+            key,
+            effect: t.effect,
+            spec: t.spec(),
+            alts: vec![alts],
+            tuples: 1,
+            foreign: is_foreign(&t.comment),
+            text: rule::describe(t, family),
+            source: format!("{}:{}", rules_path(family), t.line),
+        });
+    }
+    out
+}
+
+fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInput> {
+    let system: Vec<Family> = live.tuples.iter().map(|(f, _)| *f).collect();
+    let mut inputs: Vec<FamilyInput> = live
+        .tuples
+        .iter()
+        .map(|(family, tuples)| FamilyInput { family: *family, live: units(*family, tuples), wants: Vec::new() })
+        .collect();
+    for (index, rule) in section.rules.iter().enumerate() {
+        let resolved = match resolve(rule, live) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let families: Vec<Family> = match rule.family() {
+            Some(f) if system.contains(&f) => vec![f],
+            Some(_) => {
+                errors.push(
+                    Invalid::new(rule.at(), "this rule has an IPv6 address and ufw's IPv6 support is off (IPV6=no in /etc/default/ufw)")
+                        .help("set IPV6=yes in /etc/default/ufw, or drop the rule"),
+                );
+                continue;
+            }
+            None if resolved.proto.v4_only() => vec![Family::V4],
+            None => system.clone(),
+        };
+        let anywhere = rule.from.is_none() && rule.to.is_none();
+        for family in families {
+            let (iface_in, iface_out) = match rule.direction {
+                rule::Direction::In => (rule.interface.clone(), None),
+                rule::Direction::Out => (None, rule.interface.clone()),
+            };
+            let src = rule.from.unwrap_or(Net::anywhere(family));
+            let dst = rule.to.unwrap_or(Net::anywhere(family));
+            let key = Key {
+                family,
+                forward: false,
+                direction: rule.direction,
+                iface_in: iface_in.clone(),
+                iface_out: iface_out.clone(),
+                src,
+                sport: Ports::Any,
+                sapp: None,
+                dst,
+                service: resolved.service.clone(),
+            };
+            let text = |n: Option<Net>| n.map_or_else(|| family.anywhere().to_owned(), |n| n.to_string());
+            let spec = Spec {
+                forward: false,
+                effect: rule.effect,
+                direction: rule.direction,
+                iface_in,
+                iface_out,
+                src: text(rule.from),
+                sport: None,
+                sapp: None,
+                dst: text(rule.to),
+                dport: resolved.dport.clone(),
+                dapp: resolved.dapp.clone(),
+                proto: resolved.proto,
+                comment: rule.comment.clone(),
+            };
+            let both = anywhere.then(|| Spec { src: "any".into(), dst: "any".into(), ..spec.clone() });
+            let want = Want { rule: index, key, effect: rule.effect, spec, both, alts: resolved.alts.clone(), tuples: resolved.alts.len() };
+            if let Some(input) = inputs.iter_mut().find(|i| i.family == family) {
+                input.wants.push(want);
+            }
+        }
+    }
+    inputs
+}
+
+/// Settings a plan ends with, and whether the firewall ends up active.
+struct Posture {
+    active: bool,
+    incoming: Policy,
+}
+
+fn ssh_blocked(t: &Posture, lists: &[(Family, Vec<Final>)], ports: &[u16]) -> bool {
+    t.active && t.incoming != Policy::Allow && !ports.iter().any(|p| lists.iter().any(|(_, l)| order::admits_port(l, *p)))
+}
+
+fn ports_text(ports: &[u16]) -> String {
+    ports.iter().map(|p| format!("{p}/tcp")).collect::<Vec<_>>().join(", ")
+}
+
+struct Emitter {
+    is_live: bool,
+    changes: Vec<Change>,
+}
+
+impl Emitter {
+    fn command(&self, args: impl IntoIterator<Item = String>) -> Command {
+        let mut argv: Vec<String> = Vec::new();
+        if !self.is_live {
+            argv.extend(["unshare", "--net", "--"].map(String::from));
+        }
+        argv.push("ufw".into());
+        argv.extend(args);
+        Command::new(argv).timeout(180).touching(STATE_FILES.iter().map(PathBuf::from))
+    }
+
+    fn push(&mut self, target: String, reason: String, details: Vec<Detail>, steps: Vec<Step>) {
+        self.changes.push(Change { resource: Ufw::NAME.into(), target, reason, details, steps, on_rollback: Vec::new() });
+    }
+}
+
+fn detail(name: &str, current: Option<String>, source: Option<String>, desired: Option<String>) -> Detail {
+    Detail { name: name.into(), current, source, desired }
+}
+
+fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
+    let mut diff = Diff::default();
+    let mut errors = Vec::new();
+    let inputs = wants(section, live, &mut errors);
+    if !errors.is_empty() {
+        return Err(Failure::Invalid(errors));
+    }
+    let purge = section.purge.unwrap_or(false);
+    let outcome: Outcome = order::plan(&inputs, section.rules.len(), purge);
+    let settings = &live.settings;
+    let is_live = live.running.is_some();
+    let running = live.installed && live.running.unwrap_or(settings.enabled);
+    let conf_enabled = live.installed && settings.enabled;
+    // Enabled means both: ENABLED=yes (started at boot) and loaded now.
+    let need_enable = section.enabled == Some(true) && !(conf_enabled && running);
+    let need_disable = section.enabled == Some(false) && (conf_enabled || running);
+    let active_now = running;
+    let want_enabled = if need_enable { true } else if need_disable { false } else { running };
+
+    // The lockout guard, on the state before and after.
+    let listening = &live.ssh_listening;
+    let final_ports = live.ssh_desired.as_deref().unwrap_or(listening);
+    let before = Posture { active: active_now, incoming: settings.incoming };
+    let after = Posture { active: want_enabled, incoming: section.default.incoming.unwrap_or(settings.incoming) };
+    let blocked_before = ssh_blocked(&before, &outcome.initial, listening);
+    let blocked_after = ssh_blocked(&after, &outcome.finals, final_ports);
+    if blocked_after && !blocked_before {
+        let source = if live.ssh_desired.is_some() { "the playbook's sshd Port" } else { "sshd's effective Port (sshd -T)" };
+        let message = format!(
+            "the firewall would be active with incoming policy `{}` and no rule allowing {} ({source}): every new SSH connection would be dropped. Add a rule such as `{{ allow: {}/tcp }}` or `{{ limit: {}/tcp }}` (or `{{ allow: OpenSSH }}` for port 22)",
+            after.incoming.as_str(),
+            ports_text(final_ports),
+            final_ports.first().copied().unwrap_or(22),
+            final_ports.first().copied().unwrap_or(22),
+        );
+        if overridden {
+            diff.warnings.push(Warning { resource: Ufw::NAME.into(), message: format!("guard {GUARD_SSH_PORT} overridden: {message}") });
+        } else {
+            return Err(Failure::Refused(Refusal { resource: Ufw::NAME.into(), guard: GUARD_SSH_PORT.into(), message }));
+        }
+    } else if blocked_after {
+        diff.warnings.push(Warning {
+            resource: Ufw::NAME.into(),
+            message: format!("ufw already blocks SSH ({}); this plan does not change that", ports_text(final_ports)),
+        });
+    }
+
+    let mut em = Emitter { is_live, changes: Vec::new() };
+    if !live.installed {
+        let install = Command::new(["apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300", "-o", "Dpkg::Options::=--force-confold", "ufw"])
+            .timeout(900);
+        em.push("package ufw".into(), "ufw is not installed".into(), Vec::new(), vec![Step::Run(install)]);
+        diff.warnings.push(Warning {
+            resource: Ufw::NAME.into(),
+            message: "ufw is not installed: the plan installs it and assumes the package's defaults (no rules, inactive, incoming deny, outgoing allow, routed deny, logging low); a rollback purges it again".into(),
+        });
+    }
+
+    // A running firewall being turned off goes first: the edits below are then file-only.
+    if need_disable && is_live {
+        let cmd = em.command(["disable".to_owned()]);
+        em.push("enabled".into(), "ufw is enabled".into(), vec![detail("enabled", Some("yes".into()), Some(UFW_CONF.into()), Some("no".into()))], vec![Step::Run(cmd)]);
+    }
+
+    for (rule, ops) in section.rules.iter().zip(&outcome.rules) {
+        if ops.ops.is_empty() {
+            diff.unchanged += 1;
+            continue;
+        }
+        let current = (!ops.current.is_empty()).then(|| ops.current.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join("; "));
+        let source = ops.current.first().map(|(_, s)| s.clone());
+        let steps = ops.ops.iter().map(|op| Step::Run(em.command(op.args.clone()))).collect();
+        em.push(rule.to_string(), ops.reasons.join("; "), vec![detail("rule", current, source, Some(rule.to_string()))], steps);
+    }
+    for p in &outcome.purges {
+        let steps = vec![Step::Run(em.command(p.op.args.clone()))];
+        em.push(p.text.clone(), "not in the playbook (purge: true)".into(), vec![detail("rule", Some(p.text.clone()), Some(p.source.clone()), None)], steps);
+    }
+    if !outcome.kept.is_empty() {
+        diff.warnings.push(Warning {
+            resource: Ufw::NAME.into(),
+            message: format!(
+                "{} rule(s) in ufw are not in the playbook and stay (purge: false): {}",
+                outcome.kept.len(),
+                outcome.kept.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    if purge && !outcome.foreign.is_empty() {
+        diff.warnings.push(Warning {
+            resource: Ufw::NAME.into(),
+            message: format!("kept {} rule(s) another tool (fail2ban...) added: {}", outcome.foreign.len(), outcome.foreign.join(", ")),
+        });
+    }
+
+    for (name, desired, current) in [
+        ("incoming", section.default.incoming, settings.incoming),
+        ("outgoing", section.default.outgoing, settings.outgoing),
+        ("routed", section.default.routed, settings.routed),
+    ] {
+        match desired {
+            Some(d) if d != current => {
+                let cmd = em.command(["default", d.as_str(), name].map(String::from));
+                em.push(
+                    format!("default {name} policy"),
+                    format!("the default {name} policy is {}", current.as_str()),
+                    vec![detail(&format!("default {name}"), Some(current.as_str().into()), Some(DEFAULTS.into()), Some(d.as_str().into()))],
+                    vec![Step::Run(cmd)],
+                );
+            }
+            Some(_) => diff.unchanged += 1,
+            None => {}
+        }
+    }
+    match section.logging {
+        Some(level) if level != settings.logging => {
+            let cmd = em.command(["logging", level.as_str()].map(String::from));
+            em.push(
+                "logging".into(),
+                format!("ufw logs at level {}", settings.logging.as_str()),
+                vec![detail("logging", Some(settings.logging.as_str().into()), Some(UFW_CONF.into()), Some(level.as_str().into()))],
+                vec![Step::Run(cmd)],
+            );
+        }
+        Some(_) => diff.unchanged += 1,
+        None => {}
+    }
+
+    if is_live {
+        if need_enable {
+            let mut steps = vec![Step::Run(em.command(["--force".to_owned(), "enable".to_owned()]))];
+            if let Some(Step::Run(cmd)) = steps.first_mut() {
+                cmd.timeout_secs = 300;
+            }
+            let reason = match (conf_enabled, running) {
+                (true, _) => "ufw.conf says ENABLED=yes but the firewall is not loaded",
+                (false, true) => "the firewall is loaded but ufw.conf says ENABLED=no (not started at boot)",
+                (false, false) => "ufw is inactive",
+            };
+            em.push("enabled".into(), reason.into(), vec![detail("enabled", Some("no".into()), Some(UFW_CONF.into()), Some("yes".into()))], steps);
+        } else if section.enabled.is_some() {
+            diff.unchanged += 1;
+        }
+    } else {
+        root_enabled(&mut em, section, live, want_enabled, &mut diff);
+    }
+    let mut changes = em.changes;
+    rollback(&mut changes, live, is_live, active_now);
+
+    for w in &live.malformed {
+        diff.warnings.push(Warning { resource: Ufw::NAME.into(), message: format!("ufw skips a malformed rule: {w}") });
+    }
+    if live.docker && want_enabled {
+        diff.warnings.push(Warning {
+            resource: Ufw::NAME.into(),
+            message: "Docker is installed: ports Docker publishes (`-p`) go through its own iptables chains and bypass ufw's rules; bind them to 127.0.0.1 or use the DOCKER-USER chain".into(),
+        });
+    }
+    let limited: Vec<u16> = final_ports
+        .iter()
+        .copied()
+        .filter(|p| {
+            inputs.iter().any(|i| {
+                i.wants.iter().any(|w| {
+                    w.effect.action == rule::Action::Limit && w.alts.iter().any(|(proto, ports)| matches!(proto, Proto::Tcp | Proto::Any) && ports.contains(*p))
+                })
+            })
+        })
+        .collect();
+    if !limited.is_empty() {
+        diff.warnings.push(Warning {
+            resource: Ufw::NAME.into(),
+            message: format!(
+                "`limit` on the SSH port ({}) denies an address after 6 connections in 30 seconds: bursts of automation (Ansible, scp loops, CI) trip it; prefer `allow` from their addresses before it",
+                ports_text(&limited)
+            ),
+        });
+    }
+    diff.changes = changes;
+    Ok(diff)
+}
+
+/// Under `--root`: ENABLED is written into ufw.conf. If the image's ufw.conf says yes while
+/// ufw commands must run, it says no for their time (ufw would try to update a firewall
+/// that is not running there and fail).
+fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool, diff: &mut Diff) {
+    let Some((text, attrs)) = live.conf.clone() else {
+        if want_enabled && live.installed {
+            diff.warnings.push(Warning { resource: Ufw::NAME.into(), message: format!("{UFW_CONF} is missing in the image; not enabling ufw") });
+        }
+        return;
+    };
+    let runs_ufw = !em.changes.is_empty();
+    let was = live.settings.enabled;
+    if runs_ufw && was {
+        let paused = state::set_assignment(&text, "ENABLED", "no");
+        let step = Step::WriteFile { path: UFW_CONF.into(), content: paused, attrs, before: Some(text.clone()) };
+        em.changes.insert(
+            0,
+            Change {
+                resource: Ufw::NAME.into(),
+                target: UFW_CONF.into(),
+                reason: "ufw edits an image's rules only while ENABLED=no (set back below)".into(),
+                details: Vec::new(),
+                steps: vec![step],
+                on_rollback: Vec::new(),
+            },
+        );
+    }
+    if runs_ufw && was || want_enabled != was {
+        let level = section.logging.unwrap_or(live.settings.logging);
+        let content = state::set_assignment(
+            &state::set_assignment(&text, "ENABLED", if want_enabled { "yes" } else { "no" }),
+            "LOGLEVEL",
+            level.as_str(),
+        );
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+        em.push(
+            "enabled".into(),
+            if want_enabled == was { "restore ENABLED after editing the rules".into() } else { format!("ufw.conf says ENABLED={}", yes_no(was)) },
+            vec![detail("enabled", Some(yes_no(was)), Some(UFW_CONF.into()), Some(yes_no(want_enabled)))],
+            vec![Step::WriteFile { path: UFW_CONF.into(), content, attrs, before: Some(text) }],
+        );
+    } else if section.enabled.is_some() {
+        diff.unchanged += 1;
+    }
+}
+
+/// Attaches what a rollback must run once the state files are restored.
+fn rollback(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool) {
+    if !is_live {
+        return;
+    }
+    let force_stop = Command::new([live.init.display().to_string(), "force-stop".into()]).timeout(120);
+    if !live.installed {
+        if let Some(install) = changes.first_mut() {
+            install.on_rollback = vec![force_stop, Command::new(["apt-get", "purge", "-y", "-o", "DPkg::Lock::Timeout=300", "ufw"]).timeout(900)];
+        }
+        return;
+    }
+    if active_now {
+        // Changes run in order, so the first one has run whenever any has: one reload.
+        if let Some(first) = changes.first_mut() {
+            first.on_rollback = vec![Command::new(["ufw", "reload"]).timeout(300)];
+        }
+    } else if let Some(enable) = changes.iter_mut().find(|c| c.target == "enabled") {
+        enable.on_rollback = vec![force_stop];
+    }
+}
+
+#[cfg(test)]
+mod tests;
