@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use command::{CommandError, Output};
 pub use path::Links;
-pub use stat::{Kind, Stat};
+pub use stat::{stat_at, Kind, Stat};
 pub use users::{Account, Group, UserDb};
 pub use walk::WalkEntry;
 
