@@ -116,7 +116,10 @@ pub struct Executor {
 impl Executor {
     /// An executor for `host`, keeping its state in [`STATE_DIR`] inside it.
     pub fn new(host: Host) -> Self {
-        Executor { host, state: PathBuf::from(STATE_DIR) }
+        Executor {
+            host,
+            state: PathBuf::from(STATE_DIR),
+        }
     }
 
     fn journal_path(&self) -> PathBuf {
@@ -133,12 +136,17 @@ impl Executor {
         let Some(bytes) = self.host.read(&self.journal_path()).map_err(Error::Io)? else {
             return Ok(None);
         };
-        let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("{}: {e}", self.journal_path().display())))?;
+        let journal: Journal = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", self.journal_path().display())))?;
         Ok(Some(journal.snapshot))
     }
 
     /// Finishes an interrupted run by restoring the snapshot it took. Needs the lock.
-    pub async fn recover(&self, _lock: &Lock, on: &mut dyn FnMut(Event<'_>)) -> Result<Option<Restored>, Error> {
+    pub async fn recover(
+        &self,
+        _lock: &Lock,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<Restored>, Error> {
         let Some(id) = self.interrupted()? else {
             return Ok(None);
         };
@@ -154,11 +162,20 @@ impl Executor {
     pub fn begin<'a>(&'a self, _lock: &'a Lock, plan: &'a Plan) -> Result<Transaction<'a>, Error> {
         let manifest = snapshot::take(&self.host, &self.state, plan, "apply")?;
         self.open_journal(&manifest)?;
-        Ok(Transaction { executor: self, plan, manifest, touched: BTreeSet::new() })
+        Ok(Transaction {
+            executor: self,
+            plan,
+            manifest,
+            touched: BTreeSet::new(),
+        })
     }
 
     fn open_journal(&self, manifest: &Manifest) -> Result<(), Error> {
-        let journal = Journal { snapshot: manifest.id.clone(), pid: std::process::id(), started: jiff::Timestamp::now() };
+        let journal = Journal {
+            snapshot: manifest.id.clone(),
+            pid: std::process::id(),
+            started: jiff::Timestamp::now(),
+        };
         let json = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
         fs::write_private(&self.host, &self.journal_path(), &json).map_err(Error::Io)
     }
@@ -175,7 +192,12 @@ impl Executor {
     /// Restores snapshot `id`; without one, the newest taken by an apply (so repeating
     /// `harden rollback` is idempotent). The current state of the same paths is snapshotted
     /// first, so a rollback can itself be undone by naming that snapshot. Needs the lock.
-    pub async fn rollback(&self, _lock: &Lock, id: Option<&str>, on: &mut dyn FnMut(Event<'_>)) -> Result<Restored, Error> {
+    pub async fn rollback(
+        &self,
+        _lock: &Lock,
+        id: Option<&str>,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Restored, Error> {
         let target = match id {
             Some(id) => snapshot::load(&self.host, &self.state, id)?,
             None => self
@@ -186,7 +208,10 @@ impl Executor {
                 .ok_or_else(|| Error::NoSnapshot("(no apply has taken one yet)".into()))?,
         };
         // The paths of the target, as a plan of attribute changes, to snapshot them now.
-        let mut current = Plan::new(self.host.root().to_path_buf(), vec![format!("rollback to {}", target.id)]);
+        let mut current = Plan::new(
+            self.host.root().to_path_buf(),
+            vec![format!("rollback to {}", target.id)],
+        );
         current.changes.push(harden_plan::Change {
             resource: "rollback".into(),
             target: target.id.clone(),
@@ -196,7 +221,10 @@ impl Executor {
                 .entries
                 .iter()
                 .map(|e| Step::Run(Command::new(["true"]).touching([e.path.clone()])))
-                .chain(target.after_restore.iter().map(|c| Step::Reload { service: "restored".into(), command: c.clone() }))
+                .chain(target.after_restore.iter().map(|c| Step::Reload {
+                    service: "restored".into(),
+                    command: c.clone(),
+                }))
                 .collect(),
             on_rollback: Vec::new(),
         });
@@ -211,7 +239,12 @@ impl Executor {
     }
 
     /// Restores `manifest` and runs its reloads (only `limit`'s, when given).
-    async fn restore(&self, manifest: &Manifest, limit: Option<&[Command]>, on: &mut dyn FnMut(Event<'_>)) -> Restored {
+    async fn restore(
+        &self,
+        manifest: &Manifest,
+        limit: Option<&[Command]>,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Restored {
         let mut failures = snapshot::restore(&self.host, &self.state, manifest);
         let commands = limit.unwrap_or(&manifest.after_restore);
         for command in commands {
@@ -221,15 +254,26 @@ impl Executor {
             }
             match self.host.run(command).await {
                 Ok(out) => {
-                    on(Event::Ran { command, code: out.code });
+                    on(Event::Ran {
+                        command,
+                        code: out.code,
+                    });
                     if !out.success() {
-                        failures.push(format!("`{}` exited with {:?}: {}", command.display(), out.code, out.stderr.trim()));
+                        failures.push(format!(
+                            "`{}` exited with {:?}: {}",
+                            command.display(),
+                            out.code,
+                            out.stderr.trim()
+                        ));
                     }
                 }
                 Err(e) => failures.push(e.to_string()),
             }
         }
-        Restored { snapshot: manifest.id.clone(), failures }
+        Restored {
+            snapshot: manifest.id.clone(),
+            failures,
+        }
     }
 }
 
@@ -254,23 +298,51 @@ impl Transaction<'_> {
         let total = self.plan.steps().count();
         for (number, (change, step)) in self.plan.steps().enumerate() {
             let number = number + 1;
-            on(Event::Step { number, total, step });
+            on(Event::Step {
+                number,
+                total,
+                step,
+            });
             self.touched.insert(change);
             let fail = |message: String| StepFailed { number, message };
             match step {
-                Step::WriteFile { path, content, attrs, .. } => {
-                    fs::write_atomic(host, path, content.as_bytes(), *attrs).map_err(|e| fail(e.to_string()))?;
+                Step::WriteFile {
+                    path,
+                    content,
+                    attrs,
+                    ..
+                } => {
+                    fs::write_atomic(host, path, content.as_bytes(), *attrs)
+                        .map_err(|e| fail(e.to_string()))?;
                 }
-                Step::SetAttrs { path, to, .. } => fs::set_attrs(host, path, *to).map_err(|e| fail(e.to_string()))?,
-                Step::CreateDir { path, attrs } => fs::create_dir(host, path, *attrs).map_err(|e| fail(e.to_string()))?,
-                Step::RemoveFile { path, .. } => fs::remove(host, path).map_err(|e| fail(e.to_string()))?,
+                Step::SetAttrs { path, to, .. } => {
+                    fs::set_attrs(host, path, *to).map_err(|e| fail(e.to_string()))?
+                }
+                Step::CreateDir { path, attrs } => {
+                    fs::create_dir(host, path, *attrs).map_err(|e| fail(e.to_string()))?
+                }
+                Step::RemoveFile { path, .. } => {
+                    fs::remove(host, path).map_err(|e| fail(e.to_string()))?
+                }
                 Step::Reload { command, .. } if !host.is_live() => on(Event::Skipped { command }),
                 Step::Run(command) | Step::Validate(command) | Step::Reload { command, .. } => {
                     let out = host.run(command).await.map_err(|e| fail(e.to_string()))?;
-                    on(Event::Ran { command, code: out.code });
+                    on(Event::Ran {
+                        command,
+                        code: out.code,
+                    });
                     if !out.success() {
-                        let said = if out.stderr.trim().is_empty() { out.stdout.trim() } else { out.stderr.trim() };
-                        return Err(fail(format!("`{}` exited with {}: {}", command.display(), out.code.map_or("a signal".into(), |c| c.to_string()), said)));
+                        let said = if out.stderr.trim().is_empty() {
+                            out.stdout.trim()
+                        } else {
+                            out.stderr.trim()
+                        };
+                        return Err(fail(format!(
+                            "`{}` exited with {}: {}",
+                            command.display(),
+                            out.code.map_or("a signal".into(), |c| c.to_string()),
+                            said
+                        )));
                     }
                 }
             }
@@ -289,7 +361,9 @@ impl Transaction<'_> {
     pub async fn roll_back(self, on: &mut dyn FnMut(Event<'_>)) -> Result<Restored, Error> {
         let mut reloads = Vec::new();
         for &index in &self.touched {
-            let Some(change) = self.plan.changes.get(index) else { continue };
+            let Some(change) = self.plan.changes.get(index) else {
+                continue;
+            };
             for step in &change.steps {
                 if let Step::Reload { command, .. } = step {
                     reloads.push(command.clone());
@@ -298,7 +372,10 @@ impl Transaction<'_> {
             reloads.extend(change.on_rollback.iter().cloned());
         }
         reloads.dedup();
-        let restored = self.executor.restore(&self.manifest, Some(&reloads), on).await;
+        let restored = self
+            .executor
+            .restore(&self.manifest, Some(&reloads), on)
+            .await;
         if restored.complete() {
             self.executor.close_journal()?;
         }
@@ -324,12 +401,23 @@ mod tests {
 
     fn plan(steps: Vec<Step>) -> Plan {
         let mut plan = Plan::new("/".into(), vec!["test.yaml".into()]);
-        plan.changes.push(Change { resource: "files".into(), target: "t".into(), reason: "r".into(), details: vec![], steps, on_rollback: vec![] });
+        plan.changes.push(Change {
+            resource: "files".into(),
+            target: "t".into(),
+            reason: "r".into(),
+            details: vec![],
+            steps,
+            on_rollback: vec![],
+        });
         plan
     }
 
     fn mode(root: &Path, p: &str) -> u32 {
-        std::fs::metadata(root.join(p)).expect("meta").permissions().mode() & 0o7777
+        std::fs::metadata(root.join(p))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[tokio::test]
@@ -338,12 +426,27 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("etc")).expect("mkdir");
         std::fs::write(root.join("etc/a"), "old a").expect("write");
-        std::fs::set_permissions(root.join("etc/a"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(root.join("etc/a"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
         let (uid, gid) = me();
-        let attrs = Attrs { mode: 0o600, uid, gid };
+        let attrs = Attrs {
+            mode: 0o600,
+            uid,
+            gid,
+        };
         let plan = plan(vec![
-            Step::WriteFile { path: "/etc/a".into(), content: "new a".into(), attrs, before: None },
-            Step::WriteFile { path: "/etc/b".into(), content: "new b".into(), attrs, before: None },
+            Step::WriteFile {
+                path: "/etc/a".into(),
+                content: "new a".into(),
+                attrs,
+                before: None,
+            },
+            Step::WriteFile {
+                path: "/etc/b".into(),
+                content: "new b".into(),
+                attrs,
+                before: None,
+            },
             Step::Validate(Command::new(["false"])),
         ]);
         let executor = Executor::new(Host::new(root));
@@ -351,10 +454,16 @@ mod tests {
         let mut tx = executor.begin(&lock, &plan).expect("begin");
         let err = tx.execute(&mut |_| {}).await.expect_err("validate fails");
         assert_eq!(err.number, 3);
-        assert_eq!(std::fs::read_to_string(root.join("etc/a")).expect("read"), "new a");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/a")).expect("read"),
+            "new a"
+        );
         let restored = tx.roll_back(&mut |_| {}).await.expect("rollback");
         assert!(restored.complete(), "{:?}", restored.failures);
-        assert_eq!(std::fs::read_to_string(root.join("etc/a")).expect("read"), "old a");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/a")).expect("read"),
+            "old a"
+        );
         assert_eq!(mode(root, "etc/a"), 0o644);
         assert!(!root.join("etc/b").exists());
         assert_eq!(executor.interrupted().expect("journal"), None);
@@ -366,7 +475,16 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join("f"), "old").expect("write");
         let (uid, gid) = me();
-        let plan = plan(vec![Step::WriteFile { path: "/f".into(), content: "new".into(), attrs: Attrs { mode: 0o640, uid, gid }, before: None }]);
+        let plan = plan(vec![Step::WriteFile {
+            path: "/f".into(),
+            content: "new".into(),
+            attrs: Attrs {
+                mode: 0o640,
+                uid,
+                gid,
+            },
+            before: None,
+        }]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         {
@@ -375,25 +493,58 @@ mod tests {
             // Dropped without commit: as if the process had been killed here.
         }
         assert!(executor.interrupted().expect("journal").is_some());
-        let restored = executor.recover(&lock, &mut |_| {}).await.expect("recover").expect("something to recover");
+        let restored = executor
+            .recover(&lock, &mut |_| {})
+            .await
+            .expect("recover")
+            .expect("something to recover");
         assert!(restored.complete());
-        assert_eq!(std::fs::read_to_string(root.join("f")).expect("read"), "old");
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "old"
+        );
 
         let mut tx = executor.begin(&lock, &plan).expect("begin");
         tx.execute(&mut |_| {}).await.expect("execute");
         let id = tx.commit().expect("commit");
-        assert_eq!(std::fs::read_to_string(root.join("f")).expect("read"), "new");
-        let restored = executor.rollback(&lock, Some(&id), &mut |_| {}).await.expect("rollback");
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "new"
+        );
+        let restored = executor
+            .rollback(&lock, Some(&id), &mut |_| {})
+            .await
+            .expect("rollback");
         assert!(restored.complete());
-        assert_eq!(std::fs::read_to_string(root.join("f")).expect("read"), "old");
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "old"
+        );
         // Repeating it changes nothing; the rollback's own snapshot undoes it.
-        let again = executor.rollback(&lock, None, &mut |_| {}).await.expect("again");
+        let again = executor
+            .rollback(&lock, None, &mut |_| {})
+            .await
+            .expect("again");
         assert!(again.complete());
-        assert_eq!(std::fs::read_to_string(root.join("f")).expect("read"), "old");
-        let before_rollback = executor.snapshots().expect("list").into_iter().find(|m| m.purpose == "rollback").expect("rollback snapshot");
-        let undo = executor.rollback(&lock, Some(&before_rollback.id), &mut |_| {}).await.expect("undo");
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "old"
+        );
+        let before_rollback = executor
+            .snapshots()
+            .expect("list")
+            .into_iter()
+            .find(|m| m.purpose == "rollback")
+            .expect("rollback snapshot");
+        let undo = executor
+            .rollback(&lock, Some(&before_rollback.id), &mut |_| {})
+            .await
+            .expect("undo");
         assert!(undo.complete());
-        assert_eq!(std::fs::read_to_string(root.join("f")).expect("read"), "new");
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "new"
+        );
     }
 
     #[tokio::test]
@@ -404,7 +555,16 @@ mod tests {
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         for i in 0..KEEP + 3 {
-            let plan = plan(vec![Step::WriteFile { path: "/f".into(), content: i.to_string(), attrs: Attrs { mode: 0o600, uid, gid }, before: None }]);
+            let plan = plan(vec![Step::WriteFile {
+                path: "/f".into(),
+                content: i.to_string(),
+                attrs: Attrs {
+                    mode: 0o600,
+                    uid,
+                    gid,
+                },
+                before: None,
+            }]);
             let mut tx = executor.begin(&lock, &plan).expect("begin");
             tx.execute(&mut |_| {}).await.expect("execute");
             tx.commit().expect("commit");

@@ -80,7 +80,12 @@ fn content_paths(plan: &Plan) -> Vec<&PathBuf> {
 }
 
 /// Takes a snapshot of every path `plan` touches and writes it durably.
-pub(crate) fn take(host: &Host, state: &Path, plan: &Plan, purpose: &str) -> Result<Manifest, Error> {
+pub(crate) fn take(
+    host: &Host,
+    state: &Path,
+    plan: &Plan,
+    purpose: &str,
+) -> Result<Manifest, Error> {
     let base = root_dir(state);
     fs::create_private_dirs(host, &base).map_err(Error::Io)?;
     let id = new_id(host, &base)?;
@@ -92,19 +97,32 @@ pub(crate) fn take(host: &Host, state: &Path, plan: &Plan, purpose: &str) -> Res
         let saved = match host.stat(&path).map_err(Error::Io)? {
             None => None,
             Some(st) if st.kind == Kind::Symlink => {
-                return Err(Error::Refused(format!("{} is a symlink; harden never changes symlinks", path.display())));
+                return Err(Error::Refused(format!(
+                    "{} is a symlink; harden never changes symlinks",
+                    path.display()
+                )));
             }
             Some(st) => {
                 let blob = if st.kind == Kind::File && with_content.contains(&&path) {
                     let name = format!("blob-{:06}", entries.len());
                     let mut content = Vec::new();
-                    fs::open_read(host, &path).and_then(|mut f| f.read_to_end(&mut content)).map_err(Error::Io)?;
+                    fs::open_read(host, &path)
+                        .and_then(|mut f| f.read_to_end(&mut content))
+                        .map_err(Error::Io)?;
                     fs::write_private(host, &dir.join(&name), &content).map_err(Error::Io)?;
                     Some(name)
                 } else {
                     None
                 };
-                Some(Saved { kind: kind_name(st.kind).into(), attrs: Attrs { mode: st.mode, uid: st.uid, gid: st.gid }, blob })
+                Some(Saved {
+                    kind: kind_name(st.kind).into(),
+                    attrs: Attrs {
+                        mode: st.mode,
+                        uid: st.uid,
+                        gid: st.gid,
+                    },
+                    blob,
+                })
             }
         };
         entries.push(Entry { path, saved });
@@ -135,7 +153,9 @@ pub(crate) fn take(host: &Host, state: &Path, plan: &Plan, purpose: &str) -> Res
 }
 
 fn new_id(host: &Host, base: &Path) -> Result<String, Error> {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let taken = host.read_dir(base).map_err(Error::Io)?;
     let mut id = stamp.clone();
     let mut n = 1;
@@ -175,7 +195,12 @@ pub(crate) fn list(host: &Host, state: &Path) -> Result<Vec<Manifest>, Error> {
 /// Deletes all but the newest [`KEEP`] snapshots, never `keep_also`.
 pub(crate) fn prune(host: &Host, state: &Path, keep_also: Option<&str>) -> Result<(), Error> {
     let base = root_dir(state);
-    let names: Vec<String> = host.read_dir(&base).map_err(Error::Io)?.into_iter().filter_map(|n| n.into_string().ok()).collect();
+    let names: Vec<String> = host
+        .read_dir(&base)
+        .map_err(Error::Io)?
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .collect();
     let excess = names.len().saturating_sub(KEEP);
     for name in names.iter().take(excess) {
         if Some(name.as_str()) == keep_also {
@@ -199,13 +224,23 @@ pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> Vec<Str
             fs::remove_leftover_temp(host, path)?;
             match &entry.saved {
                 None => fs::remove(host, path),
-                Some(Saved { blob: Some(blob), attrs, .. }) => {
-                    let content = host.read(&dir.join(blob))?.ok_or_else(|| std::io::Error::other(format!("snapshot content {blob} is missing")))?;
+                Some(Saved {
+                    blob: Some(blob),
+                    attrs,
+                    ..
+                }) => {
+                    let content = host.read(&dir.join(blob))?.ok_or_else(|| {
+                        std::io::Error::other(format!("snapshot content {blob} is missing"))
+                    })?;
                     fs::write_atomic(host, path, &content, *attrs)
                 }
-                Some(Saved { blob: None, attrs, .. }) => match host.stat(path)? {
+                Some(Saved {
+                    blob: None, attrs, ..
+                }) => match host.stat(path)? {
                     Some(_) => fs::set_attrs(host, path, *attrs),
-                    None => Err(std::io::Error::other("was removed and its content was not saved")),
+                    None => Err(std::io::Error::other(
+                        "was removed and its content was not saved",
+                    )),
                 },
             }
         })();

@@ -228,7 +228,9 @@ impl Command {
         self.argv
             .iter()
             .map(|a| {
-                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c)) {
+                if a.is_empty()
+                    || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
+                {
                     format!("'{}'", a.replace('\'', r"'\''"))
                 } else {
                     a.clone()
@@ -253,7 +255,11 @@ mod tests {
     use super::*;
 
     fn attrs(mode: u32) -> Attrs {
-        Attrs { mode, uid: 0, gid: 0 }
+        Attrs {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
     }
 
     #[test]
@@ -265,7 +271,11 @@ mod tests {
             reason: "mode".into(),
             details: vec![],
             steps: vec![
-                Step::SetAttrs { path: "/b".into(), from: attrs(0o644), to: attrs(0o600) },
+                Step::SetAttrs {
+                    path: "/b".into(),
+                    from: attrs(0o644),
+                    to: attrs(0o600),
+                },
                 Step::Run(Command::new(["true"]).touching(["/a".into(), "/b".into()])),
                 Step::Validate(Command::new(["true"]).touching(["/ignored".into()])),
             ],
@@ -277,7 +287,10 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_tagged_steps() {
-        let step = Step::Reload { service: "ssh".into(), command: Command::new(["systemctl", "reload", "ssh"]) };
+        let step = Step::Reload {
+            service: "ssh".into(),
+            command: Command::new(["systemctl", "reload", "ssh"]),
+        };
         let json = serde_json::to_string(&step).expect("serialise");
         assert!(json.contains(r#""op":"reload""#), "{json}");
         let back: Step = serde_json::from_str(&json).expect("parse");
