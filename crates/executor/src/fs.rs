@@ -246,6 +246,7 @@ pub fn open_read(host: &Host, path: &Path) -> io::Result<std::fs::File> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their fixtures directly
 mod tests {
     use super::*;
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};

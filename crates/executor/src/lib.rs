@@ -389,6 +389,7 @@ pub fn state_dir_on(root: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their fixtures directly
 mod tests {
     use super::*;
     use harden_plan::{Attrs, Change};

@@ -100,6 +100,7 @@ fn open_dir<Fd: AsFd>(parent: Fd, name: &OsStr) -> io::Result<Option<OwnedFd>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their fixtures directly
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

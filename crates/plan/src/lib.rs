@@ -312,6 +312,7 @@ mod tests {
         let text = serde_json::to_string_pretty(&schema).expect("schema") + "\n";
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/plan.schema.json");
         if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            #[allow(clippy::disallowed_methods)] // a development file, not the managed system
             std::fs::write(path, &text).expect("write schema");
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
