@@ -1,1 +1,473 @@
-fn main() {}
+//! `harden`: idempotent host hardening for Debian and Ubuntu servers.
+//!
+//! The binary wires the crates together: the planner turns playbooks and the live system
+//! into a plan, the executor carries it out, and `render` shows it. See `README.md`.
+
+mod args;
+mod render;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use harden_executor::{Event, Executor, Restored};
+use harden_host::Host;
+use harden_plan::{Plan, Step};
+use harden_planner::{Loaded, Options, PlanError};
+use serde_json::json;
+
+use args::{Args, Cmd, Format};
+
+/// Exit codes of DESIGN.md.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const PENDING: u8 = 2;
+    pub const ROLLBACK_INCOMPLETE: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if args.format == Format::Json {
+                println!(
+                    "{}",
+                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "error", "error": format!("{e:#}") })
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+/// Writes text for people to stdout in one go, coloured only when that is wanted
+/// (a terminal, and no NO_COLOR).
+fn print(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> std::io::Result<()> {
+    let mut buffer = Vec::new();
+    render(&mut buffer)?;
+    let mut out = anstream::stdout().lock();
+    out.write_all(&buffer)?;
+    out.flush()
+}
+
+/// Messages for people, on stderr.
+macro_rules! say {
+    ($args:expr, $($fmt:tt)*) => {
+        if $args.format == Format::Text {
+            anstream::eprintln!($($fmt)*);
+        }
+    };
+}
+
+async fn run(args: &Args) -> anyhow::Result<u8> {
+    if !args.root.is_absolute() || !args.root.is_dir() {
+        anyhow::bail!(
+            "--root {}: not an absolute path to a directory",
+            args.root.display()
+        );
+    }
+    let host = Host::new(args.root.clone());
+    match &args.command {
+        Cmd::Validate { playbooks } => {
+            let Some(loaded) = load(args, playbooks) else {
+                return Ok(exit::FAILED);
+            };
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "valid", "playbooks": loaded.names(), "sections": loaded.playbook.sections() })
+                ),
+                Format::Text => println!(
+                    "valid: {} (sections: {})",
+                    loaded.names().join(", "),
+                    loaded.playbook.sections().join(", ")
+                ),
+            }
+            Ok(exit::OK)
+        }
+        Cmd::Plan {
+            playbooks,
+            detailed_exitcode,
+        } => {
+            let Some(loaded) = load(args, playbooks) else {
+                return Ok(exit::FAILED);
+            };
+            plan_only(args, &host, &loaded, false, *detailed_exitcode).await
+        }
+        Cmd::Apply {
+            playbooks,
+            dry_run: true,
+            detailed_exitcode,
+        } => {
+            let Some(loaded) = load(args, playbooks) else {
+                return Ok(exit::FAILED);
+            };
+            plan_only(args, &host, &loaded, true, *detailed_exitcode).await
+        }
+        Cmd::Apply {
+            playbooks,
+            dry_run: false,
+            ..
+        } => {
+            let Some(loaded) = load(args, playbooks) else {
+                return Ok(exit::FAILED);
+            };
+            apply(args, &host, &loaded).await
+        }
+        Cmd::Rollback { id } => rollback(args, &host, id.as_deref()).await,
+        Cmd::Snapshots => snapshots(args, &host),
+    }
+}
+
+/// Loads playbooks, printing their errors; `None` when they are invalid.
+fn load(args: &Args, playbooks: &[std::path::PathBuf]) -> Option<Loaded> {
+    match harden_planner::load_files(playbooks) {
+        Ok(loaded) => Some(loaded),
+        Err(diagnostics) => {
+            report_invalid(args, &diagnostics);
+            None
+        }
+    }
+}
+
+fn report_invalid(args: &Args, diagnostics: &harden_planner::Diagnostics) {
+    match args.format {
+        Format::Json => {
+            let errors: Vec<_> = diagnostics
+                .errors
+                .iter()
+                .map(|e| {
+                    let file = diagnostics.sources.get(e.at.source as usize).map(|s| s.name.clone());
+                    json!({ "file": file, "line": e.at.line, "column": e.at.column, "message": e.message, "help": e.help })
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "invalid", "errors": errors })
+            );
+        }
+        Format::Text => {
+            for line in diagnostics.to_string().lines() {
+                if line.contains(": ")
+                    && !line.starts_with(' ')
+                    && !line.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    anstream::eprintln!(
+                        "{}error:{} {line}",
+                        anstyle::AnsiColor::Red.on_default().bold().render(),
+                        anstyle::Reset.render()
+                    );
+                } else {
+                    anstream::eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+fn options(args: &Args) -> Options {
+    Options {
+        overrides: args.allow.iter().cloned().collect::<BTreeSet<_>>(),
+    }
+}
+
+/// Plans, printing refusals and errors; `Err(code)` when no plan could be made.
+async fn make_plan(args: &Args, host: &Host, loaded: &Loaded) -> Result<Plan, u8> {
+    match harden_planner::plan(host, loaded, &options(args)).await {
+        Ok(plan) => Ok(plan),
+        Err(PlanError::Invalid(diagnostics)) => {
+            report_invalid(args, &diagnostics);
+            Err(exit::FAILED)
+        }
+        Err(e @ PlanError::Refused(_)) => {
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "refused", "error": e.to_string() })
+                ),
+                Format::Text => anstream::eprintln!("{}", e),
+            }
+            say!(args, "nothing was changed");
+            Err(exit::FAILED)
+        }
+        Err(e) => {
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "error", "error": e.to_string() })
+                ),
+                Format::Text => anstream::eprintln!("error: {e}"),
+            }
+            Err(exit::FAILED)
+        }
+    }
+}
+
+async fn plan_only(
+    args: &Args,
+    host: &Host,
+    loaded: &Loaded,
+    dry_run: bool,
+    detailed: bool,
+) -> anyhow::Result<u8> {
+    let executor = Executor::new(host.clone());
+    if let Some(id) = executor.interrupted()? {
+        say!(args, "warning: an earlier apply was interrupted; the next `harden apply` or `harden rollback` first restores snapshot {id}");
+    }
+    let plan = match make_plan(args, host, loaded).await {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string(&plan)?),
+        Format::Text => {
+            print(|out| render::plan_text(out, &plan, dry_run))?;
+        }
+    }
+    Ok(if detailed && !plan.is_empty() {
+        exit::PENDING
+    } else {
+        exit::OK
+    })
+}
+
+fn progress(args: &Args) -> impl FnMut(Event<'_>) + '_ {
+    move |event| {
+        if args.format != Format::Text {
+            return;
+        }
+        match event {
+            Event::Step {
+                number,
+                total,
+                step,
+            } => {
+                // Every step for plans a person reads; every 5% for large ones.
+                let every = (total / 20).max(1);
+                if total <= 200 || number % every == 0 || number == total {
+                    anstream::eprintln!("[{number}/{total}] {}", step_text(step));
+                }
+            }
+            Event::Ran {
+                command,
+                code: Some(0),
+            } => {
+                let _ = command;
+            }
+            Event::Ran { command, code } => {
+                anstream::eprintln!("  `{}` exited with {code:?}", command.display())
+            }
+            Event::Skipped { command } => {
+                anstream::eprintln!("  not live (--root): skipped `{}`", command.display())
+            }
+        }
+    }
+}
+
+fn step_text(step: &Step) -> String {
+    match step {
+        Step::WriteFile { path, .. } => format!("write {}", path.display()),
+        Step::SetAttrs { path, to, .. } => format!(
+            "set {} to mode {:04o}, owner {}:{}",
+            path.display(),
+            to.mode,
+            to.uid,
+            to.gid
+        ),
+        Step::CreateDir { path, .. } => format!("create directory {}", path.display()),
+        Step::RemoveFile { path, .. } => format!("remove {}", path.display()),
+        Step::Run(cmd) => format!("run {}", cmd.display()),
+        Step::Validate(cmd) => format!("check {}", cmd.display()),
+        Step::Reload { service, .. } => format!("reload {service}"),
+    }
+}
+
+fn report_restored(args: &Args, restored: &Restored, what: &str) {
+    if restored.complete() {
+        say!(args, "{what}: restored snapshot {}", restored.snapshot);
+    } else {
+        say!(
+            args,
+            "{what}: snapshot {} restored INCOMPLETELY:",
+            restored.snapshot
+        );
+        for failure in &restored.failures {
+            say!(args, "  {failure}");
+        }
+    }
+}
+
+async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> {
+    let executor = Executor::new(host.clone());
+    let lock = executor.lock(Duration::from_secs(args.lock_timeout))?;
+    let mut on = progress(args);
+    if let Some(restored) = executor.recover(&lock, &mut on).await? {
+        report_restored(args, &restored, "an earlier apply was interrupted");
+        if !restored.complete() {
+            return Ok(exit::ROLLBACK_INCOMPLETE);
+        }
+    }
+    let plan = match make_plan(args, host, loaded).await {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    if plan.is_empty() {
+        match args.format {
+            Format::Json => println!(
+                "{}",
+                json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "unchanged", "changed": false, "plan": plan })
+            ),
+            Format::Text => {
+                print(|out| render::summary(out, &plan))?;
+            }
+        }
+        return Ok(exit::OK);
+    }
+    if args.format == Format::Text {
+        print(|out| render::plan_text(out, &plan, false))?;
+    }
+    let mut tx = executor
+        .begin(&lock, &plan)
+        .context("cannot take the snapshot; nothing was changed")?;
+    let snapshot = tx.snapshot().to_owned();
+    say!(
+        args,
+        "snapshot {snapshot} taken; applying {} changes",
+        plan.changes.len()
+    );
+    let failure = match tx.execute(&mut on).await {
+        Err(failed) => Some(failed.to_string()),
+        // Verify: a change that did not take must not be reported as made.
+        Ok(()) => match harden_planner::plan(host, loaded, &options(args)).await {
+            Ok(after) if after.is_empty() => None,
+            Ok(after) => {
+                let targets: Vec<String> = after
+                    .changes
+                    .iter()
+                    .map(|c| format!("{} {} ({})", c.resource, c.target, c.reason))
+                    .collect();
+                Some(format!(
+                    "applied, but these changes did not take: {}",
+                    targets.join("; ")
+                ))
+            }
+            Err(e) => Some(format!(
+                "applied, but the system could not be verified: {e}"
+            )),
+        },
+    };
+    let Some(failure) = failure else {
+        let id = tx.commit()?;
+        match args.format {
+            Format::Json => println!(
+                "{}",
+                json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "changed", "changed": true, "snapshot": id, "plan": plan })
+            ),
+            Format::Text => say!(
+                args,
+                "Applied {} changes. `harden rollback {id}` undoes them.",
+                plan.changes.len()
+            ),
+        }
+        return Ok(exit::OK);
+    };
+    say!(args, "error: {failure}; rolling back");
+    let restored = tx.roll_back(&mut on).await?;
+    report_restored(args, &restored, "rolled back");
+    let code = if restored.complete() {
+        exit::FAILED
+    } else {
+        exit::ROLLBACK_INCOMPLETE
+    };
+    if args.format == Format::Json {
+        println!(
+            "{}",
+            json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "failed", "changed": false, "error": failure, "snapshot": snapshot,
+                    "rollback": { "complete": restored.complete(), "failures": restored.failures }, "plan": plan })
+        );
+    }
+    Ok(code)
+}
+
+async fn rollback(args: &Args, host: &Host, id: Option<&str>) -> anyhow::Result<u8> {
+    let executor = Executor::new(host.clone());
+    let lock = executor.lock(Duration::from_secs(args.lock_timeout))?;
+    let mut on = progress(args);
+    if let Some(restored) = executor.recover(&lock, &mut on).await? {
+        report_restored(args, &restored, "an earlier run was interrupted");
+        if !restored.complete() {
+            return Ok(exit::FAILED);
+        }
+    }
+    let restored = executor.rollback(&lock, id, &mut on).await?;
+    report_restored(args, &restored, "rollback");
+    if args.format == Format::Json {
+        println!(
+            "{}",
+            json!({ "schema": harden_plan::SCHEMA_VERSION, "status": if restored.complete() { "restored" } else { "incomplete" }, "snapshot": restored.snapshot, "failures": restored.failures })
+        );
+    }
+    Ok(if restored.complete() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+fn snapshots(args: &Args, host: &Host) -> anyhow::Result<u8> {
+    let all = Executor::new(host.clone()).snapshots()?;
+    match args.format {
+        Format::Json => {
+            let list: Vec<_> = all
+                .iter()
+                .map(|m| json!({ "id": m.id, "created": m.created.to_string(), "purpose": m.purpose, "playbooks": m.playbooks, "changes": m.changes, "paths": m.entries.len() }))
+                .collect();
+            println!(
+                "{}",
+                json!({ "schema": harden_plan::SCHEMA_VERSION, "snapshots": list })
+            );
+        }
+        Format::Text => {
+            print(|out| {
+                if all.is_empty() {
+                    return writeln!(out, "no snapshots");
+                }
+                writeln!(
+                    out,
+                    "{:<22} {:<25} {:<9} {:>7}  PLAYBOOKS",
+                    "ID", "CREATED", "PURPOSE", "CHANGES"
+                )?;
+                for m in &all {
+                    writeln!(
+                        out,
+                        "{:<22} {:<25} {:<9} {:>7}  {}",
+                        m.id,
+                        m.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                        m.purpose,
+                        m.changes,
+                        m.playbooks.join(", ")
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(exit::OK)
+}

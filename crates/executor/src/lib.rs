@@ -1,1 +1,575 @@
-//! stub
+//! Carries out a plan: lock, snapshot, journal, steps, rollback.
+//!
+//! The executor knows nothing about sshd or ufw; it understands only the primitive
+//! [`harden_plan::Step`]s. Its one design rule is that the system is never left between
+//! two states: before the first change it takes a snapshot of every path the plan touches
+//! and writes a journal naming it; any failed step restores the snapshot; a run killed
+//! half-way leaves the journal behind, and the next run restores from it before doing
+//! anything else ([`Executor::recover`]). Files are only ever replaced atomically
+//! ([`fs::write_atomic`]), so each one is wholly old or wholly new at every instant.
+
+pub mod fs;
+mod lock;
+mod snapshot;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harden_host::Host;
+use harden_plan::{Command, Plan, Step};
+use serde::{Deserialize, Serialize};
+
+pub use lock::Lock;
+pub use snapshot::{Entry, Manifest, Saved, KEEP};
+
+/// Where harden keeps its state on the managed system.
+pub const STATE_DIR: &str = "/var/lib/harden";
+
+/// Why the executor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file operation failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// Another run holds the lock.
+    #[error("another harden run holds the lock ({STATE_DIR}/lock) and did not finish within {} s", .0.as_secs())]
+    Busy(Duration),
+    /// No snapshot by that id.
+    #[error("no snapshot {0:?}; `harden snapshots` lists them")]
+    NoSnapshot(String),
+    /// harden's own state is unreadable.
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+    /// Something the executor will not do.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What happened during execution, for progress output. Libraries do not print.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A step is about to run.
+    Step {
+        /// Its number, from 1.
+        number: usize,
+        /// How many steps there are.
+        total: usize,
+        /// The step.
+        step: &'a Step,
+    },
+    /// A command ran.
+    Ran {
+        /// It.
+        command: &'a Command,
+        /// Its exit code.
+        code: Option<i32>,
+    },
+    /// A reload was skipped because the system is not live (`--root`).
+    Skipped {
+        /// The command not run.
+        command: &'a Command,
+    },
+}
+
+/// A step that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("step {number} failed: {message}")]
+pub struct StepFailed {
+    /// Its number, from 1.
+    pub number: usize,
+    /// What failed.
+    pub message: String,
+}
+
+/// The journal: present exactly while a run may have left the system half-changed.
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    snapshot: String,
+    pid: u32,
+    started: jiff::Timestamp,
+}
+
+/// What a restore did.
+#[derive(Debug)]
+pub struct Restored {
+    /// The snapshot restored.
+    pub snapshot: String,
+    /// Paths that could not be restored, with why. Empty when the restore is complete.
+    pub failures: Vec<String>,
+}
+
+impl Restored {
+    /// True when every path and every reload came back.
+    pub fn complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Carries out plans on one managed system.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    host: Host,
+    state: PathBuf,
+}
+
+impl Executor {
+    /// An executor for `host`, keeping its state in [`STATE_DIR`] inside it.
+    pub fn new(host: Host) -> Self {
+        Executor {
+            host,
+            state: PathBuf::from(STATE_DIR),
+        }
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.state.join("journal.json")
+    }
+
+    /// Takes the run lock, waiting up to `wait` for a run in progress.
+    pub fn lock(&self, wait: Duration) -> Result<Lock, Error> {
+        lock::acquire(&self.host, &self.state, wait)
+    }
+
+    /// The snapshot an interrupted run left to restore from, if any. Reads only.
+    pub fn interrupted(&self) -> Result<Option<String>, Error> {
+        let Some(bytes) = self.host.read(&self.journal_path()).map_err(Error::Io)? else {
+            return Ok(None);
+        };
+        let journal: Journal = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", self.journal_path().display())))?;
+        Ok(Some(journal.snapshot))
+    }
+
+    /// Finishes an interrupted run by restoring the snapshot it took. Needs the lock.
+    pub async fn recover(
+        &self,
+        _lock: &Lock,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<Restored>, Error> {
+        let Some(id) = self.interrupted()? else {
+            return Ok(None);
+        };
+        let manifest = snapshot::load(&self.host, &self.state, &id)?;
+        let restored = self.restore(&manifest, None, on).await;
+        if restored.complete() {
+            fs::remove(&self.host, &self.journal_path()).map_err(Error::Io)?;
+        }
+        Ok(Some(restored))
+    }
+
+    /// Snapshots everything `plan` touches and opens the journal. Needs the lock.
+    pub fn begin<'a>(&'a self, _lock: &'a Lock, plan: &'a Plan) -> Result<Transaction<'a>, Error> {
+        let manifest = snapshot::take(&self.host, &self.state, plan, "apply")?;
+        self.open_journal(&manifest)?;
+        Ok(Transaction {
+            executor: self,
+            plan,
+            manifest,
+            touched: BTreeSet::new(),
+        })
+    }
+
+    fn open_journal(&self, manifest: &Manifest) -> Result<(), Error> {
+        let journal = Journal {
+            snapshot: manifest.id.clone(),
+            pid: std::process::id(),
+            started: jiff::Timestamp::now(),
+        };
+        let json = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
+        fs::write_private(&self.host, &self.journal_path(), &json).map_err(Error::Io)
+    }
+
+    fn close_journal(&self) -> Result<(), Error> {
+        fs::remove(&self.host, &self.journal_path()).map_err(Error::Io)
+    }
+
+    /// Every complete snapshot, oldest first. Reads only.
+    pub fn snapshots(&self) -> Result<Vec<Manifest>, Error> {
+        snapshot::list(&self.host, &self.state)
+    }
+
+    /// Restores snapshot `id`; without one, the newest taken by an apply (so repeating
+    /// `harden rollback` is idempotent). The current state of the same paths is snapshotted
+    /// first, so a rollback can itself be undone by naming that snapshot. Needs the lock.
+    pub async fn rollback(
+        &self,
+        _lock: &Lock,
+        id: Option<&str>,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Restored, Error> {
+        let target = match id {
+            Some(id) => snapshot::load(&self.host, &self.state, id)?,
+            None => self
+                .snapshots()?
+                .into_iter()
+                .rev()
+                .find(|m| m.purpose == "apply")
+                .ok_or_else(|| Error::NoSnapshot("(no apply has taken one yet)".into()))?,
+        };
+        // The paths of the target, as a plan of attribute changes, to snapshot them now.
+        let mut current = Plan::new(
+            self.host.root().to_path_buf(),
+            vec![format!("rollback to {}", target.id)],
+        );
+        current.changes.push(harden_plan::Change {
+            resource: "rollback".into(),
+            target: target.id.clone(),
+            reason: "rollback".into(),
+            details: Vec::new(),
+            steps: target
+                .entries
+                .iter()
+                .map(|e| Step::Run(Command::new(["true"]).touching([e.path.clone()])))
+                .chain(target.after_restore.iter().map(|c| Step::Reload {
+                    service: "restored".into(),
+                    command: c.clone(),
+                }))
+                .collect(),
+            on_rollback: Vec::new(),
+        });
+        let before = snapshot::take(&self.host, &self.state, &current, "rollback")?;
+        self.open_journal(&before)?;
+        let restored = self.restore(&target, None, on).await;
+        if restored.complete() {
+            self.close_journal()?;
+            snapshot::prune(&self.host, &self.state, Some(&target.id))?;
+        }
+        Ok(restored)
+    }
+
+    /// Restores `manifest` and runs its reloads (only `limit`'s, when given).
+    async fn restore(
+        &self,
+        manifest: &Manifest,
+        limit: Option<&[Command]>,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Restored {
+        let mut failures = snapshot::restore(&self.host, &self.state, manifest);
+        let commands = limit.unwrap_or(&manifest.after_restore);
+        for command in commands {
+            if !self.host.is_live() {
+                on(Event::Skipped { command });
+                continue;
+            }
+            match self.host.run(command).await {
+                Ok(out) => {
+                    on(Event::Ran {
+                        command,
+                        code: out.code,
+                    });
+                    if !out.success() {
+                        failures.push(format!(
+                            "`{}` exited with {:?}: {}",
+                            command.display(),
+                            out.code,
+                            out.stderr.trim()
+                        ));
+                    }
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        Restored {
+            snapshot: manifest.id.clone(),
+            failures,
+        }
+    }
+}
+
+/// An apply in progress: the snapshot is taken and the journal open.
+#[derive(Debug)]
+pub struct Transaction<'a> {
+    executor: &'a Executor,
+    plan: &'a Plan,
+    manifest: Manifest,
+    touched: BTreeSet<usize>,
+}
+
+impl Transaction<'_> {
+    /// The snapshot taken for this run.
+    pub fn snapshot(&self) -> &str {
+        &self.manifest.id
+    }
+
+    /// Runs every step in order; stops at the first failure (the caller then rolls back).
+    pub async fn execute(&mut self, on: &mut dyn FnMut(Event<'_>)) -> Result<(), StepFailed> {
+        let host = &self.executor.host;
+        let total = self.plan.steps().count();
+        for (number, (change, step)) in self.plan.steps().enumerate() {
+            let number = number + 1;
+            on(Event::Step {
+                number,
+                total,
+                step,
+            });
+            self.touched.insert(change);
+            let fail = |message: String| StepFailed { number, message };
+            match step {
+                Step::WriteFile {
+                    path,
+                    content,
+                    attrs,
+                    ..
+                } => {
+                    fs::write_atomic(host, path, content.as_bytes(), *attrs)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                Step::SetAttrs { path, to, .. } => {
+                    fs::set_attrs(host, path, *to).map_err(|e| fail(e.to_string()))?
+                }
+                Step::CreateDir { path, attrs } => {
+                    fs::create_dir(host, path, *attrs).map_err(|e| fail(e.to_string()))?
+                }
+                Step::RemoveFile { path, .. } => {
+                    fs::remove(host, path).map_err(|e| fail(e.to_string()))?
+                }
+                Step::Reload { command, .. } if !host.is_live() => on(Event::Skipped { command }),
+                Step::Run(command) | Step::Validate(command) | Step::Reload { command, .. } => {
+                    let out = host.run(command).await.map_err(|e| fail(e.to_string()))?;
+                    on(Event::Ran {
+                        command,
+                        code: out.code,
+                    });
+                    if !out.success() {
+                        let said = if out.stderr.trim().is_empty() {
+                            out.stdout.trim()
+                        } else {
+                            out.stderr.trim()
+                        };
+                        return Err(fail(format!(
+                            "`{}` exited with {}: {}",
+                            command.display(),
+                            out.code.map_or("a signal".into(), |c| c.to_string()),
+                            said
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the run as a success: closes the journal and prunes old snapshots.
+    pub fn commit(self) -> Result<String, Error> {
+        self.executor.close_journal()?;
+        snapshot::prune(&self.executor.host, &self.executor.state, None)?;
+        Ok(self.manifest.id)
+    }
+
+    /// Ends the run as a failure: restores the snapshot and reloads what this run touched.
+    pub async fn roll_back(self, on: &mut dyn FnMut(Event<'_>)) -> Result<Restored, Error> {
+        let mut reloads = Vec::new();
+        for &index in &self.touched {
+            let Some(change) = self.plan.changes.get(index) else {
+                continue;
+            };
+            for step in &change.steps {
+                if let Step::Reload { command, .. } = step {
+                    reloads.push(command.clone());
+                }
+            }
+            reloads.extend(change.on_rollback.iter().cloned());
+        }
+        reloads.dedup();
+        let restored = self
+            .executor
+            .restore(&self.manifest, Some(&reloads), on)
+            .await;
+        if restored.complete() {
+            self.executor.close_journal()?;
+        }
+        Ok(restored)
+    }
+}
+
+/// The state directory's path for `root`, for display.
+pub fn state_dir_on(root: &Path) -> PathBuf {
+    Host::new(root).outside_path(Path::new(STATE_DIR))
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their fixtures directly
+mod tests {
+    use super::*;
+    use harden_plan::{Attrs, Change};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn me() -> (u32, u32) {
+        let meta = std::fs::metadata("/proc/self").expect("proc");
+        (meta.uid(), meta.gid())
+    }
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        let mut plan = Plan::new("/".into(), vec!["test.yaml".into()]);
+        plan.changes.push(Change {
+            resource: "files".into(),
+            target: "t".into(),
+            reason: "r".into(),
+            details: vec![],
+            steps,
+            on_rollback: vec![],
+        });
+        plan
+    }
+
+    fn mode(root: &Path, p: &str) -> u32 {
+        std::fs::metadata(root.join(p))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_restores_everything_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::fs::write(root.join("etc/a"), "old a").expect("write");
+        std::fs::set_permissions(root.join("etc/a"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let (uid, gid) = me();
+        let attrs = Attrs {
+            mode: 0o600,
+            uid,
+            gid,
+        };
+        let plan = plan(vec![
+            Step::WriteFile {
+                path: "/etc/a".into(),
+                content: "new a".into(),
+                attrs,
+                before: None,
+            },
+            Step::WriteFile {
+                path: "/etc/b".into(),
+                content: "new b".into(),
+                attrs,
+                before: None,
+            },
+            Step::Validate(Command::new(["false"])),
+        ]);
+        let executor = Executor::new(Host::new(root));
+        let lock = executor.lock(Duration::from_secs(1)).expect("lock");
+        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        let err = tx.execute(&mut |_| {}).await.expect_err("validate fails");
+        assert_eq!(err.number, 3);
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/a")).expect("read"),
+            "new a"
+        );
+        let restored = tx.roll_back(&mut |_| {}).await.expect("rollback");
+        assert!(restored.complete(), "{:?}", restored.failures);
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/a")).expect("read"),
+            "old a"
+        );
+        assert_eq!(mode(root, "etc/a"), 0o644);
+        assert!(!root.join("etc/b").exists());
+        assert_eq!(executor.interrupted().expect("journal"), None);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_run_is_recovered_and_a_commit_can_be_rolled_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(root.join("f"), "old").expect("write");
+        let (uid, gid) = me();
+        let plan = plan(vec![Step::WriteFile {
+            path: "/f".into(),
+            content: "new".into(),
+            attrs: Attrs {
+                mode: 0o640,
+                uid,
+                gid,
+            },
+            before: None,
+        }]);
+        let executor = Executor::new(Host::new(root));
+        let lock = executor.lock(Duration::from_secs(1)).expect("lock");
+        {
+            let mut tx = executor.begin(&lock, &plan).expect("begin");
+            tx.execute(&mut |_| {}).await.expect("execute");
+            // Dropped without commit: as if the process had been killed here.
+        }
+        assert!(executor.interrupted().expect("journal").is_some());
+        let restored = executor
+            .recover(&lock, &mut |_| {})
+            .await
+            .expect("recover")
+            .expect("something to recover");
+        assert!(restored.complete());
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "old"
+        );
+
+        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        tx.execute(&mut |_| {}).await.expect("execute");
+        let id = tx.commit().expect("commit");
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "new"
+        );
+        let restored = executor
+            .rollback(&lock, Some(&id), &mut |_| {})
+            .await
+            .expect("rollback");
+        assert!(restored.complete());
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "old"
+        );
+        // Repeating it changes nothing; the rollback's own snapshot undoes it.
+        let again = executor
+            .rollback(&lock, None, &mut |_| {})
+            .await
+            .expect("again");
+        assert!(again.complete());
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "old"
+        );
+        let before_rollback = executor
+            .snapshots()
+            .expect("list")
+            .into_iter()
+            .find(|m| m.purpose == "rollback")
+            .expect("rollback snapshot");
+        let undo = executor
+            .rollback(&lock, Some(&before_rollback.id), &mut |_| {})
+            .await
+            .expect("undo");
+        assert!(undo.complete());
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "new"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_snapshots_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let (uid, gid) = me();
+        let executor = Executor::new(Host::new(root));
+        let lock = executor.lock(Duration::from_secs(1)).expect("lock");
+        for i in 0..KEEP + 3 {
+            let plan = plan(vec![Step::WriteFile {
+                path: "/f".into(),
+                content: i.to_string(),
+                attrs: Attrs {
+                    mode: 0o600,
+                    uid,
+                    gid,
+                },
+                before: None,
+            }]);
+            let mut tx = executor.begin(&lock, &plan).expect("begin");
+            tx.execute(&mut |_| {}).await.expect("execute");
+            tx.commit().expect("commit");
+        }
+        assert_eq!(executor.snapshots().expect("list").len(), KEEP);
+    }
+}

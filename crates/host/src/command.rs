@@ -67,9 +67,15 @@ pub(crate) async fn run(root: &Path, cmd: &Command) -> Result<Output, CommandErr
         .stderr(Stdio::piped())
         .env("LC_ALL", "C")
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .kill_on_drop(true);
-    let child = process.spawn().map_err(|source| CommandError::Spawn { command: cmd.display(), source })?;
+    let child = process.spawn().map_err(|source| CommandError::Spawn {
+        command: cmd.display(),
+        source,
+    })?;
     let secs = cmd.timeout_secs.max(1);
     match tokio::time::timeout(Duration::from_secs(secs), child.wait_with_output()).await {
         Ok(Ok(out)) => Ok(Output {
@@ -77,8 +83,14 @@ pub(crate) async fn run(root: &Path, cmd: &Command) -> Result<Output, CommandErr
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }),
-        Ok(Err(source)) => Err(CommandError::Spawn { command: cmd.display(), source }),
-        Err(_) => Err(CommandError::Timeout { command: cmd.display(), secs }),
+        Ok(Err(source)) => Err(CommandError::Spawn {
+            command: cmd.display(),
+            source,
+        }),
+        Err(_) => Err(CommandError::Timeout {
+            command: cmd.display(),
+            secs,
+        }),
     }
 }
 
@@ -88,7 +100,12 @@ mod tests {
 
     #[tokio::test]
     async fn output_and_exit_code_are_reported() {
-        let out = run(Path::new("/"), &Command::new(["sh", "-c", "echo out; echo err >&2; exit 3"])).await.expect("run");
+        let out = run(
+            Path::new("/"),
+            &Command::new(["sh", "-c", "echo out; echo err >&2; exit 3"]),
+        )
+        .await
+        .expect("run");
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr, "err\n");
@@ -97,14 +114,21 @@ mod tests {
     #[tokio::test]
     async fn a_command_past_its_timeout_is_killed() {
         let started = std::time::Instant::now();
-        let err = run(Path::new("/"), &Command::new(["sleep", "30"]).timeout(1)).await.expect_err("timeout");
-        assert!(matches!(err, CommandError::Timeout { secs: 1, .. }), "{err}");
+        let err = run(Path::new("/"), &Command::new(["sleep", "30"]).timeout(1))
+            .await
+            .expect_err("timeout");
+        assert!(
+            matches!(err, CommandError::Timeout { secs: 1, .. }),
+            "{err}"
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[tokio::test]
     async fn a_missing_program_is_a_spawn_error() {
-        let err = run(Path::new("/"), &Command::new(["/nonexistent/tool"])).await.expect_err("spawn");
+        let err = run(Path::new("/"), &Command::new(["/nonexistent/tool"]))
+            .await
+            .expect_err("spawn");
         assert!(matches!(err, CommandError::Spawn { .. }));
     }
 }

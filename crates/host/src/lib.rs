@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use command::{CommandError, Output};
 pub use path::Links;
-pub use stat::{Kind, Stat};
+pub use stat::{stat_at, Kind, Stat};
 pub use users::{Account, Group, UserDb};
 pub use walk::WalkEntry;
 
@@ -96,7 +96,11 @@ impl Host {
 
     /// Walks the tree at `path` depth-first without following symlinks or leaving its
     /// filesystem, calling `visit` for the root and every entry below it.
-    pub fn walk(&self, path: &Path, visit: impl FnMut(WalkEntry) -> io::Result<()>) -> io::Result<()> {
+    pub fn walk(
+        &self,
+        path: &Path,
+        visit: impl FnMut(WalkEntry) -> io::Result<()>,
+    ) -> io::Result<()> {
         walk::walk(self, path, visit)
     }
 
@@ -112,10 +116,20 @@ impl Host {
 
     /// Finds `program` in the managed system's standard binary directories.
     pub fn which(&self, program: &str) -> Option<PathBuf> {
-        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-            .iter()
-            .map(|dir| Path::new(dir).join(program))
-            .find(|p| matches!(self.stat(p), Ok(Some(s)) if s.kind != Kind::Dir) || self.outside_path(p).is_file())
+        [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
+        .iter()
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| {
+            matches!(self.stat(p), Ok(Some(s)) if s.kind != Kind::Dir)
+                || self.outside_path(p).is_file()
+        })
     }
 
     /// Runs `cmd` inside the managed system (chrooted under `--root`) with its timeout.

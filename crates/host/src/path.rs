@@ -31,7 +31,10 @@ fn dir_flags() -> OFlag {
 }
 
 fn invalid(path: &Path, why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {why}", path.display()))
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}: {why}", path.display()),
+    )
 }
 
 /// The normal components of an absolute path, with `..` applied lexically.
@@ -53,7 +56,11 @@ fn components(path: &Path) -> io::Result<Vec<OsString>> {
 }
 
 /// Opens the directory that holds `path` and returns it with the final name.
-pub(crate) fn open_parent(root: &Path, path: &Path, links: Links) -> io::Result<(OwnedFd, OsString)> {
+pub(crate) fn open_parent(
+    root: &Path,
+    path: &Path,
+    links: Links,
+) -> io::Result<(OwnedFd, OsString)> {
     let mut pending = components(path)?;
     let Some(mut name) = pending.pop() else {
         return Err(invalid(path, "the root itself has no parent"));
@@ -91,7 +98,11 @@ pub(crate) fn open_parent(root: &Path, path: &Path, links: Links) -> io::Result<
                         return Err(Errno::ELOOP.into());
                     }
                     let target = PathBuf::from(readlinkat(&dir, part.as_os_str())?);
-                    let resolved = if target.is_absolute() { target } else { walked.join(target) };
+                    let resolved = if target.is_absolute() {
+                        target
+                    } else {
+                        walked.join(target)
+                    };
                     let mut rest = components(&resolved)?;
                     rest.extend(pending[i + 1..].iter().cloned());
                     pending = rest;
@@ -116,7 +127,12 @@ pub(crate) fn read(root: &Path, path: &Path) -> io::Result<Option<Vec<u8>>> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        match openat(&dir, name.as_os_str(), OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK, Mode::empty()) {
+        match openat(
+            &dir,
+            name.as_os_str(),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
             Ok(fd) => {
                 let mut file = File::from(fd);
                 let mut bytes = Vec::new();
@@ -132,7 +148,12 @@ pub(crate) fn read(root: &Path, path: &Path) -> io::Result<Option<Vec<u8>>> {
                     current.parent().unwrap_or(Path::new("/")).join(target)
                 };
             }
-            Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display()))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("{}: {e}", path.display()),
+                ))
+            }
         }
     }
     Err(Errno::ELOOP.into())
@@ -164,7 +185,12 @@ pub(crate) fn read_dir(root: &Path, path: &Path) -> io::Result<Vec<OsString>> {
 }
 
 /// Opens a directory named `name` in `parent`; a symlink there is resolved inside the root.
-fn open_dir_following(root: &Path, parent: &OwnedFd, name: &OsStr, path: &Path) -> io::Result<Option<OwnedFd>> {
+fn open_dir_following(
+    root: &Path,
+    parent: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+) -> io::Result<Option<OwnedFd>> {
     match openat(parent.as_fd(), name, dir_flags(), Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::ENOENT) => Ok(None),
@@ -182,6 +208,7 @@ fn open_dir_following(root: &Path, parent: &OwnedFd, name: &OsStr, path: &Path) 
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their fixtures directly
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
@@ -202,7 +229,8 @@ mod tests {
     #[test]
     fn absolute_links_resolve_inside_the_root() {
         let dir = tree();
-        let (fd, name) = open_parent(dir.path(), Path::new("/var/run/docker.sock"), Links::Any).expect("resolve");
+        let (fd, name) = open_parent(dir.path(), Path::new("/var/run/docker.sock"), Links::Any)
+            .expect("resolve");
         assert_eq!(name, "docker.sock");
         assert!(stat_at(&fd, &name).expect("stat").is_some());
     }
@@ -219,8 +247,13 @@ mod tests {
     #[test]
     fn missing_files_read_as_none() {
         let dir = tree();
-        assert_eq!(read(dir.path(), Path::new("/etc/nope/x")).expect("read"), None);
-        assert!(read_dir(dir.path(), Path::new("/nope")).expect("read_dir").is_empty());
+        assert_eq!(
+            read(dir.path(), Path::new("/etc/nope/x")).expect("read"),
+            None
+        );
+        assert!(read_dir(dir.path(), Path::new("/nope"))
+            .expect("read_dir")
+            .is_empty());
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub struct Stat {
 }
 
 impl Stat {
-    pub(crate) fn from_raw(st: &FileStat) -> Self {
+    /// Converts the C library's status.
+    pub fn from_raw(st: &FileStat) -> Self {
         let fmt = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
         let kind = match fmt {
             SFlag::S_IFREG => Kind::File,
@@ -68,7 +69,7 @@ impl Stat {
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, `None` when it does not exist.
-pub(crate) fn stat_at<Fd: AsFd>(dir: Fd, name: &OsStr) -> io::Result<Option<Stat>> {
+pub fn stat_at<Fd: AsFd>(dir: Fd, name: &OsStr) -> io::Result<Option<Stat>> {
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(Stat::from_raw(&st))),
         Err(Errno::ENOENT) => Ok(None),

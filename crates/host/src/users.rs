@@ -45,8 +45,12 @@ pub struct UserDb {
 
 impl UserDb {
     pub(crate) fn load(host: &Host) -> io::Result<Self> {
-        let passwd = host.read_to_string(Path::new("/etc/passwd"))?.unwrap_or_default();
-        let group = host.read_to_string(Path::new("/etc/group"))?.unwrap_or_default();
+        let passwd = host
+            .read_to_string(Path::new("/etc/passwd"))?
+            .unwrap_or_default();
+        let group = host
+            .read_to_string(Path::new("/etc/group"))?
+            .unwrap_or_default();
         Ok(UserDb::parse(host.is_live(), &passwd, &group))
     }
 
@@ -75,12 +79,20 @@ impl UserDb {
                     Some(Group {
                         name: f[0].to_owned(),
                         gid: f[2].parse().ok()?,
-                        members: f[3].split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect(),
+                        members: f[3]
+                            .split(',')
+                            .filter(|m| !m.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
                     })
                 })?
             })
             .collect();
-        UserDb { live, accounts, groups }
+        UserDb {
+            live,
+            accounts,
+            groups,
+        }
     }
 
     /// Accounts listed in `/etc/passwd`, in file order.
@@ -153,7 +165,7 @@ impl UserDb {
     pub fn groups_of(&self, account: &Account) -> Vec<String> {
         self.groups
             .iter()
-            .filter(|g| g.gid == account.gid || g.members.iter().any(|m| *m == account.name))
+            .filter(|g| g.gid == account.gid || g.members.contains(&account.name))
             .map(|g| g.name.clone())
             .collect()
     }
@@ -163,7 +175,8 @@ impl UserDb {
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\nbroken line\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\nbroken line\n";
     const GROUP: &str = "root:x:0:\ndocker:x:998:alice\nalice:x:1000:\n";
 
     #[test]

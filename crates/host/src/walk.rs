@@ -29,13 +29,24 @@ pub struct WalkEntry {
     pub depth: usize,
 }
 
-pub(crate) fn walk(host: &Host, path: &Path, mut visit: impl FnMut(WalkEntry) -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn walk(
+    host: &Host,
+    path: &Path,
+    mut visit: impl FnMut(WalkEntry) -> io::Result<()>,
+) -> io::Result<()> {
     let (parent, name) = host.open_parent(path, Links::Any)?;
     let Some(stat) = stat_at(&parent, &name)? else {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no such file or directory", path.display()),
+        ));
     };
     let dev = stat.dev;
-    visit(WalkEntry { path: path.to_path_buf(), stat, depth: 0 })?;
+    visit(WalkEntry {
+        path: path.to_path_buf(),
+        stat,
+        depth: 0,
+    })?;
     if stat.kind != Kind::Dir {
         return Ok(());
     }
@@ -61,7 +72,11 @@ pub(crate) fn walk(host: &Host, path: &Path, mut visit: impl FnMut(WalkEntry) ->
                 continue; // removed while we walked
             };
             let child = dir_path.join(&name);
-            visit(WalkEntry { path: child.clone(), stat, depth })?;
+            visit(WalkEntry {
+                path: child.clone(),
+                stat,
+                depth,
+            })?;
             if stat.kind == Kind::Dir && stat.dev == dev {
                 if let Some(fd) = open_dir(dir_fd, &name)? {
                     subdirs.push((fd, child, depth + 1));
@@ -85,6 +100,7 @@ fn open_dir<Fd: AsFd>(parent: Fd, name: &OsStr) -> io::Result<Option<OwnedFd>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their fixtures directly
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

@@ -18,6 +18,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything one run would do, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Plan {
     /// Always [`SCHEMA_VERSION`].
     pub schema: u32,
@@ -71,6 +72,7 @@ impl Plan {
 }
 
 /// One change to one managed item, and the steps that make it.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// The resource that asked for it: `files`, `sshd`, `ufw`, ...
@@ -91,6 +93,7 @@ pub struct Change {
 }
 
 /// One value a change is about: where it stands now, where it comes from, what it becomes.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Detail {
     /// Name of the value (`PasswordAuthentication`, `mode`).
@@ -105,6 +108,7 @@ pub struct Detail {
 }
 
 /// Ownership and permission bits of a file, numerically.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attrs {
     /// Permission bits including setuid, setgid and sticky (`0o7777` mask).
@@ -116,6 +120,7 @@ pub struct Attrs {
 }
 
 /// A primitive operation. Paths are absolute paths on the managed system (inside `root`).
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Step {
@@ -186,6 +191,7 @@ impl Step {
 }
 
 /// An external command. It runs without a shell, chrooted under `--root`, with a timeout.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Program and arguments.
@@ -228,7 +234,9 @@ impl Command {
         self.argv
             .iter()
             .map(|a| {
-                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c)) {
+                if a.is_empty()
+                    || a.contains(|c: char| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
+                {
                     format!("'{}'", a.replace('\'', r"'\''"))
                 } else {
                     a.clone()
@@ -240,6 +248,7 @@ impl Command {
 }
 
 /// A note for the operator attached to a resource.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
     /// Resource that raised it.
@@ -253,7 +262,11 @@ mod tests {
     use super::*;
 
     fn attrs(mode: u32) -> Attrs {
-        Attrs { mode, uid: 0, gid: 0 }
+        Attrs {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
     }
 
     #[test]
@@ -265,7 +278,11 @@ mod tests {
             reason: "mode".into(),
             details: vec![],
             steps: vec![
-                Step::SetAttrs { path: "/b".into(), from: attrs(0o644), to: attrs(0o600) },
+                Step::SetAttrs {
+                    path: "/b".into(),
+                    from: attrs(0o644),
+                    to: attrs(0o600),
+                },
                 Step::Run(Command::new(["true"]).touching(["/a".into(), "/b".into()])),
                 Step::Validate(Command::new(["true"]).touching(["/ignored".into()])),
             ],
@@ -277,11 +294,29 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_tagged_steps() {
-        let step = Step::Reload { service: "ssh".into(), command: Command::new(["systemctl", "reload", "ssh"]) };
+        let step = Step::Reload {
+            service: "ssh".into(),
+            command: Command::new(["systemctl", "reload", "ssh"]),
+        };
         let json = serde_json::to_string(&step).expect("serialise");
         assert!(json.contains(r#""op":"reload""#), "{json}");
         let back: Step = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, step);
+    }
+
+    /// The JSON schema in `plan.schema.json` documents `harden plan --format json`; it is
+    /// generated from these types. `UPDATE_SCHEMA=1 cargo test -p harden-plan` rewrites it.
+    #[test]
+    fn the_committed_schema_is_current() {
+        let schema = schemars::schema_for!(Plan);
+        let text = serde_json::to_string_pretty(&schema).expect("schema") + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/plan.schema.json");
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            #[allow(clippy::disallowed_methods)] // a development file, not the managed system
+            std::fs::write(path, &text).expect("write schema");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(committed == text, "plan.schema.json is stale: run UPDATE_SCHEMA=1 cargo test -p harden-plan");
     }
 
     #[test]

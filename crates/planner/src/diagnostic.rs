@@ -27,7 +27,11 @@ pub struct Invalid {
 impl Invalid {
     /// An error at `at`.
     pub fn new(at: At, message: impl Into<String>) -> Self {
-        Invalid { at, message: message.into(), help: None }
+        Invalid {
+            at,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// The same error with advice.
@@ -49,7 +53,10 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// `file:line:col` of a place.
     pub fn place(&self, at: At) -> String {
-        let name = self.sources.get(at.source as usize).map_or("<playbook>", |s| s.name.as_str());
+        let name = self
+            .sources
+            .get(at.source as usize)
+            .map_or("<playbook>", |s| s.name.as_str());
         format!("{name}:{}:{}", at.line, at.column)
     }
 }
@@ -70,7 +77,11 @@ impl fmt::Display for Diagnostics {
                 let pad = " ".repeat(number.len());
                 writeln!(f, "{pad} |")?;
                 writeln!(f, "{number} | {line}")?;
-                writeln!(f, "{pad} | {}^", " ".repeat(err.at.column.saturating_sub(1) as usize))?;
+                writeln!(
+                    f,
+                    "{pad} | {}^",
+                    " ".repeat(err.at.column.saturating_sub(1) as usize)
+                )?;
             }
             if let Some(help) = &err.help {
                 writeln!(f, "  = help: {help}")?;

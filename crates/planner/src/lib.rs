@@ -58,15 +58,28 @@ pub enum PlanError {
 fn refusals_text(refusals: &[Refusal]) -> String {
     refusals
         .iter()
-        .map(|r| format!("refused ({}): {}\n  to override, pass --allow {}", r.resource, r.message, r.guard))
+        .map(|r| {
+            format!(
+                "refused ({}): {}\n  to override, pass --allow {}",
+                r.resource, r.message, r.guard
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 /// Probes `host` and diffs it against the loaded playbooks.
 pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Plan, PlanError> {
-    let users = host.users().map_err(|e| PlanError::Probe { resource: "users".into(), message: e.to_string() })?;
-    let cx = Context { host, users: &users, playbook: &loaded.playbook, overrides: &options.overrides };
+    let users = host.users().map_err(|e| PlanError::Probe {
+        resource: "users".into(),
+        message: e.to_string(),
+    })?;
+    let cx = Context {
+        host,
+        users: &users,
+        playbook: &loaded.playbook,
+        overrides: &options.overrides,
+    };
     let mut plan = Plan::new(host.root().to_path_buf(), loaded.names());
     let mut invalid = Vec::new();
     let mut refused = Vec::new();
@@ -79,7 +92,12 @@ pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Pla
             }
             Err(Failure::Invalid(errors)) => invalid.extend(errors),
             Err(Failure::Refused(refusal)) => refused.push(refusal),
-            Err(Failure::Probe(message)) => return Err(PlanError::Probe { resource: resource.into(), message }),
+            Err(Failure::Probe(message)) => {
+                return Err(PlanError::Probe {
+                    resource: resource.into(),
+                    message,
+                })
+            }
         }
     }
     if !invalid.is_empty() {

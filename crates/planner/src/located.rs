@@ -41,7 +41,10 @@ pub struct Located<T> {
 impl<T> Located<T> {
     /// A value with no real place (built-in defaults).
     pub fn unplaced(value: T) -> Self {
-        Located { value, at: At::default() }
+        Located {
+            value,
+            at: At::default(),
+        }
     }
 }
 

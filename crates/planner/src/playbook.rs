@@ -24,7 +24,10 @@ pub struct Loaded {
 impl Loaded {
     /// Diagnostics for errors found after loading, quoting these playbooks.
     pub fn diagnostics(&self, errors: Vec<Invalid>) -> Diagnostics {
-        Diagnostics { sources: self.sources.clone(), errors }
+        Diagnostics {
+            sources: self.sources.clone(),
+            errors,
+        }
     }
 
     /// Names of the playbooks, in merge order.
@@ -36,7 +39,10 @@ impl Loaded {
 /// Reads the playbook files at `paths`, or the baseline when there are none.
 pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<Loaded, Diagnostics> {
     if paths.is_empty() {
-        return load(vec![Source { name: BASELINE_NAME.into(), text: BASELINE.into() }]);
+        return load(vec![Source {
+            name: BASELINE_NAME.into(),
+            text: BASELINE.into(),
+        }]);
     }
     let mut sources = Vec::new();
     let mut errors = Vec::new();
@@ -47,13 +53,25 @@ pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<Loaded, Diagnostics> {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => sources.push(Source { name, text }),
                 Err(_) => {
-                    errors.push(Invalid::new(place(sources.len() + errors.len(), 1, 1), "not UTF-8 text"));
-                    sources.push(Source { name, text: String::new() });
+                    errors.push(Invalid::new(
+                        place(sources.len() + errors.len(), 1, 1),
+                        "not UTF-8 text",
+                    ));
+                    sources.push(Source {
+                        name,
+                        text: String::new(),
+                    });
                 }
             },
             Err(e) => {
-                errors.push(Invalid::new(place(sources.len(), 1, 1), format!("cannot read playbook: {e}")));
-                sources.push(Source { name, text: String::new() });
+                errors.push(Invalid::new(
+                    place(sources.len(), 1, 1),
+                    format!("cannot read playbook: {e}"),
+                ));
+                sources.push(Source {
+                    name,
+                    text: String::new(),
+                });
             }
         }
     }
@@ -64,7 +82,11 @@ pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<Loaded, Diagnostics> {
 }
 
 fn place(source: usize, line: u32, column: u32) -> At {
-    At { source: u32::try_from(source).unwrap_or(u32::MAX), line, column }
+    At {
+        source: u32::try_from(source).unwrap_or(u32::MAX),
+        line,
+        column,
+    }
 }
 
 /// Parses `sources` in order, merges them (later keys override earlier ones) and validates
@@ -82,22 +104,39 @@ pub fn load(sources: Vec<Source>) -> Result<Loaded, Diagnostics> {
         errors = merged.validate();
     }
     if errors.is_empty() {
-        Ok(Loaded { playbook: merged, sources })
+        Ok(Loaded {
+            playbook: merged,
+            sources,
+        })
     } else {
         Err(Diagnostics { sources, errors })
     }
 }
 
 fn parse(index: usize, text: &str) -> Result<Playbook, Invalid> {
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Ok(Playbook::default());
     }
     let source = u32::try_from(index).unwrap_or(u32::MAX);
     with_source(source, || serde_saphyr::from_str::<Playbook>(text)).map_err(|err| {
-        let (line, column) = err
-            .location()
-            .map_or((1, 1), |l| (u32::try_from(l.line()).unwrap_or(1), u32::try_from(l.column()).unwrap_or(1)));
-        Invalid::new(At { source, line, column }, message_of(&err))
+        let (line, column) = err.location().map_or((1, 1), |l| {
+            (
+                u32::try_from(l.line()).unwrap_or(1),
+                u32::try_from(l.column()).unwrap_or(1),
+            )
+        });
+        Invalid::new(
+            At {
+                source,
+                line,
+                column,
+            },
+            message_of(&err),
+        )
     })
 }
 
@@ -123,12 +162,19 @@ mod tests {
     use super::*;
 
     fn source(name: &str, text: &str) -> Source {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     fn first_error(text: &str) -> String {
         let err = load(vec![source("pb.yaml", text)]).expect_err("invalid");
-        err.to_string().lines().next().unwrap_or_default().to_owned()
+        err.to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     #[test]
@@ -140,7 +186,10 @@ mod tests {
     #[test]
     fn unknown_top_level_key_names_file_line_and_column() {
         let msg = first_error("files: []\nfirewall: {}\n");
-        assert!(msg.starts_with("pb.yaml:2:1: unknown field `firewall`"), "{msg}");
+        assert!(
+            msg.starts_with("pb.yaml:2:1: unknown field `firewall`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -151,14 +200,18 @@ mod tests {
 
     #[test]
     fn comment_only_and_empty_playbooks_are_empty() {
-        let loaded = load(vec![source("a.yaml", ""), source("b.yaml", "# nothing\n")]).expect("valid");
+        let loaded =
+            load(vec![source("a.yaml", ""), source("b.yaml", "# nothing\n")]).expect("valid");
         assert!(loaded.playbook.files.is_none());
     }
 
     #[test]
     fn errors_name_the_playbook_they_are_in() {
-        let err = load(vec![source("a.yaml", "files: []\n"), source("b.yaml", "files:\n  - path: relative\n")])
-            .expect_err("invalid");
+        let err = load(vec![
+            source("a.yaml", "files: []\n"),
+            source("b.yaml", "files:\n  - path: relative\n"),
+        ])
+        .expect_err("invalid");
         let msg = err.to_string();
         assert!(msg.starts_with("b.yaml:2:11: "), "{msg}");
     }

@@ -87,10 +87,14 @@ impl<'de> Deserialize<'de> for Principal {
                 f.write_str("a user or group name, or a numeric id")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Principal, E> {
-                u32::try_from(v).map(Principal::Id).map_err(|_| E::custom(format!("id {v} is out of range")))
+                u32::try_from(v)
+                    .map(Principal::Id)
+                    .map_err(|_| E::custom(format!("id {v} is out of range")))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Principal, E> {
-                u32::try_from(v).map(Principal::Id).map_err(|_| E::custom(format!("id {v} is out of range")))
+                u32::try_from(v)
+                    .map(Principal::Id)
+                    .map_err(|_| E::custom(format!("id {v} is out of range")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Principal, E> {
                 if let Ok(id) = v.parse::<u32>() {
@@ -115,6 +119,8 @@ pub struct EntryLive {
     pub content: Option<Vec<u8>>,
     /// Everything below it, for recursive entries.
     pub below: Vec<(PathBuf, Stat)>,
+    /// Whether its parent is a directory (checked only when the path is missing).
+    pub parent_is_dir: bool,
 }
 
 impl Resource for Files {
@@ -132,7 +138,10 @@ impl Resource for Files {
         let mut errors = Vec::new();
         for entry in &self.0 {
             if let Err(why) = check_path(&entry.path) {
-                errors.push(Invalid::new(entry.path.at, why).help("write an absolute, normalised path such as /etc/ssh/sshd_config"));
+                errors.push(
+                    Invalid::new(entry.path.at, why)
+                        .help("write an absolute, normalised path such as /etc/ssh/sshd_config"),
+                );
             }
             if entry.content.is_some() && (entry.recurse || entry.directory) {
                 errors.push(Invalid::new(entry.path.at, "`content` manages a regular file; it cannot be combined with `recurse` or `directory`"));
@@ -140,7 +149,12 @@ impl Resource for Files {
             if entry.content.is_some() && entry.missing == Missing::Ignore {
                 errors.push(Invalid::new(entry.path.at, "`missing: ignore` cannot be combined with `content` (a managed file is created when missing)"));
             }
-            if entry.mode.is_none() && entry.owner.is_none() && entry.group.is_none() && entry.content.is_none() && !entry.directory {
+            if entry.mode.is_none()
+                && entry.owner.is_none()
+                && entry.group.is_none()
+                && entry.content.is_none()
+                && !entry.directory
+            {
                 errors.push(Invalid::new(entry.path.at, "nothing to manage: give at least one of mode, owner, group, content, directory"));
             }
         }
@@ -153,7 +167,10 @@ impl Resource for Files {
             let path = Path::new(&entry.path.value);
             let failed = |e: std::io::Error| Failure::Probe(format!("{}: {e}", path.display()));
             let stat = cx.host.stat(path).map_err(failed)?;
-            let mut found = EntryLive { stat, ..EntryLive::default() };
+            let mut found = EntryLive {
+                stat,
+                ..EntryLive::default()
+            };
             if entry.content.is_some() && matches!(stat, Some(s) if s.kind == Kind::File) {
                 found.content = cx.host.read(path).map_err(failed)?;
             }
@@ -192,10 +209,17 @@ impl Resource for Files {
 fn check_path(path: &str) -> Result<(), String> {
     let p = Path::new(path);
     if !p.is_absolute() {
-        return Err(format!("path {path:?} is relative; an absolute path is expected"));
+        return Err(format!(
+            "path {path:?} is relative; an absolute path is expected"
+        ));
     }
-    if p.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) || path.contains("//") {
-        return Err(format!("path {path:?} is not normalised (no `.`, `..` or `//`)"));
+    if p.components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || path.contains("//")
+    {
+        return Err(format!(
+            "path {path:?} is not normalised (no `.`, `..` or `//`)"
+        ));
     }
     if p == Path::new("/") {
         return Err("refusing to manage / itself".into());
@@ -206,17 +230,36 @@ fn check_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn resolve(who: &Option<Located<Principal>>, lookup: impl Fn(&str) -> Option<u32>, what: &str) -> Result<Option<u32>, Invalid> {
+fn resolve(
+    who: &Option<Located<Principal>>,
+    lookup: impl Fn(&str) -> Option<u32>,
+    what: &str,
+) -> Result<Option<u32>, Invalid> {
     match who {
         None => Ok(None),
-        Some(Located { value: Principal::Id(id), .. }) => Ok(Some(*id)),
-        Some(Located { value: Principal::Name(name), at }) => lookup(name)
-            .map(Some)
-            .ok_or_else(|| Invalid::new(*at, format!("unknown {what} {name:?} on the managed system")).help(format!("create the {what} first, or give a numeric id"))),
+        Some(Located {
+            value: Principal::Id(id),
+            ..
+        }) => Ok(Some(*id)),
+        Some(Located {
+            value: Principal::Name(name),
+            at,
+        }) => lookup(name).map(Some).ok_or_else(|| {
+            Invalid::new(
+                *at,
+                format!("unknown {what} {name:?} on the managed system"),
+            )
+            .help(format!("create the {what} first, or give a numeric id"))
+        }),
     }
 }
 
-fn diff_entry(entry: &Entry, found: &EntryLive, users: &UserDb, diff: &mut Diff) -> Result<(), Vec<Invalid>> {
+fn diff_entry(
+    entry: &Entry,
+    found: &EntryLive,
+    users: &UserDb,
+    diff: &mut Diff,
+) -> Result<(), Vec<Invalid>> {
     let uid = resolve(&entry.owner, |n| users.uid(n), "user");
     let gid = resolve(&entry.group, |n| users.gid(n), "group");
     let (uid, gid) = match (uid, gid) {
@@ -225,36 +268,76 @@ fn diff_entry(entry: &Entry, found: &EntryLive, users: &UserDb, diff: &mut Diff)
     };
     let path = PathBuf::from(&entry.path.value);
     let Some(stat) = found.stat else {
+        if (entry.content.is_some() || entry.directory) && !found.parent_is_dir {
+            let parent = path
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .display()
+                .to_string();
+            return Err(vec![Invalid::new(
+                entry.path.at,
+                format!(
+                    "cannot create {}: its parent {parent} is not a directory",
+                    path.display()
+                ),
+            )
+            .help(format!(
+                "add an entry `{{ path: {parent}, directory: true }}` before this one"
+            ))]);
+        }
         return create(entry, &path, uid, gid, diff);
     };
     if stat.kind == Kind::Symlink {
-        return Err(vec![Invalid::new(entry.path.at, format!("{} is a symlink; harden never follows symlinks", path.display()))
-            .help("name the file it points to instead")]);
+        return Err(vec![Invalid::new(
+            entry.path.at,
+            format!(
+                "{} is a symlink; harden never follows symlinks",
+                path.display()
+            ),
+        )
+        .help("name the file it points to instead")]);
     }
     let desired = |s: &Stat| Attrs {
-        mode: entry.mode.as_ref().map_or(s.mode, |m| m.apply(s.mode, s.kind == Kind::Dir)),
+        mode: entry
+            .mode
+            .as_ref()
+            .map_or(s.mode, |m| m.apply(s.mode, s.kind == Kind::Dir)),
         uid: uid.unwrap_or(s.uid),
         gid: gid.unwrap_or(s.gid),
     };
     if let Some(content) = &entry.content {
         if stat.kind != Kind::File {
-            return Err(vec![Invalid::new(entry.path.at, format!("{} exists and is not a regular file; `content` needs one", path.display()))]);
+            return Err(vec![Invalid::new(
+                entry.path.at,
+                format!(
+                    "{} exists and is not a regular file; `content` needs one",
+                    path.display()
+                ),
+            )]);
         }
         let attrs = desired(&stat);
         if found.content.as_deref() != Some(content.as_bytes()) {
-            let before = found.content.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+            let before = found
+                .content
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned());
             diff.changes.push(Change {
                 resource: Files::NAME.into(),
                 target: path.display().to_string(),
                 reason: "content differs".into(),
-                details: attr_details(&attrs_of(&stat), &attrs),
-                steps: vec![Step::WriteFile { path, content: content.clone(), attrs, before }],
+                details: attr_details(&attrs_of(&stat), &attrs, users),
+                steps: vec![Step::WriteFile {
+                    path,
+                    content: content.clone(),
+                    attrs,
+                    before,
+                }],
                 on_rollback: Vec::new(),
             });
             return Ok(());
         }
     }
-    set_attrs(&path, &stat, desired(&stat), diff);
+    set_attrs(&path, &stat, desired(&stat), users, diff);
     let mut hardlinked = 0u64;
     for (child, stat) in &found.below {
         match stat.kind {
@@ -265,7 +348,7 @@ fn diff_entry(entry: &Entry, found: &EntryLive, users: &UserDb, diff: &mut Diff)
                 }
                 continue;
             }
-            _ => set_attrs(child, stat, desired(stat), diff),
+            _ => set_attrs(child, stat, desired(stat), users, diff),
         }
     }
     if hardlinked > 0 {
@@ -280,18 +363,35 @@ fn diff_entry(entry: &Entry, found: &EntryLive, users: &UserDb, diff: &mut Diff)
     Ok(())
 }
 
-fn create(entry: &Entry, path: &Path, uid: Option<u32>, gid: Option<u32>, diff: &mut Diff) -> Result<(), Vec<Invalid>> {
+fn create(
+    entry: &Entry,
+    path: &Path,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    diff: &mut Diff,
+) -> Result<(), Vec<Invalid>> {
     let is_dir = entry.directory;
     let default = if is_dir { 0o755 } else { 0o644 };
     let attrs = Attrs {
-        mode: entry.mode.as_ref().map_or(default, |m| m.apply(default, is_dir)),
+        mode: entry
+            .mode
+            .as_ref()
+            .map_or(default, |m| m.apply(default, is_dir)),
         uid: uid.unwrap_or(0),
         gid: gid.unwrap_or(0),
     };
     let step = if let Some(content) = &entry.content {
-        Step::WriteFile { path: path.to_path_buf(), content: content.clone(), attrs, before: None }
+        Step::WriteFile {
+            path: path.to_path_buf(),
+            content: content.clone(),
+            attrs,
+            before: None,
+        }
     } else if is_dir {
-        Step::CreateDir { path: path.to_path_buf(), attrs }
+        Step::CreateDir {
+            path: path.to_path_buf(),
+            attrs,
+        }
     } else if entry.missing == Missing::Ignore {
         return Ok(());
     } else {
@@ -301,8 +401,17 @@ fn create(entry: &Entry, path: &Path, uid: Option<u32>, gid: Option<u32>, diff: 
     diff.changes.push(Change {
         resource: Files::NAME.into(),
         target: path.display().to_string(),
-        reason: if is_dir { "directory is missing".into() } else { "file is missing".into() },
-        details: vec![Detail { name: "mode".into(), current: None, source: None, desired: Some(format!("{:04o}", attrs.mode)) }],
+        reason: if is_dir {
+            "directory is missing".into()
+        } else {
+            "file is missing".into()
+        },
+        details: vec![Detail {
+            name: "mode".into(),
+            current: None,
+            source: None,
+            desired: Some(format!("{:04o}", attrs.mode)),
+        }],
         steps: vec![step],
         on_rollback: Vec::new(),
     });
@@ -310,37 +419,60 @@ fn create(entry: &Entry, path: &Path, uid: Option<u32>, gid: Option<u32>, diff: 
 }
 
 fn attrs_of(stat: &Stat) -> Attrs {
-    Attrs { mode: stat.mode, uid: stat.uid, gid: stat.gid }
+    Attrs {
+        mode: stat.mode,
+        uid: stat.uid,
+        gid: stat.gid,
+    }
 }
 
-fn set_attrs(path: &Path, stat: &Stat, to: Attrs, diff: &mut Diff) {
+fn set_attrs(path: &Path, stat: &Stat, to: Attrs, users: &UserDb, diff: &mut Diff) {
     let from = attrs_of(stat);
     if from == to {
         diff.unchanged += 1;
         return;
     }
-    let details = attr_details(&from, &to);
-    let reason = details.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(" and ") + " differ";
+    let details = attr_details(&from, &to, users);
+    let names: Vec<&str> = details.iter().map(|d| d.name.as_str()).collect();
+    let reason = match names.as_slice() {
+        [one] => format!("{one} differs"),
+        many => format!("{} differ", many.join(" and ")),
+    };
     diff.changes.push(Change {
         resource: Files::NAME.into(),
         target: path.display().to_string(),
         reason,
         details,
-        steps: vec![Step::SetAttrs { path: path.to_path_buf(), from, to }],
+        steps: vec![Step::SetAttrs {
+            path: path.to_path_buf(),
+            from,
+            to,
+        }],
         on_rollback: Vec::new(),
     });
 }
 
-fn attr_details(from: &Attrs, to: &Attrs) -> Vec<Detail> {
+fn attr_details(from: &Attrs, to: &Attrs, users: &UserDb) -> Vec<Detail> {
     let mut details = Vec::new();
     let mut detail = |name: &str, current: String, desired: String| {
         if current != desired {
-            details.push(Detail { name: name.into(), current: Some(current), source: None, desired: Some(desired) });
+            details.push(Detail {
+                name: name.into(),
+                current: Some(current),
+                source: None,
+                desired: Some(desired),
+            });
         }
     };
-    detail("mode", format!("{:04o}", from.mode), format!("{:04o}", to.mode));
-    detail("owner", from.uid.to_string(), to.uid.to_string());
-    detail("group", from.gid.to_string(), to.gid.to_string());
+    detail(
+        "mode",
+        format!("{:04o}", from.mode),
+        format!("{:04o}", to.mode),
+    );
+    let user = |uid: u32| users.user_name(uid).unwrap_or_else(|| uid.to_string());
+    let group = |gid: u32| users.group_name(gid).unwrap_or_else(|| gid.to_string());
+    detail("owner", user(from.uid), user(to.uid));
+    detail("group", group(from.gid), group(to.gid));
     details
 }
 
@@ -350,7 +482,16 @@ mod tests {
     use crate::located::At;
 
     fn stat(kind: Kind, mode: u32, uid: u32, gid: u32, nlink: u64) -> Stat {
-        Stat { kind, mode, uid, gid, nlink, dev: 1, ino: 1, size: 0 }
+        Stat {
+            kind,
+            mode,
+            uid,
+            gid,
+            nlink,
+            dev: 1,
+            ino: 1,
+            size: 0,
+        }
     }
 
     fn entry(path: &str) -> Entry {
@@ -367,7 +508,11 @@ mod tests {
     }
 
     fn users() -> UserDb {
-        UserDb::parse(false, "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n", "root:x:0:\ndocker:x:998:\n")
+        UserDb::parse(
+            false,
+            "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+            "root:x:0:\ndocker:x:998:\n",
+        )
     }
 
     fn run(entry: &Entry, found: &EntryLive) -> Result<Diff, Vec<Invalid>> {
@@ -380,15 +525,26 @@ mod tests {
         let mut e = entry("/var/run/docker.sock");
         e.mode = Some(Located::unplaced(Mode::Octal(0o660)));
         e.group = Some(Located::unplaced(Principal::Name("docker".into())));
-        let found = EntryLive { stat: Some(stat(Kind::Socket, 0o666, 0, 0, 1)), ..EntryLive::default() };
+        let found = EntryLive {
+            stat: Some(stat(Kind::Socket, 0o666, 0, 0, 1)),
+            ..EntryLive::default()
+        };
         let diff = run(&e, &found).expect("diff");
         assert_eq!(diff.changes.len(), 1);
         assert_eq!(
             diff.changes[0].steps,
             vec![Step::SetAttrs {
                 path: "/var/run/docker.sock".into(),
-                from: Attrs { mode: 0o666, uid: 0, gid: 0 },
-                to: Attrs { mode: 0o660, uid: 0, gid: 998 },
+                from: Attrs {
+                    mode: 0o666,
+                    uid: 0,
+                    gid: 0
+                },
+                to: Attrs {
+                    mode: 0o660,
+                    uid: 0,
+                    gid: 998
+                },
             }]
         );
     }
@@ -397,7 +553,10 @@ mod tests {
     fn already_right_is_unchanged() {
         let mut e = entry("/etc/shadow");
         e.mode = Some(Located::unplaced(Mode::Octal(0o640)));
-        let found = EntryLive { stat: Some(stat(Kind::File, 0o640, 0, 42, 1)), ..EntryLive::default() };
+        let found = EntryLive {
+            stat: Some(stat(Kind::File, 0o640, 0, 42, 1)),
+            ..EntryLive::default()
+        };
         let diff = run(&e, &found).expect("diff");
         assert!(diff.changes.is_empty());
         assert_eq!(diff.unchanged, 1);
@@ -407,22 +566,41 @@ mod tests {
     fn recursion_skips_symlinks_and_hard_links() {
         let mut e = entry("/srv/www");
         e.recurse = true;
-        e.mode = Some(Located::unplaced(mode::parse("u=rwX,g=rX,o=").expect("mode")));
+        e.mode = Some(Located::unplaced(
+            mode::parse("u=rwX,g=rX,o=").expect("mode"),
+        ));
         let found = EntryLive {
             stat: Some(stat(Kind::Dir, 0o755, 0, 0, 2)),
             content: None,
+            parent_is_dir: true,
             below: vec![
-                ("/srv/www/index.html".into(), stat(Kind::File, 0o644, 0, 0, 1)),
-                ("/srv/www/shadow-link".into(), stat(Kind::Symlink, 0o777, 0, 0, 1)),
-                ("/srv/www/shadow-hard".into(), stat(Kind::File, 0o640, 0, 42, 2)),
+                (
+                    "/srv/www/index.html".into(),
+                    stat(Kind::File, 0o644, 0, 0, 1),
+                ),
+                (
+                    "/srv/www/shadow-link".into(),
+                    stat(Kind::Symlink, 0o777, 0, 0, 1),
+                ),
+                (
+                    "/srv/www/shadow-hard".into(),
+                    stat(Kind::File, 0o640, 0, 42, 2),
+                ),
             ],
         };
         let diff = run(&e, &found).expect("diff");
         let targets: Vec<&str> = diff.changes.iter().map(|c| c.target.as_str()).collect();
         assert_eq!(targets, vec!["/srv/www", "/srv/www/index.html"]);
-        assert_eq!(diff.warnings.len(), 0, "the hard link already has the desired mode");
+        assert_eq!(
+            diff.warnings.len(),
+            0,
+            "the hard link already has the desired mode"
+        );
         let found = EntryLive {
-            below: vec![("/srv/www/shadow-hard".into(), stat(Kind::File, 0o644, 0, 42, 2))],
+            below: vec![(
+                "/srv/www/shadow-hard".into(),
+                stat(Kind::File, 0o644, 0, 42, 2),
+            )],
             ..found
         };
         let diff = run(&e, &found).expect("diff");
@@ -432,9 +610,19 @@ mod tests {
     #[test]
     fn unknown_owner_is_located() {
         let mut e = entry("/opt/app/.env");
-        let at = At { source: 0, line: 3, column: 12 };
-        e.owner = Some(Located { value: Principal::Name("nobody-such".into()), at });
-        let found = EntryLive { stat: Some(stat(Kind::File, 0o600, 0, 0, 1)), ..EntryLive::default() };
+        let at = At {
+            source: 0,
+            line: 3,
+            column: 12,
+        };
+        e.owner = Some(Located {
+            value: Principal::Name("nobody-such".into()),
+            at,
+        });
+        let found = EntryLive {
+            stat: Some(stat(Kind::File, 0o600, 0, 0, 1)),
+            ..EntryLive::default()
+        };
         let errors = run(&e, &found).expect_err("unknown user");
         assert_eq!(errors[0].at, at);
         assert!(errors[0].message.contains("unknown user \"nobody-such\""));
@@ -446,19 +634,39 @@ mod tests {
         assert!(run(&e, &EntryLive::default()).is_err());
         let mut e = entry("/opt/app/.env");
         e.missing = Missing::Ignore;
-        assert!(run(&e, &EntryLive::default()).expect("ignored").changes.is_empty());
+        assert!(run(&e, &EntryLive::default())
+            .expect("ignored")
+            .changes
+            .is_empty());
         let mut e = entry("/etc/cron.d/backup");
         e.content = Some("0 3 * * * root /usr/local/bin/backup\n".into());
         e.mode = Some(Located::unplaced(Mode::Octal(0o644)));
-        let diff = run(&e, &EntryLive::default()).expect("created");
-        assert!(matches!(diff.changes[0].steps[0], Step::WriteFile { before: None, .. }));
+        let diff = run(
+            &e,
+            &EntryLive {
+                parent_is_dir: true,
+                ..EntryLive::default()
+            },
+        )
+        .expect("created");
+        assert!(
+            run(&e, &EntryLive::default()).is_err(),
+            "no parent directory"
+        );
+        assert!(matches!(
+            diff.changes[0].steps[0],
+            Step::WriteFile { before: None, .. }
+        ));
     }
 
     #[test]
     fn a_symlink_at_an_explicit_path_is_refused() {
         let mut e = entry("/etc/link");
         e.mode = Some(Located::unplaced(Mode::Octal(0o600)));
-        let found = EntryLive { stat: Some(stat(Kind::Symlink, 0o777, 0, 0, 1)), ..EntryLive::default() };
+        let found = EntryLive {
+            stat: Some(stat(Kind::Symlink, 0o777, 0, 0, 1)),
+            ..EntryLive::default()
+        };
         assert!(run(&e, &found).is_err());
     }
 

@@ -74,7 +74,10 @@ macro_rules! registry {
     };
 }
 
-async fn probe<R: Resource>(section: Option<&R>, cx: &Context<'_>) -> Option<Result<R::Live, Failure>> {
+async fn probe<R: Resource>(
+    section: Option<&R>,
+    cx: &Context<'_>,
+) -> Option<Result<R::Live, Failure>> {
     match section {
         Some(section) => Some(section.probe(cx).await),
         None => None,

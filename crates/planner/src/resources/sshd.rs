@@ -1,9 +1,9 @@
 //! `sshd`: skeleton, replaced by the resource's implementation. The two port functions at the
 //! bottom are used by other resources (firewall and fail2ban guards) and keep their signatures.
 
-use std::collections::BTreeMap;
 use harden_plan::Command;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 use crate::diagnostic::Invalid;
 use crate::located::Located;
@@ -56,10 +56,20 @@ impl Resource for Sshd {
 
 /// The ports the playbook's `sshd.config.Port` asks for, if it sets one.
 pub(crate) fn desired_ports(playbook: &Playbook) -> Option<Vec<u16>> {
-    let value = &playbook.sshd.as_ref()?.config.iter().find(|(k, _)| k.eq_ignore_ascii_case("port"))?.1.value;
+    let value = &playbook
+        .sshd
+        .as_ref()?
+        .config
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("port"))?
+        .1
+        .value;
     let ports: Vec<u16> = match value {
         Value::Int(n) => u16::try_from(*n).ok().into_iter().collect(),
-        Value::Text(s) => s.split_whitespace().filter_map(|p| p.parse().ok()).collect(),
+        Value::Text(s) => s
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
         Value::List(items) => items.iter().filter_map(|p| p.parse().ok()).collect(),
         Value::Bool(_) => Vec::new(),
     };

@@ -38,7 +38,9 @@ impl Mode {
     pub fn apply(&self, current: u32, is_dir: bool) -> u32 {
         match self {
             Mode::Octal(bits) => *bits,
-            Mode::Symbolic(clauses) => clauses.iter().fold(current & ALL, |mode, c| c.apply(mode, is_dir)),
+            Mode::Symbolic(clauses) => clauses
+                .iter()
+                .fold(current & ALL, |mode, c| c.apply(mode, is_dir)),
         }
     }
 }
@@ -64,7 +66,11 @@ impl Clause {
             Op::Remove => mode & !bits,
             // `=` clears the who-bits it names (but not setuid/setgid on directories, as chmod).
             Op::Set => {
-                let keep = if is_dir { 0o6000 & !bits_named_special(&self.perms) } else { 0 };
+                let keep = if is_dir {
+                    0o6000 & !bits_named_special(&self.perms)
+                } else {
+                    0
+                };
                 (mode & !(self.who & !keep)) | bits
             }
         }
@@ -83,26 +89,38 @@ fn bits_named_special(perms: &[char]) -> u32 {
 pub fn parse(text: &str) -> Result<Mode, String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty mode: expected octal like \"0640\" or symbolic like \"u=rw,g=r,o=\"".into());
+        return Err(
+            "empty mode: expected octal like \"0640\" or symbolic like \"u=rw,g=r,o=\"".into(),
+        );
     }
     if text.chars().all(|c| c.is_ascii_digit()) {
         if let Some(bad) = text.chars().find(|c| !('0'..='7').contains(c)) {
-            return Err(format!("invalid octal mode \"{text}\": digit {bad} is not 0-7"));
+            return Err(format!(
+                "invalid octal mode \"{text}\": digit {bad} is not 0-7"
+            ));
         }
         if text.len() > 4 {
-            return Err(format!("invalid octal mode \"{text}\": at most 4 octal digits (like \"0640\" or \"2750\")"));
+            return Err(format!(
+                "invalid octal mode \"{text}\": at most 4 octal digits (like \"0640\" or \"2750\")"
+            ));
         }
-        return u32::from_str_radix(text, 8).map(Mode::Octal).map_err(|e| format!("invalid octal mode \"{text}\": {e}"));
+        return u32::from_str_radix(text, 8)
+            .map(Mode::Octal)
+            .map_err(|e| format!("invalid octal mode \"{text}\": {e}"));
     }
     let mut clauses = Vec::new();
     for part in text.split(',') {
-        clauses.push(parse_clause(part).map_err(|why| format!("invalid symbolic mode \"{text}\": {why}"))?);
+        clauses.push(
+            parse_clause(part).map_err(|why| format!("invalid symbolic mode \"{text}\": {why}"))?,
+        );
     }
     Ok(Mode::Symbolic(clauses))
 }
 
 fn parse_clause(part: &str) -> Result<Clause, String> {
-    let op_at = part.find(['+', '-', '=']).ok_or_else(|| format!("clause \"{part}\" has no +, - or ="))?;
+    let op_at = part
+        .find(['+', '-', '='])
+        .ok_or_else(|| format!("clause \"{part}\" has no +, - or ="))?;
     let (who_text, rest) = part.split_at(op_at);
     let mut who = 0;
     for c in who_text.chars() {
@@ -111,7 +129,11 @@ fn parse_clause(part: &str) -> Result<Clause, String> {
             'g' => GROUP,
             'o' => OTHER,
             'a' => ALL,
-            _ => return Err(format!("unknown class '{c}' in \"{part}\" (expected u, g, o or a)")),
+            _ => {
+                return Err(format!(
+                    "unknown class '{c}' in \"{part}\" (expected u, g, o or a)"
+                ))
+            }
         };
     }
     if who == 0 {
@@ -125,7 +147,9 @@ fn parse_clause(part: &str) -> Result<Clause, String> {
     };
     let perms: Vec<char> = chars.collect();
     if let Some(bad) = perms.iter().find(|c| !"rwxXst".contains(**c)) {
-        return Err(format!("unknown permission '{bad}' in \"{part}\" (expected r, w, x, X, s or t)"));
+        return Err(format!(
+            "unknown permission '{bad}' in \"{part}\" (expected r, w, x, X, s or t)"
+        ));
     }
     if perms.iter().any(|c| "+-=".contains(*c)) {
         return Err(format!("\"{part}\": separate clauses with commas"));
@@ -183,7 +207,9 @@ mod tests {
     fn bad_modes_say_what_is_wrong() {
         assert!(parse("0999").expect_err("bad").contains("digit 9"));
         assert!(parse("07777x").expect_err("bad").contains("no +, - or ="));
-        assert!(parse("u=rwz").expect_err("bad").contains("unknown permission 'z'"));
+        assert!(parse("u=rwz")
+            .expect_err("bad")
+            .contains("unknown permission 'z'"));
         assert!(parse("q+r").expect_err("bad").contains("unknown class 'q'"));
         assert!(parse("01234").expect_err("bad").contains("at most 4"));
         assert!(parse("").is_err());

@@ -1,0 +1,75 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Idempotent host hardening for Debian and Ubuntu: plan, apply, roll back.
+#[derive(Debug, Parser)]
+#[command(name = "harden", version, about, long_about = None)]
+pub struct Args {
+    /// Operate on the system image mounted at DIR (image builds, chroots): paths, users and
+    /// groups resolve inside DIR, commands run chrooted, services are not reloaded.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Output for people (text) or for programs (json, on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Override a lockout guard by name (repeatable); the refusal message names the guard.
+    #[arg(long = "allow", global = true, value_name = "GUARD")]
+    pub allow: Vec<String>,
+
+    /// Seconds to wait for another harden run to finish.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 300)]
+    pub lock_timeout: u64,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Coloured diffs for people (honours NO_COLOR and non-terminals).
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Show what apply would change (reads only).
+    Plan {
+        /// Playbooks, merged in order; none means the built-in baseline.
+        playbooks: Vec<PathBuf>,
+        /// Exit 2 when changes are pending (0: none, 1: error).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Make the changes, validate, reload; roll back on any failure.
+    Apply {
+        /// Playbooks, merged in order; none means the built-in baseline.
+        playbooks: Vec<PathBuf>,
+        /// Do everything but the changes: show the plan and every command it would run.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: exit 2 when changes are pending.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Restore a snapshot (default: the one taken by the newest apply) and reload.
+    Rollback {
+        /// Snapshot id, as `harden snapshots` lists it.
+        id: Option<String>,
+    },
+    /// List snapshots.
+    Snapshots,
+    /// Parse and check playbooks only.
+    Validate {
+        /// Playbooks, merged in order; none means the built-in baseline.
+        playbooks: Vec<PathBuf>,
+    },
+}

@@ -1,0 +1,236 @@
+//! Plans and results for people (text) and programs (JSON).
+//!
+//! Rendering is kept apart from planning: the planner produces a plain [`Plan`] and this
+//! module only decides how it looks.
+
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Style};
+use harden_plan::{Attrs, Change, Plan, Step};
+use similar::{ChangeTag, TextDiff};
+
+const ADD: Style = AnsiColor::Green.on_default();
+const DEL: Style = AnsiColor::Red.on_default();
+const HEAD: Style = AnsiColor::Yellow.on_default().bold();
+const DIM: Style = Style::new().dimmed();
+const WARN: Style = AnsiColor::Magenta.on_default().bold();
+
+/// Writes `plan` for people. `dry_run` adds the exact commands apply would run.
+pub fn plan_text(out: &mut dyn Write, plan: &Plan, dry_run: bool) -> io::Result<()> {
+    for change in &plan.changes {
+        change_text(out, change, dry_run)?;
+    }
+    for warning in &plan.warnings {
+        writeln!(
+            out,
+            "{WARN}warning{WARN:#} ({}): {}",
+            warning.resource, warning.message
+        )?;
+    }
+    summary(out, plan)
+}
+
+/// The closing line: `Plan: 3 to change, 12 unchanged.`
+pub fn summary(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+    if plan.is_empty() {
+        writeln!(out, "No changes. {} unchanged.", plan.unchanged)
+    } else {
+        writeln!(
+            out,
+            "{HEAD}Plan:{HEAD:#} {} to change, {} unchanged.",
+            plan.changes.len(),
+            plan.unchanged
+        )
+    }
+}
+
+fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Result<()> {
+    writeln!(
+        out,
+        "{HEAD}~ {} {}{HEAD:#} {DIM}({}){DIM:#}",
+        change.resource, change.target, change.reason
+    )?;
+    for d in &change.details {
+        let current = d.current.as_deref().unwrap_or("(unset)");
+        let desired = d.desired.as_deref().unwrap_or("(unset)");
+        let source = d
+            .source
+            .as_ref()
+            .map(|s| format!(" {DIM}[{s}]{DIM:#}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "    {}: {DEL}{current}{DEL:#} -> {ADD}{desired}{ADD:#}{source}",
+            d.name
+        )?;
+    }
+    for step in &change.steps {
+        match step {
+            Step::WriteFile {
+                path,
+                content,
+                attrs,
+                before,
+            } => {
+                let old = before.as_deref().unwrap_or("");
+                let (from, verb) = if before.is_some() {
+                    (path.display().to_string(), "update")
+                } else {
+                    ("/dev/null".into(), "create")
+                };
+                writeln!(out, "    {verb} {} {}", path.display(), attrs_text(attrs))?;
+                diff_text(out, old, content, &from, &path.display().to_string())?;
+            }
+            Step::SetAttrs { from, to, .. } if change.details.is_empty() => {
+                writeln!(out, "    {} -> {}", attrs_text(from), attrs_text(to))?;
+            }
+            Step::SetAttrs { .. } => {}
+            Step::CreateDir { path, attrs } => writeln!(
+                out,
+                "    create directory {} {}",
+                path.display(),
+                attrs_text(attrs)
+            )?,
+            Step::RemoveFile { path, before } => {
+                writeln!(out, "    remove {}", path.display())?;
+                if let Some(old) = before {
+                    diff_text(out, old, "", &path.display().to_string(), "/dev/null")?;
+                }
+            }
+            Step::Run(cmd) => writeln!(out, "    {DIM}run:{DIM:#} {}", cmd.display())?,
+            Step::Validate(cmd) => writeln!(out, "    {DIM}check:{DIM:#} {}", cmd.display())?,
+            Step::Reload { service, command } => {
+                if dry_run {
+                    writeln!(
+                        out,
+                        "    {DIM}reload {service}:{DIM:#} {}",
+                        command.display()
+                    )?;
+                } else {
+                    writeln!(out, "    {DIM}reload {service}{DIM:#}")?;
+                }
+            }
+        }
+    }
+    if dry_run {
+        for cmd in &change.on_rollback {
+            writeln!(out, "    {DIM}on rollback:{DIM:#} {}", cmd.display())?;
+        }
+    }
+    Ok(())
+}
+
+fn attrs_text(a: &Attrs) -> String {
+    format!("(mode {:04o}, owner {}:{})", a.mode, a.uid, a.gid)
+}
+
+fn diff_text(out: &mut dyn Write, old: &str, new: &str, from: &str, to: &str) -> io::Result<()> {
+    let diff = TextDiff::from_lines(old, new);
+    writeln!(out, "    {DEL}--- {from}{DEL:#}")?;
+    writeln!(out, "    {ADD}+++ {to}{ADD:#}")?;
+    for group in diff.grouped_ops(3) {
+        let (first, last) = match (group.first(), group.last()) {
+            (Some(f), Some(l)) => (f, l),
+            _ => continue,
+        };
+        let old_range = first.old_range().start..last.old_range().end;
+        let new_range = first.new_range().start..last.new_range().end;
+        writeln!(
+            out,
+            "    {DIM}@@ -{},{} +{},{} @@{DIM:#}",
+            old_range.start + 1,
+            old_range.len(),
+            new_range.start + 1,
+            new_range.len()
+        )?;
+        for op in &group {
+            for change in diff.iter_changes(op) {
+                let (sign, style) = match change.tag() {
+                    ChangeTag::Delete => ('-', DEL),
+                    ChangeTag::Insert => ('+', ADD),
+                    ChangeTag::Equal => (' ', Style::new()),
+                };
+                let line = change.value();
+                let line = line.strip_suffix('\n').unwrap_or(line);
+                writeln!(out, "    {style}{sign}{line}{style:#}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harden_plan::{Command, Detail};
+
+    fn render(plan: &Plan, dry_run: bool) -> String {
+        let mut out = Vec::new();
+        plan_text(&mut anstream::StripStream::new(&mut out), plan, dry_run).expect("render");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_plan_renders_diffs_details_and_a_summary() {
+        let mut plan = Plan::new("/".into(), vec!["<baseline>".into()]);
+        plan.unchanged = 12;
+        plan.changes.push(Change {
+            resource: "sshd".into(),
+            target: "/etc/ssh/sshd_config.d/00-harden.conf".into(),
+            reason: "directives differ".into(),
+            details: vec![Detail {
+                name: "PasswordAuthentication".into(),
+                current: Some("yes".into()),
+                source: Some("/etc/ssh/sshd_config.d/50-cloud-init.conf:1".into()),
+                desired: Some("no".into()),
+            }],
+            steps: vec![
+                Step::WriteFile {
+                    path: "/etc/ssh/sshd_config.d/00-harden.conf".into(),
+                    content: "PasswordAuthentication no\n".into(),
+                    attrs: Attrs {
+                        mode: 0o600,
+                        uid: 0,
+                        gid: 0,
+                    },
+                    before: None,
+                },
+                Step::Validate(Command::new(["sshd", "-t"])),
+                Step::Reload {
+                    service: "ssh".into(),
+                    command: Command::new(["systemctl", "reload", "ssh"]),
+                },
+            ],
+            on_rollback: vec![],
+        });
+        let text = render(&plan, true);
+        assert!(
+            text.contains("~ sshd /etc/ssh/sshd_config.d/00-harden.conf"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "PasswordAuthentication: yes -> no [/etc/ssh/sshd_config.d/50-cloud-init.conf:1]"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("+PasswordAuthentication no"), "{text}");
+        assert!(text.contains("check: sshd -t"), "{text}");
+        assert!(text.contains("reload ssh: systemctl reload ssh"), "{text}");
+        assert!(
+            text.ends_with("Plan: 1 to change, 12 unchanged.\n"),
+            "{text}"
+        );
+        assert!(
+            !render(&plan, false).contains("systemctl"),
+            "commands of reloads only in dry runs"
+        );
+    }
+
+    #[test]
+    fn an_empty_plan_says_so() {
+        let mut plan = Plan::new("/".into(), vec![]);
+        plan.unchanged = 4;
+        assert_eq!(render(&plan, false), "No changes. 4 unchanged.\n");
+    }
+}

@@ -1,0 +1,252 @@
+//! Snapshots: what every path a plan touches looked like before, and how to put it back.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use harden_host::{Host, Kind};
+use harden_plan::{Attrs, Command, Plan, Step};
+use serde::{Deserialize, Serialize};
+
+use crate::fs;
+use crate::Error;
+
+/// How many snapshots are kept; older ones are deleted after each run.
+pub const KEEP: usize = 20;
+
+/// A snapshot's description, stored as `manifest.json` in its directory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Sortable id: the UTC time it was taken (`20261123T181455Z`), plus `-N` if needed.
+    pub id: String,
+    /// When it was taken.
+    pub created: jiff::Timestamp,
+    /// What it was taken for: `apply` or `rollback`.
+    pub purpose: String,
+    /// Playbooks of the plan it was taken for.
+    pub playbooks: Vec<String>,
+    /// Number of changes in that plan.
+    pub changes: usize,
+    /// The saved state of every touched path.
+    pub entries: Vec<Entry>,
+    /// Commands that make services take up restored files (reloads), run after a restore.
+    pub after_restore: Vec<Command>,
+}
+
+/// One path as it was.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// The path on the managed system.
+    pub path: PathBuf,
+    /// Its state; `None` when it did not exist.
+    pub saved: Option<Saved>,
+}
+
+/// An existing path's saved state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Saved {
+    /// `file`, `dir`, `socket` or `other`.
+    pub kind: String,
+    /// Mode and owner.
+    pub attrs: Attrs,
+    /// File name of its saved content in the snapshot directory, for files whose content a
+    /// step may change.
+    pub blob: Option<String>,
+}
+
+/// Where snapshots live on the managed system.
+pub(crate) fn root_dir(state: &Path) -> PathBuf {
+    state.join("snapshots")
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::File => "file",
+        Kind::Dir => "dir",
+        Kind::Symlink => "symlink",
+        Kind::Socket => "socket",
+        Kind::Other => "other",
+    }
+}
+
+/// Paths whose content (not only attributes) a plan may change.
+fn content_paths(plan: &Plan) -> Vec<&PathBuf> {
+    plan.steps()
+        .flat_map(|(_, step)| match step {
+            Step::WriteFile { path, .. } | Step::RemoveFile { path, .. } => vec![path],
+            Step::Run(cmd) => cmd.touches.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Takes a snapshot of every path `plan` touches and writes it durably.
+pub(crate) fn take(
+    host: &Host,
+    state: &Path,
+    plan: &Plan,
+    purpose: &str,
+) -> Result<Manifest, Error> {
+    let base = root_dir(state);
+    fs::create_private_dirs(host, &base).map_err(Error::Io)?;
+    let id = new_id(host, &base)?;
+    let dir = base.join(&id);
+    fs::create_private_dirs(host, &dir).map_err(Error::Io)?;
+    let with_content = content_paths(plan);
+    let mut entries = Vec::new();
+    for path in plan.touched_paths() {
+        let saved = match host.stat(&path).map_err(Error::Io)? {
+            None => None,
+            Some(st) if st.kind == Kind::Symlink => {
+                return Err(Error::Refused(format!(
+                    "{} is a symlink; harden never changes symlinks",
+                    path.display()
+                )));
+            }
+            Some(st) => {
+                let blob = if st.kind == Kind::File && with_content.contains(&&path) {
+                    let name = format!("blob-{:06}", entries.len());
+                    let mut content = Vec::new();
+                    fs::open_read(host, &path)
+                        .and_then(|mut f| f.read_to_end(&mut content))
+                        .map_err(Error::Io)?;
+                    fs::write_private(host, &dir.join(&name), &content).map_err(Error::Io)?;
+                    Some(name)
+                } else {
+                    None
+                };
+                Some(Saved {
+                    kind: kind_name(st.kind).into(),
+                    attrs: Attrs {
+                        mode: st.mode,
+                        uid: st.uid,
+                        gid: st.gid,
+                    },
+                    blob,
+                })
+            }
+        };
+        entries.push(Entry { path, saved });
+    }
+    let mut after_restore = Vec::new();
+    for change in &plan.changes {
+        for step in &change.steps {
+            if let Step::Reload { command, .. } = step {
+                after_restore.push(command.clone());
+            }
+        }
+        after_restore.extend(change.on_rollback.iter().cloned());
+    }
+    after_restore.dedup();
+    let manifest = Manifest {
+        id,
+        created: jiff::Timestamp::now(),
+        purpose: purpose.into(),
+        playbooks: plan.playbooks.clone(),
+        changes: plan.changes.len(),
+        entries,
+        after_restore,
+    };
+    let json = serde_json::to_vec(&manifest).map_err(|e| Error::Corrupt(e.to_string()))?;
+    // The manifest is written last: a snapshot without one is incomplete and ignored.
+    fs::write_private(host, &dir.join("manifest.json"), &json).map_err(Error::Io)?;
+    Ok(manifest)
+}
+
+fn new_id(host: &Host, base: &Path) -> Result<String, Error> {
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let taken = host.read_dir(base).map_err(Error::Io)?;
+    let mut id = stamp.clone();
+    let mut n = 1;
+    while taken.iter().any(|t| t.as_os_str() == id.as_str()) {
+        n += 1;
+        id = format!("{stamp}-{n:03}");
+    }
+    Ok(id)
+}
+
+/// Reads the snapshot `id`.
+pub(crate) fn load(host: &Host, state: &Path, id: &str) -> Result<Manifest, Error> {
+    if id.is_empty() || id.contains('/') || id.starts_with('.') {
+        return Err(Error::NoSnapshot(id.into()));
+    }
+    let path = root_dir(state).join(id).join("manifest.json");
+    let Some(bytes) = host.read(&path).map_err(Error::Io)? else {
+        return Err(Error::NoSnapshot(id.into()));
+    };
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))
+}
+
+/// Every complete snapshot, oldest first.
+pub(crate) fn list(host: &Host, state: &Path) -> Result<Vec<Manifest>, Error> {
+    let mut all = Vec::new();
+    for name in host.read_dir(&root_dir(state)).map_err(Error::Io)? {
+        let Some(id) = name.to_str() else { continue };
+        match load(host, state, id) {
+            Ok(m) => all.push(m),
+            Err(Error::NoSnapshot(_)) => {} // incomplete: its manifest was never written
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(all)
+}
+
+/// Deletes all but the newest [`KEEP`] snapshots, never `keep_also`.
+pub(crate) fn prune(host: &Host, state: &Path, keep_also: Option<&str>) -> Result<(), Error> {
+    let base = root_dir(state);
+    let names: Vec<String> = host
+        .read_dir(&base)
+        .map_err(Error::Io)?
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .collect();
+    let excess = names.len().saturating_sub(KEEP);
+    for name in names.iter().take(excess) {
+        if Some(name.as_str()) == keep_also {
+            continue;
+        }
+        // Our own 0700 directory: nobody else can plant links in it.
+        #[allow(clippy::disallowed_methods)]
+        std::fs::remove_dir_all(host.outside_path(&base.join(name))).map_err(Error::Io)?;
+    }
+    Ok(())
+}
+
+/// Puts every saved path back. Continues past failures and returns them all.
+pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> Vec<String> {
+    let dir = root_dir(state).join(&manifest.id);
+    let mut failures = Vec::new();
+    // Children before parents, so directories a plan created are empty when removed.
+    for entry in manifest.entries.iter().rev() {
+        let path = &entry.path;
+        let result = (|| -> std::io::Result<()> {
+            fs::remove_leftover_temp(host, path)?;
+            match &entry.saved {
+                None => fs::remove(host, path),
+                Some(Saved {
+                    blob: Some(blob),
+                    attrs,
+                    ..
+                }) => {
+                    let content = host.read(&dir.join(blob))?.ok_or_else(|| {
+                        std::io::Error::other(format!("snapshot content {blob} is missing"))
+                    })?;
+                    fs::write_atomic(host, path, &content, *attrs)
+                }
+                Some(Saved {
+                    blob: None, attrs, ..
+                }) => match host.stat(path)? {
+                    Some(_) => fs::set_attrs(host, path, *attrs),
+                    None => Err(std::io::Error::other(
+                        "was removed and its content was not saved",
+                    )),
+                },
+            }
+        })();
+        if let Err(e) = result {
+            failures.push(format!("{}: {e}", path.display()));
+        }
+    }
+    failures
+}

@@ -1,0 +1,30 @@
+//! Shared helpers for the end-to-end tests.
+//!
+//! The heart of it is [`Sandbox`]: a disposable, copy-on-write copy of this
+//! machine (overlay on `/`, private mount, network, PID, UTS and IPC
+//! namespaces) in which a test runs real commands as root. See
+//! `support/sandbox.rs` for how it is built and what it protects.
+//!
+//! A test body is simply:
+//!
+//! ```ignore
+//! use crate::support::*;
+//!
+//! #[test]
+//! fn something() {
+//!     let Some(sb) = sandbox!() else { return };
+//!     sb.sh("sshd -t").assert_ok();
+//! }
+//! ```
+// Not every test module uses every helper.
+#![allow(dead_code, unused_imports, unused_macros)]
+
+pub mod sandbox;
+
+pub use sandbox::{
+    is_root, root_available, Peer, Run, Sandbox, COMMAND_TIMEOUT, HARDEN_IN_SANDBOX, SANDBOX_PATH,
+};
+// The macros, importable by path: `use crate::support::sandbox;` (this also
+// imports the module of the same name, which does no harm) or `use
+// crate::support::*;`.
+pub(crate) use sandbox::{require_root, sandbox};
