@@ -1,1 +1,531 @@
-//! End-to-end tests: ufw.
+//! End-to-end tests of the `ufw` resource: the real ufw, iptables and sshd in a sandbox,
+//! with real TCP connections from a peer network namespace (192.0.2.2 -> 192.0.2.1).
+
+use crate::support::{Peer, Sandbox};
+
+/// Listens on `ports` in the sandbox (the kernel completes handshakes from the backlog).
+fn listen(sb: &Sandbox, ports: &[u16]) {
+    let list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    sb.sh(&format!(
+        "python3 -c \"import socket,time\nss=[socket.create_server(('0.0.0.0',p)) for p in ({list},)]\ntime.sleep(3600)\" >/dev/null 2>&1 &"
+    ))
+    .assert_ok();
+    let wait = ports
+        .iter()
+        .map(|p| format!("ss -Hltn 'sport = :{p}' | grep -q ."))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    sb.sh(&format!(
+        "for i in $(seq 50); do if {wait}; then exit 0; fi; sleep 0.1; done; exit 1"
+    ))
+    .assert_ok();
+}
+
+/// A brand-new TCP connection from the peer: `open`, `timeout` (dropped) or `refused`.
+fn connect(peer: &Peer, port: u16) -> String {
+    let script = format!(
+        "import socket\ntry:\n    socket.create_connection(('{}', {port}), timeout=2).close(); print('open')\nexcept socket.timeout:\n    print('timeout')\nexcept ConnectionRefusedError:\n    print('refused')\n",
+        peer.sandbox_addr()
+    );
+    peer.sh(&format!("python3 -c \"{script}\""))
+        .assert_ok()
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+/// ufw's view and its state files: what a rollback must restore.
+fn ufw_state(sb: &Sandbox) -> String {
+    sb.sh("ufw status numbered; ufw status verbose | grep -E '^(Logging|Default)'; cat /etc/ufw/user.rules /etc/ufw/user6.rules /etc/ufw/ufw.conf /etc/default/ufw /etc/ufw/after.rules")
+        .assert_ok()
+        .stdout
+}
+
+/// The kernel's rules, without counters and timestamps.
+fn iptables(sb: &Sandbox) -> String {
+    sb.sh("(iptables-save; ip6tables-save) | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'")
+        .assert_ok()
+        .stdout
+}
+
+/// Checksums and times of ufw's state files: a no-op apply leaves them alone.
+fn state_files(sb: &Sandbox) -> String {
+    sb.sh("cd /etc/ufw && stat -c '%n %Y %Z %s' user.rules user6.rules ufw.conf after.rules /etc/default/ufw && sha256sum user.rules user6.rules ufw.conf /etc/default/ufw")
+        .assert_ok()
+        .stdout
+}
+
+const TRAFFIC: &str = "ufw:
+  enabled: true
+  default: { incoming: deny, outgoing: allow }
+  logging: low
+  rules:
+    - { allow: 22/tcp, comment: ssh }
+    - { allow: 443/tcp }
+    - { allow: 1935/tcp, from: 192.0.2.2/32 }
+    - { allow: 5000/tcp, from: 198.51.100.0/24 }
+";
+
+#[test]
+fn real_traffic_follows_the_rules_and_a_second_apply_changes_nothing() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let peer = sb.spawn_peer();
+    listen(&sb, &[443, 8080, 1935, 5000]);
+    assert_eq!(connect(&peer, 8080), "open", "ufw starts inactive");
+    sb.write("/tmp/pb.yaml", TRAFFIC);
+
+    let plan = sb
+        .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
+        .assert_ok()
+        .json();
+    let targets: Vec<&str> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["target"].as_str())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "allow 22/tcp",
+            "allow 443/tcp",
+            "allow 1935/tcp from 192.0.2.2",
+            "allow 5000/tcp from 198.51.100.0/24",
+            "enabled"
+        ]
+    );
+    let touches = &plan["changes"][0]["steps"][0]["touches"];
+    assert!(
+        touches
+            .as_array()
+            .is_some_and(|t| t.iter().any(|p| p == "/etc/ufw/user6.rules")),
+        "{touches}"
+    );
+
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    sb.sh("ufw status | grep -q 'Status: active'").assert_ok();
+    assert_eq!(connect(&peer, 443), "open");
+    assert_eq!(
+        connect(&peer, 8080),
+        "timeout",
+        "default incoming deny drops it"
+    );
+    assert_eq!(
+        connect(&peer, 1935),
+        "open",
+        "allowed from the peer's address"
+    );
+    assert_eq!(
+        connect(&peer, 5000),
+        "timeout",
+        "allowed from another network only"
+    );
+
+    // Idempotent: no ufw command, no file touched, zero changes.
+    let files = state_files(&sb);
+    let rules = iptables(&sb);
+    let again = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    assert!(
+        again.stdout.contains("No changes. 8 unchanged."),
+        "{}",
+        again.stdout
+    );
+    assert!(!again.stderr.contains("run ufw"), "{}", again.stderr);
+    assert_eq!(state_files(&sb), files);
+    assert_eq!(iptables(&sb), rules);
+    assert_eq!(
+        sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
+            .status,
+        0
+    );
+}
+
+#[test]
+fn order_is_kept_where_it_matters_with_real_inserts() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let peer = sb.spawn_peer();
+    listen(&sb, &[80, 81]);
+    sb.sh("ufw allow 22/tcp && ufw allow 80/tcp && ufw allow 81/tcp && ufw --force enable")
+        .assert_ok();
+    assert_eq!(connect(&peer, 80), "open");
+    // The denies must come before the allows they overlap: one per family for the
+    // interface rule (IPv6 numbered after IPv4), one positional insert for the v4 one.
+    sb.write(
+        "/tmp/pb.yaml",
+        "ufw:
+  rules:
+    - { allow: 22/tcp }
+    - { deny: 80/tcp, interface: eth0 }
+    - { allow: 80/tcp }
+    - { reject: 81/tcp, from: 192.0.2.0/24 }
+    - { allow: 81/tcp }
+",
+    );
+    let plan = sb.harden(&["plan", "/tmp/pb.yaml"]).assert_ok();
+    assert!(
+        plan.stdout
+            .contains("ufw insert 2 deny in on eth0 from 0.0.0.0/0 to 0.0.0.0/0 port 80 proto tcp"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("from ::/0 to ::/0"), "{}", plan.stdout);
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    assert_eq!(connect(&peer, 80), "timeout");
+    assert_eq!(connect(&peer, 81), "refused");
+    let numbered = sb.sh("ufw status numbered").assert_ok().stdout;
+    let at = |parts: &[&str]| {
+        numbered
+            .lines()
+            .position(|l| parts.iter().all(|p| l.contains(p)))
+            .unwrap_or_else(|| panic!("{parts:?}: {numbered}"))
+    };
+    assert!(
+        at(&["] 80/tcp on eth0", "DENY"]) < at(&["] 80/tcp ", "ALLOW"]),
+        "{numbered}"
+    );
+    assert!(
+        at(&["80/tcp (v6) on eth0", "DENY"]) < at(&["80/tcp (v6)", "ALLOW"]),
+        "{numbered}"
+    );
+    assert!(
+        at(&["81/tcp", "REJECT"]) < at(&["] 81/tcp ", "ALLOW"]),
+        "{numbered}"
+    );
+    sb.harden(&["apply", "/tmp/pb.yaml"])
+        .assert_ok()
+        .assert_stdout_contains("No changes.");
+
+    // The wrong order is repaired by moving the rule that must go first.
+    sb.sh("ufw --force delete 1 >/dev/null; ufw delete reject from 192.0.2.0/24 to any port 81 proto tcp && ufw allow 22/tcp && ufw reject from 192.0.2.0/24 to any port 81 proto tcp").assert_ok();
+    assert_eq!(connect(&peer, 81), "open");
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    assert_eq!(connect(&peer, 81), "refused");
+    sb.harden(&["apply", "/tmp/pb.yaml"])
+        .assert_ok()
+        .assert_stdout_contains("No changes.");
+}
+
+#[test]
+fn unlisted_rules_stay_without_purge_and_go_with_it_but_fail2ban_s_stay() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh(
+        "ufw allow 22/tcp && ufw allow 8080/tcp && ufw allow from 198.51.100.0/24 to any port 25 proto tcp \
+         && ufw prepend reject from 203.0.113.7 to any comment 'by Fail2Ban after 5 attempts against sshd' \
+         && ufw --force enable",
+    )
+    .assert_ok();
+    sb.write(
+        "/tmp/keep.yaml",
+        "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n",
+    );
+    let plan = sb.harden(&["plan", "/tmp/keep.yaml"]).assert_ok();
+    assert!(
+        plan.output()
+            .contains("are not in the playbook and stay (purge: false)"),
+        "{}",
+        plan.output()
+    );
+    assert!(
+        plan.output().contains("`allow 8080/tcp`")
+            && plan
+                .output()
+                .contains("`allow 25/tcp from 198.51.100.0/24`"),
+        "{}",
+        plan.output()
+    );
+    sb.harden(&["apply", "/tmp/keep.yaml"]).assert_ok();
+    let status = sb.sh("ufw status").assert_ok().stdout;
+    assert!(
+        status.contains("8080/tcp") && status.contains("443/tcp"),
+        "{status}"
+    );
+
+    sb.write(
+        "/tmp/purge.yaml",
+        "ufw:\n  purge: true\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n",
+    );
+    let plan = sb.harden(&["plan", "/tmp/purge.yaml"]).assert_ok();
+    assert!(
+        plan.stdout.contains("ufw delete allow 8080/tcp"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("ufw delete allow in from 198.51.100.0/24 to 0.0.0.0/0 port 25 proto tcp"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("not in the playbook (purge: true)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("203.0.113.7 to"),
+        "fail2ban's rule is never deleted: {}",
+        plan.stdout
+    );
+    sb.harden(&["apply", "/tmp/purge.yaml"]).assert_ok();
+    let status = sb.sh("ufw status").assert_ok().stdout;
+    assert!(
+        !status.contains("8080") && !status.contains("25/tcp"),
+        "{status}"
+    );
+    assert!(status.contains("203.0.113.7"), "{status}");
+    sb.harden(&["apply", "/tmp/purge.yaml"])
+        .assert_ok()
+        .assert_stdout_contains("No changes.");
+}
+
+#[test]
+fn the_lockout_guard_refuses_and_a_new_ssh_connection_works_when_allowed() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let peer = sb.spawn_peer();
+    sb.sh("mkdir -p /run/sshd && /usr/sbin/sshd").assert_ok();
+    sb.write("/tmp/bad.yaml", "ufw:\n  enabled: true\n  default: { incoming: deny }\n  rules:\n    - { allow: 443/tcp }\n");
+    let before = ufw_state(&sb);
+    let changed = || {
+        sb.upper_entries()
+            .into_iter()
+            .filter(|e| !e.starts_with("var"))
+            .collect::<Vec<_>>()
+    };
+    let upper = changed();
+    let refused = sb.harden(&["apply", "/tmp/bad.yaml"]).assert_status(1);
+    assert!(
+        refused.output().contains("--allow ufw-ssh-port") && refused.output().contains("22/tcp"),
+        "{}",
+        refused.output()
+    );
+    assert_eq!(ufw_state(&sb), before);
+    assert_eq!(
+        changed(),
+        upper,
+        "a refused plan changes nothing (beyond harden's lock file)"
+    );
+    assert_eq!(connect(&peer, 22), "open");
+
+    sb.write("/tmp/good.yaml", "ufw:\n  enabled: true\n  default: { incoming: deny }\n  rules:\n    - { limit: 22/tcp }\n    - { allow: 443/tcp }\n");
+    let apply = sb.harden(&["apply", "/tmp/good.yaml"]).assert_ok();
+    assert!(
+        apply.output().contains("`limit` on the SSH port"),
+        "{}",
+        apply.output()
+    );
+    assert_eq!(
+        connect(&peer, 22),
+        "open",
+        "a brand-new connection to sshd passes the firewall"
+    );
+    let banner = peer
+        .sh(&format!(
+            "timeout 5 nc -w 3 {} 22 </dev/null | head -1",
+            peer.sandbox_addr()
+        ))
+        .assert_ok()
+        .stdout;
+    assert!(banner.starts_with("SSH-2.0-"), "{banner}");
+    assert_eq!(connect(&peer, 8080), "timeout");
+
+    // Purging the ssh rule of the active firewall is refused too; --allow overrides.
+    sb.write(
+        "/tmp/purge.yaml",
+        "ufw:\n  purge: true\n  rules:\n    - { allow: 443/tcp }\n",
+    );
+    sb.harden(&["apply", "/tmp/purge.yaml"])
+        .assert_status(1)
+        .assert_stderr_contains("ufw-ssh-port");
+    sb.harden(&["apply", "--allow", "ufw-ssh-port", "/tmp/purge.yaml"])
+        .assert_ok();
+    assert_eq!(connect(&peer, 22), "timeout");
+}
+
+#[test]
+fn the_guard_uses_the_port_a_drop_in_gives_sshd() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let peer = sb.spawn_peer();
+    sb.write("/etc/ssh/sshd_config.d/10-port.conf", "Port 2222\n");
+    sb.sh("mkdir -p /run/sshd && /usr/sbin/sshd && sshd -T | grep -qx 'port 2222'")
+        .assert_ok();
+    sb.write(
+        "/tmp/p22.yaml",
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n",
+    );
+    let refused = sb.harden(&["plan", "/tmp/p22.yaml"]).assert_status(1);
+    assert!(
+        refused.output().contains("2222/tcp"),
+        "{}",
+        refused.output()
+    );
+    sb.write(
+        "/tmp/p2222.yaml",
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: 2222/tcp }\n",
+    );
+    sb.harden(&["apply", "/tmp/p2222.yaml"]).assert_ok();
+    assert_eq!(connect(&peer, 2222), "open");
+}
+
+/// Makes one ufw command fail after it has done its work, as a step that breaks half-way
+/// through a real apply would: a wrapper earlier in PATH than /usr/sbin/ufw.
+fn fail_ufw_command(sb: &Sandbox, pattern: &str) {
+    sb.write(
+        "/usr/local/sbin/ufw",
+        &format!("#!/bin/sh\n/usr/sbin/ufw \"$@\"\nrc=$?\ncase \"$*\" in {pattern}) echo 'injected failure' >&2; exit 1;; esac\nexit $rc\n"),
+    );
+    sb.sh("chmod 755 /usr/local/sbin/ufw").assert_ok();
+}
+
+#[test]
+fn a_failure_mid_apply_restores_the_previous_rules_exactly() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let peer = sb.spawn_peer();
+    listen(&sb, &[443, 8080]);
+    sb.sh("ufw allow 22/tcp && ufw allow 8080/tcp && ufw deny from 192.0.2.0/24 to any port 443 proto tcp && ufw --force enable").assert_ok();
+    let status = ufw_state(&sb);
+    let kernel = iptables(&sb);
+    assert_eq!(
+        (connect(&peer, 8080).as_str(), connect(&peer, 443).as_str()),
+        ("open", "timeout")
+    );
+
+    // Rules inserted, appended and purged, a default changed (ufw restarts the firewall),
+    // then the last command fails.
+    fail_ufw_command(&sb, "*logging*");
+    sb.write(
+        "/tmp/pb.yaml",
+        "ufw:
+  purge: true
+  default: { incoming: reject }
+  logging: medium
+  rules:
+    - { allow: 22/tcp }
+    - { allow: 443/tcp, from: 192.0.2.2 }
+    - { deny: 443/tcp, from: 192.0.2.0/24 }
+    - { allow: 9000:9010/udp }
+",
+    );
+    let failed = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
+    assert!(
+        failed.output().contains("injected failure"),
+        "{}",
+        failed.output()
+    );
+    assert!(
+        failed.output().contains("ufw delete allow 8080/tcp"),
+        "the purge ran before the failure: {}",
+        failed.output()
+    );
+    assert_eq!(
+        ufw_state(&sb),
+        status,
+        "ufw's rules and settings are restored"
+    );
+    assert_eq!(iptables(&sb), kernel, "the kernel's rules are restored");
+    assert_eq!(
+        (connect(&peer, 8080).as_str(), connect(&peer, 443).as_str()),
+        ("open", "timeout")
+    );
+}
+
+#[test]
+fn a_failed_enable_of_an_inactive_firewall_leaves_it_inactive() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let peer = sb.spawn_peer();
+    listen(&sb, &[8080]);
+    let status = ufw_state(&sb);
+    fail_ufw_command(&sb, "*enable*");
+    sb.write(
+        "/tmp/pb.yaml",
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n",
+    );
+    sb.harden(&["apply", "/tmp/pb.yaml"])
+        .assert_status(1)
+        .assert_stderr_contains("injected failure");
+    assert_eq!(ufw_state(&sb), status);
+    sb.sh("ufw status | grep -q 'Status: inactive'").assert_ok();
+    // ufw's stop leaves its empty chains behind, but nothing filters any more.
+    sb.sh(
+        "! iptables -S | grep -q -- '-A ufw' && iptables -S INPUT | grep -q -- '-P INPUT ACCEPT'",
+    )
+    .assert_ok();
+    assert_eq!(connect(&peer, 8080), "open");
+}
+
+#[test]
+fn bad_input_is_an_error_with_file_line_and_column() {
+    let Some(sb) = crate::sandbox!() else { return };
+    for (rule, message) in [
+        ("{ allow: 70000/tcp }", "port 70000 is out of range"),
+        ("{ allow: ssh/xyz }", "unknown protocol `xyz`"),
+        ("{ allow: 443/tcp, from: 203.0.113.0/33 }", "prefix /33"),
+        (
+            "{ allow: 443/tcp, to: 10.0.0.256 }",
+            "`10.0.0.256` is not an IPv4 or IPv6 address",
+        ),
+        ("{ permit: 443/tcp }", "unknown field `permit`"),
+        ("{ allow: 6000:6007 }", "needs a protocol"),
+        (
+            "{ allow: NoSuchProfile }",
+            "unknown application profile or service `NoSuchProfile`",
+        ),
+    ] {
+        sb.write("/tmp/pb.yaml", &format!("ufw:\n  rules:\n    - {rule}\n"));
+        let run = sb.harden(&["plan", "/tmp/pb.yaml"]).assert_status(1);
+        assert!(
+            run.stderr.contains("/tmp/pb.yaml:3:"),
+            "{rule}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(message), "{rule}: {}", run.stderr);
+    }
+    let run = sb.harden(&["validate", "/tmp/pb.yaml"]);
+    assert_eq!(
+        run.status, 0,
+        "a profile is looked up at plan time: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn under_root_ufw_edits_the_image_and_never_the_firewall() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("mkdir -p /mnt/img && mount --bind / /mnt/img")
+        .assert_ok();
+    let kernel = iptables(&sb);
+    sb.write("/tmp/pb.yaml", "ufw:\n  enabled: true\n  default: { incoming: reject }\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n");
+    let plan = sb
+        .harden(&["--root", "/mnt/img", "plan", "/tmp/pb.yaml"])
+        .assert_ok();
+    assert!(
+        plan.stdout
+            .contains("unshare --net --mount-proc -- ufw allow 443/tcp"),
+        "{}",
+        plan.stdout
+    );
+    sb.harden(&["--root", "/mnt/img", "apply", "/tmp/pb.yaml"])
+        .assert_ok();
+    assert_eq!(
+        iptables(&sb),
+        kernel,
+        "nothing reached this machine's firewall"
+    );
+    sb.sh("grep -q '^### tuple ### allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in$' /etc/ufw/user.rules && grep -q '^ENABLED=yes$' /etc/ufw/ufw.conf && grep -q 'DEFAULT_INPUT_POLICY=\"REJECT\"' /etc/default/ufw").assert_ok();
+    sb.harden(&["--root", "/mnt/img", "apply", "/tmp/pb.yaml"])
+        .assert_ok()
+        .assert_stdout_contains("No changes.");
+
+    // An image already enabled: ENABLED is paused while ufw edits, then back.
+    sb.write("/tmp/more.yaml", "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n    - { allow: 8443/tcp }\n");
+    sb.harden(&["--root", "/mnt/img", "apply", "/tmp/more.yaml"])
+        .assert_ok();
+    sb.sh(
+        "grep -q 'allow tcp 8443' /etc/ufw/user.rules && grep -q '^ENABLED=yes$' /etc/ufw/ufw.conf",
+    )
+    .assert_ok();
+    assert_eq!(iptables(&sb), kernel);
+}

@@ -18,8 +18,8 @@
 //! running runs `ufw-init force-stop` (stops it without touching the restored ufw.conf).
 //!
 //! Under `--root` no command may reach the build host's firewall: ufw runs chrooted inside
-//! `unshare --net` (its capability probe and any live update hit a throwaway network
-//! namespace), ENABLED is written into ufw.conf directly, and an image whose ufw.conf says
+//! `unshare --net --mount-proc` (its capability probe and any live update hit a throwaway
+//! network namespace; the private /proc lets it see the kernel's IPv6 support), ENABLED is written into ufw.conf directly, and an image whose ufw.conf says
 //! ENABLED=yes is set to `no` while ufw edits its rules (ufw would otherwise try to update a
 //! running firewall that does not exist and fail), then back.
 
@@ -52,10 +52,25 @@ const APPS_DIR: &str = "/etc/ufw/applications.d";
 
 /// Files a ufw command may rewrite; every ufw step declares all of them. `ufw default`
 /// rewrites after.rules and after6.rules too (it switches their log prefixes).
-const STATE_FILES: [&str; 6] = [USER_RULES, USER6_RULES, UFW_CONF, DEFAULTS, "/etc/ufw/after.rules", "/etc/ufw/after6.rules"];
+const STATE_FILES: [&str; 6] = [
+    USER_RULES,
+    USER6_RULES,
+    UFW_CONF,
+    DEFAULTS,
+    "/etc/ufw/after.rules",
+    "/etc/ufw/after6.rules",
+];
 
 /// Comment words that mark a rule as another tool's: such rules are never purged.
-const FOREIGN_MARKERS: [&str; 7] = ["fail2ban", "sshguard", "crowdsec", "denyhosts", "docker", "kubernetes", "managed by"];
+const FOREIGN_MARKERS: [&str; 7] = [
+    "fail2ban",
+    "sshguard",
+    "crowdsec",
+    "denyhosts",
+    "docker",
+    "kubernetes",
+    "managed by",
+];
 
 /// The `ufw:` section.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -140,8 +155,14 @@ impl Resource for Ufw {
         for (i, rule) in self.rules.iter().enumerate() {
             if let Some(first) = self.rules[..i].iter().find(|r| r.same_match(rule)) {
                 errors.push(
-                    Invalid::new(rule.at(), format!("this rule matches the same traffic as the one on line {}", first.at().line))
-                        .help("keep one of them"),
+                    Invalid::new(
+                        rule.at(),
+                        format!(
+                            "this rule matches the same traffic as the one on line {}",
+                            first.at().line
+                        ),
+                    )
+                    .help("keep one of them"),
                 );
             }
         }
@@ -151,17 +172,31 @@ impl Resource for Ufw {
     async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure> {
         let host = cx.host;
         let read = |path: &str| -> Result<Option<String>, Failure> {
-            host.read_to_string(Path::new(path)).map_err(|e| Failure::Probe(format!("{path}: {e}")))
+            host.read_to_string(Path::new(path))
+                .map_err(|e| Failure::Probe(format!("{path}: {e}")))
         };
         let installed = host.which("ufw").is_some();
         let conf_text = read(UFW_CONF)?;
-        let settings = if installed {
-            Settings::parse(conf_text.as_deref().unwrap_or(""), read(DEFAULTS)?.as_deref().unwrap_or(""))
+        let mut settings = if installed {
+            Settings::parse(
+                conf_text.as_deref().unwrap_or(""),
+                read(DEFAULTS)?.as_deref().unwrap_or(""),
+            )
         } else {
             Settings::package_defaults()
         };
+        // ufw manages IPv6 only when the kernel has it too (its `use_ipv6`); the kernel is
+        // this machine's, under --root as well.
+        settings.ipv6 &= Path::new("/proc/sys/net/ipv6").exists();
         let conf = match (&conf_text, host.stat(Path::new(UFW_CONF))) {
-            (Some(text), Ok(Some(st))) => Some((text.clone(), Attrs { mode: st.mode, uid: st.uid, gid: st.gid })),
+            (Some(text), Ok(Some(st))) => Some((
+                text.clone(),
+                Attrs {
+                    mode: st.mode,
+                    uid: st.uid,
+                    gid: st.gid,
+                },
+            )),
             _ => None,
         };
         let mut tuples = Vec::new();
@@ -171,16 +206,26 @@ impl Resource for Ufw {
             families.push((Family::V6, USER6_RULES));
         }
         for (family, path) in families {
-            let (found, bad) = if installed { rule::parse_rules_file(&read(path)?.unwrap_or_default()) } else { Default::default() };
+            let (found, bad) = if installed {
+                rule::parse_rules_file(&read(path)?.unwrap_or_default())
+            } else {
+                Default::default()
+            };
             malformed.extend(bad.into_iter().map(|b| format!("{path} {b}")));
             tuples.push((family, found));
         }
-        let named = self.rules.iter().any(|r| matches!(r.target.value, Target::Name { .. }));
+        let named = self
+            .rules
+            .iter()
+            .any(|r| matches!(r.target.value, Target::Name { .. }));
         let mut profiles = BTreeMap::new();
         let mut services = BTreeMap::new();
         if named {
             let mut texts = Vec::new();
-            for name in host.read_dir(Path::new(APPS_DIR)).map_err(|e| Failure::Probe(format!("{APPS_DIR}: {e}")))? {
+            for name in host
+                .read_dir(Path::new(APPS_DIR))
+                .map_err(|e| Failure::Probe(format!("{APPS_DIR}: {e}")))?
+            {
                 let path = Path::new(APPS_DIR).join(&name);
                 if let Ok(Some(text)) = host.read_to_string(&path) {
                     texts.push(text);
@@ -196,24 +241,36 @@ impl Resource for Ufw {
             if !installed {
                 return Ok(Some(false));
             }
-            let check = Command::new(["iptables", "-w", "5", "-n", "-L", "ufw-user-input"]).timeout(15);
+            let check =
+                Command::new(["iptables", "-w", "5", "-n", "-L", "ufw-user-input"]).timeout(15);
             match host.run(&check).await {
                 Ok(out) => Ok(Some(out.success())),
-                Err(e) => Err(Failure::Probe(format!("cannot tell whether ufw is running: {e}"))),
+                Err(e) => Err(Failure::Probe(format!(
+                    "cannot tell whether ufw is running: {e}"
+                ))),
             }
         };
         let (ssh_listening, running) = tokio::join!(sshd::listen_ports(cx), running);
         let running = running?;
         if !host.is_live() && installed && host.which("unshare").is_none() {
             return Err(Failure::Probe(
-                "under --root, ufw runs inside `unshare --net` so that it cannot touch this machine's firewall, and the image has no unshare (util-linux)".into(),
+                "under --root, ufw runs inside `unshare --net --mount-proc` so that it cannot touch this machine's firewall, and the image has no unshare (util-linux)".into(),
             ));
         }
         let exists = |p: &str| matches!(host.stat(Path::new(p)), Ok(Some(_)));
-        let docker = ["/usr/bin/dockerd", "/lib/systemd/system/docker.service", "/usr/lib/systemd/system/docker.service", "/etc/systemd/system/docker.service"]
-            .iter()
-            .any(|p| exists(p));
-        let init = if exists("/lib/ufw/ufw-init") { "/lib/ufw/ufw-init" } else { "/usr/lib/ufw/ufw-init" };
+        let docker = [
+            "/usr/bin/dockerd",
+            "/lib/systemd/system/docker.service",
+            "/usr/lib/systemd/system/docker.service",
+            "/etc/systemd/system/docker.service",
+        ]
+        .iter()
+        .any(|p| exists(p));
+        let init = if exists("/lib/ufw/ufw-init") {
+            "/lib/ufw/ufw-init"
+        } else {
+            "/usr/lib/ufw/ufw-init"
+        };
         Ok(Live {
             installed,
             settings,
@@ -263,7 +320,11 @@ fn resolve(rule: &Rule, live: &Live) -> Result<Resolved, Invalid> {
                     (Some(p), q) => {
                         return Err(Invalid::new(
                             rule.at(),
-                            format!("service {name} is {} in /etc/services, not {}", q.as_str(), p.as_str()),
+                            format!(
+                                "service {name} is {} in /etc/services, not {}",
+                                q.as_str(),
+                                p.as_str()
+                            ),
                         ))
                     }
                 };
@@ -281,7 +342,10 @@ fn resolve(rule: &Rule, live: &Live) -> Result<Resolved, Invalid> {
                     .help("`ufw app list` shows the profiles of /etc/ufw/applications.d; or give a port such as 22/tcp"));
             };
             if proto.is_some() {
-                return Err(Invalid::new(rule.at(), format!("`{name}` is an application profile: it takes no protocol")));
+                return Err(Invalid::new(
+                    rule.at(),
+                    format!("`{name}` is an application profile: it takes no protocol"),
+                ));
             }
             Ok(Resolved {
                 service: Service::App(profile.name.clone()),
@@ -313,7 +377,10 @@ fn units(family: Family, tuples: &[Tuple]) -> Vec<Unit> {
         let key = t.key(family).ok();
         let alts = (t.proto, Ports::parse(&t.dport).unwrap_or(Ports::Any));
         if t.dapp.is_some() || t.sapp.is_some() {
-            if let Some(unit) = out.iter_mut().find(|u| u.key.is_some() && u.key == key && u.spec.forward == t.forward) {
+            if let Some(unit) = out
+                .iter_mut()
+                .find(|u| u.key.is_some() && u.key == key && u.spec.forward == t.forward)
+            {
                 unit.alts.push(alts);
                 unit.tuples += 1;
                 continue;
@@ -338,7 +405,11 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
     let mut inputs: Vec<FamilyInput> = live
         .tuples
         .iter()
-        .map(|(family, tuples)| FamilyInput { family: *family, live: units(*family, tuples), wants: Vec::new() })
+        .map(|(family, tuples)| FamilyInput {
+            family: *family,
+            live: units(*family, tuples),
+            wants: Vec::new(),
+        })
         .collect();
     for (index, rule) in section.rules.iter().enumerate() {
         let resolved = match resolve(rule, live) {
@@ -380,7 +451,8 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
                 dst,
                 service: resolved.service.clone(),
             };
-            let text = |n: Option<Net>| n.map_or_else(|| family.anywhere().to_owned(), |n| n.to_string());
+            let text =
+                |n: Option<Net>| n.map_or_else(|| family.anywhere().to_owned(), |n| n.to_string());
             let spec = Spec {
                 forward: false,
                 effect: rule.effect,
@@ -396,8 +468,20 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
                 proto: resolved.proto,
                 comment: rule.comment.clone(),
             };
-            let both = anywhere.then(|| Spec { src: "any".into(), dst: "any".into(), ..spec.clone() });
-            let want = Want { rule: index, key, effect: rule.effect, spec, both, alts: resolved.alts.clone(), tuples: resolved.alts.len() };
+            let both = anywhere.then(|| Spec {
+                src: "any".into(),
+                dst: "any".into(),
+                ..spec.clone()
+            });
+            let want = Want {
+                rule: index,
+                key,
+                effect: rule.effect,
+                spec,
+                both,
+                alts: resolved.alts.clone(),
+                tuples: resolved.alts.len(),
+            };
             if let Some(input) = inputs.iter_mut().find(|i| i.family == family) {
                 input.wants.push(want);
             }
@@ -413,11 +497,19 @@ struct Posture {
 }
 
 fn ssh_blocked(t: &Posture, lists: &[(Family, Vec<Final>)], ports: &[u16]) -> bool {
-    t.active && t.incoming != Policy::Allow && !ports.iter().any(|p| lists.iter().any(|(_, l)| order::admits_port(l, *p)))
+    t.active
+        && t.incoming != Policy::Allow
+        && !ports
+            .iter()
+            .any(|p| lists.iter().any(|(_, l)| order::admits_port(l, *p)))
 }
 
 fn ports_text(ports: &[u16]) -> String {
-    ports.iter().map(|p| format!("{p}/tcp")).collect::<Vec<_>>().join(", ")
+    ports
+        .iter()
+        .map(|p| format!("{p}/tcp"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Emitter {
@@ -429,20 +521,39 @@ impl Emitter {
     fn command(&self, args: impl IntoIterator<Item = String>) -> Command {
         let mut argv: Vec<String> = Vec::new();
         if !self.is_live {
-            argv.extend(["unshare", "--net", "--"].map(String::from));
+            argv.extend(["unshare", "--net", "--mount-proc", "--"].map(String::from));
         }
         argv.push("ufw".into());
         argv.extend(args);
-        Command::new(argv).timeout(180).touching(STATE_FILES.iter().map(PathBuf::from))
+        Command::new(argv)
+            .timeout(180)
+            .touching(STATE_FILES.iter().map(PathBuf::from))
     }
 
     fn push(&mut self, target: String, reason: String, details: Vec<Detail>, steps: Vec<Step>) {
-        self.changes.push(Change { resource: Ufw::NAME.into(), target, reason, details, steps, on_rollback: Vec::new() });
+        self.changes.push(Change {
+            resource: Ufw::NAME.into(),
+            target,
+            reason,
+            details,
+            steps,
+            on_rollback: Vec::new(),
+        });
     }
 }
 
-fn detail(name: &str, current: Option<String>, source: Option<String>, desired: Option<String>) -> Detail {
-    Detail { name: name.into(), current, source, desired }
+fn detail(
+    name: &str,
+    current: Option<String>,
+    source: Option<String>,
+    desired: Option<String>,
+) -> Detail {
+    Detail {
+        name: name.into(),
+        current,
+        source,
+        desired,
+    }
 }
 
 fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
@@ -462,17 +573,33 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
     let need_enable = section.enabled == Some(true) && !(conf_enabled && running);
     let need_disable = section.enabled == Some(false) && (conf_enabled || running);
     let active_now = running;
-    let want_enabled = if need_enable { true } else if need_disable { false } else { running };
+    let want_enabled = if need_enable {
+        true
+    } else if need_disable {
+        false
+    } else {
+        running
+    };
 
     // The lockout guard, on the state before and after.
     let listening = &live.ssh_listening;
     let final_ports = live.ssh_desired.as_deref().unwrap_or(listening);
-    let before = Posture { active: active_now, incoming: settings.incoming };
-    let after = Posture { active: want_enabled, incoming: section.default.incoming.unwrap_or(settings.incoming) };
+    let before = Posture {
+        active: active_now,
+        incoming: settings.incoming,
+    };
+    let after = Posture {
+        active: want_enabled,
+        incoming: section.default.incoming.unwrap_or(settings.incoming),
+    };
     let blocked_before = ssh_blocked(&before, &outcome.initial, listening);
     let blocked_after = ssh_blocked(&after, &outcome.finals, final_ports);
     if blocked_after && !blocked_before {
-        let source = if live.ssh_desired.is_some() { "the playbook's sshd Port" } else { "sshd's effective Port (sshd -T)" };
+        let source = if live.ssh_desired.is_some() {
+            "the playbook's sshd Port"
+        } else {
+            "sshd's effective Port (sshd -T)"
+        };
         let message = format!(
             "the firewall would be active with incoming policy `{}` and no rule allowing {} ({source}): every new SSH connection would be dropped. Add a rule such as `{{ allow: {}/tcp }}` or `{{ limit: {}/tcp }}` (or `{{ allow: OpenSSH }}` for port 22)",
             after.incoming.as_str(),
@@ -481,22 +608,49 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
             final_ports.first().copied().unwrap_or(22),
         );
         if overridden {
-            diff.warnings.push(Warning { resource: Ufw::NAME.into(), message: format!("guard {GUARD_SSH_PORT} overridden: {message}") });
+            diff.warnings.push(Warning {
+                resource: Ufw::NAME.into(),
+                message: format!("guard {GUARD_SSH_PORT} overridden: {message}"),
+            });
         } else {
-            return Err(Failure::Refused(Refusal { resource: Ufw::NAME.into(), guard: GUARD_SSH_PORT.into(), message }));
+            return Err(Failure::Refused(Refusal {
+                resource: Ufw::NAME.into(),
+                guard: GUARD_SSH_PORT.into(),
+                message,
+            }));
         }
     } else if blocked_after {
         diff.warnings.push(Warning {
             resource: Ufw::NAME.into(),
-            message: format!("ufw already blocks SSH ({}); this plan does not change that", ports_text(final_ports)),
+            message: format!(
+                "ufw already blocks SSH ({}); this plan does not change that",
+                ports_text(final_ports)
+            ),
         });
     }
 
-    let mut em = Emitter { is_live, changes: Vec::new() };
+    let mut em = Emitter {
+        is_live,
+        changes: Vec::new(),
+    };
     if !live.installed {
-        let install = Command::new(["apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300", "-o", "Dpkg::Options::=--force-confold", "ufw"])
-            .timeout(900);
-        em.push("package ufw".into(), "ufw is not installed".into(), Vec::new(), vec![Step::Run(install)]);
+        let install = Command::new([
+            "apt-get",
+            "install",
+            "-y",
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "ufw",
+        ])
+        .timeout(900);
+        em.push(
+            "package ufw".into(),
+            "ufw is not installed".into(),
+            Vec::new(),
+            vec![Step::Run(install)],
+        );
         diff.warnings.push(Warning {
             resource: Ufw::NAME.into(),
             message: "ufw is not installed: the plan installs it and assumes the package's defaults (no rules, inactive, incoming deny, outgoing allow, routed deny, logging low); a rollback purges it again".into(),
@@ -506,7 +660,17 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
     // A running firewall being turned off goes first: the edits below are then file-only.
     if need_disable && is_live {
         let cmd = em.command(["disable".to_owned()]);
-        em.push("enabled".into(), "ufw is enabled".into(), vec![detail("enabled", Some("yes".into()), Some(UFW_CONF.into()), Some("no".into()))], vec![Step::Run(cmd)]);
+        em.push(
+            "enabled".into(),
+            "ufw is enabled".into(),
+            vec![detail(
+                "enabled",
+                Some("yes".into()),
+                Some(UFW_CONF.into()),
+                Some("no".into()),
+            )],
+            vec![Step::Run(cmd)],
+        );
     }
 
     for (rule, ops) in section.rules.iter().zip(&outcome.rules) {
@@ -514,14 +678,39 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
             diff.unchanged += 1;
             continue;
         }
-        let current = (!ops.current.is_empty()).then(|| ops.current.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join("; "));
+        let current = (!ops.current.is_empty()).then(|| {
+            ops.current
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         let source = ops.current.first().map(|(_, s)| s.clone());
-        let steps = ops.ops.iter().map(|op| Step::Run(em.command(op.args.clone()))).collect();
-        em.push(rule.to_string(), ops.reasons.join("; "), vec![detail("rule", current, source, Some(rule.to_string()))], steps);
+        let steps = ops
+            .ops
+            .iter()
+            .map(|op| Step::Run(em.command(op.args.clone())))
+            .collect();
+        em.push(
+            rule.to_string(),
+            ops.reasons.join("; "),
+            vec![detail("rule", current, source, Some(rule.to_string()))],
+            steps,
+        );
     }
     for p in &outcome.purges {
         let steps = vec![Step::Run(em.command(p.op.args.clone()))];
-        em.push(p.text.clone(), "not in the playbook (purge: true)".into(), vec![detail("rule", Some(p.text.clone()), Some(p.source.clone()), None)], steps);
+        em.push(
+            p.text.clone(),
+            "not in the playbook (purge: true)".into(),
+            vec![detail(
+                "rule",
+                Some(p.text.clone()),
+                Some(p.source.clone()),
+                None,
+            )],
+            steps,
+        );
     }
     if !outcome.kept.is_empty() {
         diff.warnings.push(Warning {
@@ -529,14 +718,23 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
             message: format!(
                 "{} rule(s) in ufw are not in the playbook and stay (purge: false): {}",
                 outcome.kept.len(),
-                outcome.kept.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                outcome
+                    .kept
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }
     if purge && !outcome.foreign.is_empty() {
         diff.warnings.push(Warning {
             resource: Ufw::NAME.into(),
-            message: format!("kept {} rule(s) another tool (fail2ban...) added: {}", outcome.foreign.len(), outcome.foreign.join(", ")),
+            message: format!(
+                "kept {} rule(s) another tool (fail2ban...) added: {}",
+                outcome.foreign.len(),
+                outcome.foreign.join(", ")
+            ),
         });
     }
 
@@ -551,7 +749,12 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
                 em.push(
                     format!("default {name} policy"),
                     format!("the default {name} policy is {}", current.as_str()),
-                    vec![detail(&format!("default {name}"), Some(current.as_str().into()), Some(DEFAULTS.into()), Some(d.as_str().into()))],
+                    vec![detail(
+                        &format!("default {name}"),
+                        Some(current.as_str().into()),
+                        Some(DEFAULTS.into()),
+                        Some(d.as_str().into()),
+                    )],
                     vec![Step::Run(cmd)],
                 );
             }
@@ -565,7 +768,12 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
             em.push(
                 "logging".into(),
                 format!("ufw logs at level {}", settings.logging.as_str()),
-                vec![detail("logging", Some(settings.logging.as_str().into()), Some(UFW_CONF.into()), Some(level.as_str().into()))],
+                vec![detail(
+                    "logging",
+                    Some(settings.logging.as_str().into()),
+                    Some(UFW_CONF.into()),
+                    Some(level.as_str().into()),
+                )],
                 vec![Step::Run(cmd)],
             );
         }
@@ -575,16 +783,30 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
 
     if is_live {
         if need_enable {
-            let mut steps = vec![Step::Run(em.command(["--force".to_owned(), "enable".to_owned()]))];
+            let mut steps = vec![Step::Run(
+                em.command(["--force".to_owned(), "enable".to_owned()]),
+            )];
             if let Some(Step::Run(cmd)) = steps.first_mut() {
                 cmd.timeout_secs = 300;
             }
             let reason = match (conf_enabled, running) {
                 (true, _) => "ufw.conf says ENABLED=yes but the firewall is not loaded",
-                (false, true) => "the firewall is loaded but ufw.conf says ENABLED=no (not started at boot)",
+                (false, true) => {
+                    "the firewall is loaded but ufw.conf says ENABLED=no (not started at boot)"
+                }
                 (false, false) => "ufw is inactive",
             };
-            em.push("enabled".into(), reason.into(), vec![detail("enabled", Some("no".into()), Some(UFW_CONF.into()), Some("yes".into()))], steps);
+            em.push(
+                "enabled".into(),
+                reason.into(),
+                vec![detail(
+                    "enabled",
+                    Some("no".into()),
+                    Some(UFW_CONF.into()),
+                    Some("yes".into()),
+                )],
+                steps,
+            );
         } else if section.enabled.is_some() {
             diff.unchanged += 1;
         }
@@ -595,7 +817,10 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
     rollback(&mut changes, live, is_live, active_now);
 
     for w in &live.malformed {
-        diff.warnings.push(Warning { resource: Ufw::NAME.into(), message: format!("ufw skips a malformed rule: {w}") });
+        diff.warnings.push(Warning {
+            resource: Ufw::NAME.into(),
+            message: format!("ufw skips a malformed rule: {w}"),
+        });
     }
     if live.docker && want_enabled {
         diff.warnings.push(Warning {
@@ -609,7 +834,10 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
         .filter(|p| {
             inputs.iter().any(|i| {
                 i.wants.iter().any(|w| {
-                    w.effect.action == rule::Action::Limit && w.alts.iter().any(|(proto, ports)| matches!(proto, Proto::Tcp | Proto::Any) && ports.contains(*p))
+                    w.effect.action == rule::Action::Limit
+                        && w.alts.iter().any(|(proto, ports)| {
+                            matches!(proto, Proto::Tcp | Proto::Any) && ports.contains(*p)
+                        })
                 })
             })
         })
@@ -633,7 +861,10 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
 fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool, diff: &mut Diff) {
     let Some((text, attrs)) = live.conf.clone() else {
         if want_enabled && live.installed {
-            diff.warnings.push(Warning { resource: Ufw::NAME.into(), message: format!("{UFW_CONF} is missing in the image; not enabling ufw") });
+            diff.warnings.push(Warning {
+                resource: Ufw::NAME.into(),
+                message: format!("{UFW_CONF} is missing in the image; not enabling ufw"),
+            });
         }
         return;
     };
@@ -641,7 +872,12 @@ fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool
     let was = live.settings.enabled;
     if runs_ufw && was {
         let paused = state::set_assignment(&text, "ENABLED", "no");
-        let step = Step::WriteFile { path: UFW_CONF.into(), content: paused, attrs, before: Some(text.clone()) };
+        let step = Step::WriteFile {
+            path: UFW_CONF.into(),
+            content: paused,
+            attrs,
+            before: Some(text.clone()),
+        };
         em.changes.insert(
             0,
             Change {
@@ -664,9 +900,23 @@ fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool
         let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
         em.push(
             "enabled".into(),
-            if want_enabled == was { "restore ENABLED after editing the rules".into() } else { format!("ufw.conf says ENABLED={}", yes_no(was)) },
-            vec![detail("enabled", Some(yes_no(was)), Some(UFW_CONF.into()), Some(yes_no(want_enabled)))],
-            vec![Step::WriteFile { path: UFW_CONF.into(), content, attrs, before: Some(text) }],
+            if want_enabled == was {
+                "restore ENABLED after editing the rules".into()
+            } else {
+                format!("ufw.conf says ENABLED={}", yes_no(was))
+            },
+            vec![detail(
+                "enabled",
+                Some(yes_no(was)),
+                Some(UFW_CONF.into()),
+                Some(yes_no(want_enabled)),
+            )],
+            vec![Step::WriteFile {
+                path: UFW_CONF.into(),
+                content,
+                attrs,
+                before: Some(text),
+            }],
         );
     } else if section.enabled.is_some() {
         diff.unchanged += 1;
@@ -678,10 +928,22 @@ fn rollback(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool
     if !is_live {
         return;
     }
-    let force_stop = Command::new([live.init.display().to_string(), "force-stop".into()]).timeout(120);
+    let force_stop =
+        Command::new([live.init.display().to_string(), "force-stop".into()]).timeout(120);
     if !live.installed {
         if let Some(install) = changes.first_mut() {
-            install.on_rollback = vec![force_stop, Command::new(["apt-get", "purge", "-y", "-o", "DPkg::Lock::Timeout=300", "ufw"]).timeout(900)];
+            install.on_rollback = vec![
+                force_stop,
+                Command::new([
+                    "apt-get",
+                    "purge",
+                    "-y",
+                    "-o",
+                    "DPkg::Lock::Timeout=300",
+                    "ufw",
+                ])
+                .timeout(900),
+            ];
         }
         return;
     }

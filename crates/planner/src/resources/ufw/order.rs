@@ -137,7 +137,11 @@ pub fn overlap(a: &Key, a_alts: &[(Proto, Ports)], b: &Key, b_alts: &[(Proto, Po
         && a.src.overlaps(&b.src)
         && a.dst.overlaps(&b.dst)
         && (a.sapp.is_some() || b.sapp.is_some() || a.sport.overlaps(&b.sport))
-        && a_alts.iter().any(|(pa, xa)| b_alts.iter().any(|(pb, xb)| pa.overlaps(*pb) && xa.overlaps(xb)))
+        && a_alts.iter().any(|(pa, xa)| {
+            b_alts
+                .iter()
+                .any(|(pb, xb)| pa.overlaps(*pb) && xa.overlaps(xb))
+        })
 }
 
 #[derive(Clone, Debug)]
@@ -177,22 +181,39 @@ impl<'a> Fam<'a> {
             .wants
             .iter()
             .map(|w| {
-                let found = input.live.iter().enumerate().position(|(i, u)| !used[i] && u.key.as_ref() == Some(&w.key));
+                let found = input
+                    .live
+                    .iter()
+                    .enumerate()
+                    .position(|(i, u)| !used[i] && u.key.as_ref() == Some(&w.key));
                 if let Some(i) = found {
                     used[i] = true;
                 }
                 found
             })
             .collect();
-        let n = input.wants.len();
-        let mut conflict = vec![vec![false; n]; n];
-        for i in 0..n {
-            for j in 0..n {
-                let (a, b) = (&input.wants[i], &input.wants[j]);
-                conflict[i][j] = i != j && a.effect != b.effect && overlap(&a.key, &a.alts, &b.key, &b.alts);
-            }
+        let conflict = input
+            .wants
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                input
+                    .wants
+                    .iter()
+                    .enumerate()
+                    .map(|(j, b)| {
+                        i != j && a.effect != b.effect && overlap(&a.key, &a.alts, &b.key, &b.alts)
+                    })
+                    .collect()
+            })
+            .collect();
+        Fam {
+            input,
+            matched,
+            conflict,
+            moved: BTreeSet::new(),
+            slots: Vec::new(),
         }
-        Fam { input, matched, conflict, moved: BTreeSet::new(), slots: Vec::new() }
     }
 
     fn want_of_live(&self, live: usize) -> Option<usize> {
@@ -217,9 +238,13 @@ impl<'a> Fam<'a> {
                     }
                 }
             }
-            let worst = (0..count.len())
-                .filter(|w| count[*w] > 0)
-                .max_by_key(|w| (count[*w], !self.input.wants[*w].effect.action.admits(), std::cmp::Reverse(*w)));
+            let worst = (0..count.len()).filter(|w| count[*w] > 0).max_by_key(|w| {
+                (
+                    count[*w],
+                    !self.input.wants[*w].effect.action.admits(),
+                    std::cmp::Reverse(*w),
+                )
+            });
             match worst {
                 Some(w) => {
                     self.moved.insert(w);
@@ -261,7 +286,8 @@ impl<'a> Fam<'a> {
                 return Ok((None, if right { Place::Nothing } else { Place::Update }));
             }
         }
-        let old = self.matched[w].and_then(|live| self.slots.iter().position(|s| s.live == Some(live)));
+        let old =
+            self.matched[w].and_then(|live| self.slots.iter().position(|s| s.live == Some(live)));
         let after_delete = |i: usize| match old {
             Some(o) if i > o => i - 1,
             _ => i,
@@ -325,11 +351,22 @@ impl<'a> Fam<'a> {
 }
 
 fn finals(slots: &[Slot]) -> Vec<Final> {
-    slots.iter().map(|s| Final { key: s.key.clone(), effect: s.effect, alts: s.alts.clone() }).collect()
+    slots
+        .iter()
+        .map(|s| Final {
+            key: s.key.clone(),
+            effect: s.effect,
+            alts: s.alts.clone(),
+        })
+        .collect()
 }
 
 fn args(prefix: &[&str], spec: &Spec) -> Vec<String> {
-    prefix.iter().map(|s| (*s).to_owned()).chain(spec.args()).collect()
+    prefix
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(spec.args())
+        .collect()
 }
 
 /// Plans the commands for `rules` playbook rules over the families' lists.
@@ -345,13 +382,18 @@ pub fn plan(families: &[FamilyInput], rules: usize, purge: bool) -> Outcome {
         for fam in &mut fams {
             fam.reset_slots();
         }
-        outcome.initial = fams.iter().map(|f| (f.input.family, finals(&f.slots))).collect();
+        outcome.initial = fams
+            .iter()
+            .map(|f| (f.input.family, finals(&f.slots)))
+            .collect();
         outcome.rules = vec![RuleOps::default(); rules];
         for (rule, rule_ops) in outcome.rules.iter_mut().enumerate() {
             let mut steps = Vec::new();
             let mut blocked = None;
             for (fi, fam) in fams.iter().enumerate() {
-                let Some(w) = fam.want_index(rule) else { continue };
+                let Some(w) = fam.want_index(rule) else {
+                    continue;
+                };
                 match fam.place(w) {
                     Ok((old, place)) => steps.push((fi, w, old, place)),
                     Err(v) => blocked = Some((fi, v)),
@@ -381,15 +423,26 @@ pub fn plan(families: &[FamilyInput], rules: usize, purge: bool) -> Outcome {
     if purge {
         purge_unlisted(&mut fams, &mut outcome);
     }
-    outcome.finals = fams.iter().map(|f| (f.input.family, finals(&f.slots))).collect();
+    outcome.finals = fams
+        .iter()
+        .map(|f| (f.input.family, finals(&f.slots)))
+        .collect();
     outcome
 }
 
-fn describe_rule(fams: &[Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], out: &mut RuleOps) {
+fn describe_rule(
+    fams: &[Fam<'_>],
+    steps: &[(usize, usize, Option<usize>, Place)],
+    out: &mut RuleOps,
+) {
     let many = fams.len() > 1;
     for &(fi, w, old, place) in steps {
         let fam = &fams[fi];
-        let suffix = if many && fam.input.family == Family::V6 { " (v6)" } else { "" };
+        let suffix = if many && fam.input.family == Family::V6 {
+            " (v6)"
+        } else {
+            ""
+        };
         let live = fam.matched[w].map(|l| &fam.input.live[l]);
         if let Some(unit) = live {
             out.current.push((unit.text.clone(), unit.source.clone()));
@@ -409,6 +462,9 @@ fn describe_rule(fams: &[Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)
         };
         out.reasons.push(reason);
     }
+    if out.reasons.len() > 1 && out.reasons.iter().all(|r| r.starts_with("missing")) {
+        out.reasons = vec!["missing".into()];
+    }
 }
 
 fn emit(fams: &mut [Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], out: &mut RuleOps) {
@@ -416,21 +472,30 @@ fn emit(fams: &mut [Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], ou
     if active.is_empty() {
         return;
     }
-    let both = steps.first().and_then(|&(fi, w, _, _)| fams[fi].input.wants[w].both.clone());
+    let both = steps
+        .first()
+        .and_then(|&(fi, w, _, _)| fams[fi].input.wants[w].both.clone());
     let present = fams.len();
     let all_covered = steps.len() == present;
     if let (Some(both), true) = (both, all_covered) {
         let no_moves = steps.iter().all(|s| s.2.is_none());
-        let simple = steps.iter().all(|s| matches!(s.3, Place::Nothing | Place::Update | Place::Append));
+        let simple = steps
+            .iter()
+            .all(|s| matches!(s.3, Place::Nothing | Place::Update | Place::Append));
         let all_top = steps.iter().all(|s| s.3 == Place::Insert(0));
         let single_insert = present == 1 && matches!(steps[0].3, Place::Insert(_));
         if no_moves && (simple || all_top || single_insert) {
             let prefix: Vec<String> = match steps[0].3 {
                 Place::Insert(0) => vec!["prepend".into()],
-                Place::Insert(i) => vec!["insert".into(), (fams[steps[0].0].tuples_before(i) + 1).to_string()],
+                Place::Insert(i) => vec![
+                    "insert".into(),
+                    (fams[steps[0].0].tuples_before(i) + 1).to_string(),
+                ],
                 _ => Vec::new(),
             };
-            out.ops.push(Op { args: prefix.into_iter().chain(both.args()).collect() });
+            out.ops.push(Op {
+                args: prefix.into_iter().chain(both.args()).collect(),
+            });
             for &(fi, w, old, place) in steps {
                 fams[fi].apply(w, old, place);
             }
@@ -439,13 +504,20 @@ fn emit(fams: &mut [Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], ou
     }
     for &(fi, w, old, place) in steps {
         if let Some(o) = old {
-            let live = fams[fi].slots[o].live.map(|l| fams[fi].input.live[l].spec.clone());
+            let live = fams[fi].slots[o]
+                .live
+                .map(|l| fams[fi].input.live[l].spec.clone());
             if let Some(spec) = live {
-                out.ops.push(Op { args: args(&["delete"], &spec) });
+                out.ops.push(Op {
+                    args: args(&["delete"], &spec),
+                });
             }
         }
         // Position numbers are counted after the delete above.
-        let v4_units = fams.iter().find(|f| f.input.family == Family::V4).map_or(0, |f| f.slots.len());
+        let v4_units = fams
+            .iter()
+            .find(|f| f.input.family == Family::V4)
+            .map_or(0, |f| f.slots.len());
         let fam = &mut fams[fi];
         let spec = fam.input.wants[w].spec.clone();
         let mut after_delete = fam.slots.clone();
@@ -456,14 +528,18 @@ fn emit(fams: &mut [Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], ou
         match place {
             Place::Nothing => {}
             Place::Update | Place::Append => out.ops.push(Op { args: spec.args() }),
-            Place::Insert(0) => out.ops.push(Op { args: args(&["prepend"], &spec) }),
+            Place::Insert(0) => out.ops.push(Op {
+                args: args(&["prepend"], &spec),
+            }),
             Place::Insert(i) => {
                 let number = match fam.input.family {
                     Family::V4 => before(i) + 1,
                     // ufw numbers IPv6 rules after all IPv4 ones.
                     Family::V6 => v4_units + before(i) + 1,
                 };
-                out.ops.push(Op { args: args(&["insert", &number.to_string()], &spec) });
+                out.ops.push(Op {
+                    args: args(&["insert", &number.to_string()], &spec),
+                });
             }
         }
         fam.apply(w, old, place);
@@ -493,7 +569,9 @@ fn purge_unlisted(fams: &mut [Fam<'_>], outcome: &mut Outcome) {
             (a + 1..doomed.len()).find(|&b| {
                 let (fj, j) = doomed[b];
                 let other = &fams[fj].input.live[j];
-                !done[b] && fj != fi && other.spec.for_both(fams[fj].input.family).as_ref() == Some(&both)
+                !done[b]
+                    && fj != fi
+                    && other.spec.for_both(fams[fj].input.family).as_ref() == Some(&both)
             })
         });
         let (op, text, source) = match (twin, unit.spec.for_both(family)) {
@@ -501,14 +579,30 @@ fn purge_unlisted(fams: &mut [Fam<'_>], outcome: &mut Outcome) {
                 done[b] = true;
                 let (fj, j) = doomed[b];
                 let other = &fams[fj].input.live[j];
-                (args(&["delete"], &both), format!("{} and its IPv6 twin", unit.text), format!("{}, {}", unit.source, other.source))
+                (
+                    args(&["delete"], &both),
+                    format!("{} and its IPv6 twin", unit.text),
+                    format!("{}, {}", unit.source, other.source),
+                )
             }
-            _ => (args(&["delete"], &unit.spec), unit.text.clone(), unit.source.clone()),
+            _ => (
+                args(&["delete"], &unit.spec),
+                unit.text.clone(),
+                unit.source.clone(),
+            ),
         };
-        outcome.purges.push(Purge { op: Op { args: op }, text, source });
+        outcome.purges.push(Purge {
+            op: Op { args: op },
+            text,
+            source,
+        });
     }
     for fam in fams.iter_mut() {
-        fam.slots.retain(|s| s.want.is_some() || s.live.is_some_and(|l| fam.input.live[l].foreign) || s.live.is_none());
+        fam.slots.retain(|s| {
+            s.want.is_some()
+                || s.live.is_some_and(|l| fam.input.live[l].foreign)
+                || s.live.is_none()
+        });
     }
 }
 
@@ -521,7 +615,10 @@ pub fn admits_port(list: &[Final], port: u16) -> bool {
         if key.forward || key.direction != super::rule::Direction::In {
             continue;
         }
-        let covers = unit.alts.iter().any(|(p, ports)| matches!(p, Proto::Tcp | Proto::Any) && ports.contains(port));
+        let covers = unit
+            .alts
+            .iter()
+            .any(|(p, ports)| matches!(p, Proto::Tcp | Proto::Any) && ports.contains(port));
         if !covers || key.sport != Ports::Any || key.sapp.is_some() {
             continue;
         }

@@ -146,7 +146,10 @@ impl Proto {
             "any" => Some(Proto::Any),
             "tcp" => Some(Proto::Tcp),
             "udp" => Some(Proto::Udp),
-            other => PORTLESS.iter().find(|p| **p == other).map(|p| Proto::Portless(p)),
+            other => PORTLESS
+                .iter()
+                .find(|p| **p == other)
+                .map(|p| Proto::Portless(p)),
         }
     }
 
@@ -187,7 +190,9 @@ impl Ports {
             return Ok(Ports::Any);
         }
         if s.matches([',', ':']).count() > 14 {
-            return Err(format!("too many ports in `{s}`: ufw takes at most 15 ports or range ends in one rule"));
+            return Err(format!(
+                "too many ports in `{s}`: ufw takes at most 15 ports or range ends in one rule"
+            ));
         }
         let mut list = Vec::new();
         for item in s.split(',') {
@@ -202,7 +207,9 @@ impl Ports {
                 Some((a, b)) => {
                     let (a, b) = (port(a)?, port(b)?);
                     if a >= b {
-                        return Err(format!("port range `{item}` must go from a lower to a higher port"));
+                        return Err(format!(
+                            "port range `{item}` must go from a lower to a higher port"
+                        ));
                     }
                     list.push((a, b));
                 }
@@ -234,7 +241,9 @@ impl Ports {
     pub fn overlaps(&self, other: &Ports) -> bool {
         match (self, other) {
             (Ports::Any, _) | (_, Ports::Any) => true,
-            (Ports::List(x), Ports::List(y)) => x.iter().any(|(a, b)| y.iter().any(|(c, d)| a <= d && c <= b)),
+            (Ports::List(x), Ports::List(y)) => x
+                .iter()
+                .any(|(a, b)| y.iter().any(|(c, d)| a <= d && c <= b)),
         }
     }
 }
@@ -271,15 +280,23 @@ impl Net {
     /// Everything in `family`.
     pub fn anywhere(family: Family) -> Net {
         match family {
-            Family::V4 => Net { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix: 0 },
-            Family::V6 => Net { addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED), prefix: 0 },
+            Family::V4 => Net {
+                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                prefix: 0,
+            },
+            Family::V6 => Net {
+                addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                prefix: 0,
+            },
         }
     }
 
     /// Parses `192.0.2.1`, `192.0.2.0/24`, `2001:db8::/32`; a v4 netmask in dotted form is
     /// accepted too, as ufw accepts it.
     pub fn parse(s: &str) -> Result<Net, String> {
-        let bad = || format!("`{s}` is not an IPv4 or IPv6 address or network (such as 203.0.113.0/24 or 2001:db8::/32)");
+        let bad = || {
+            format!("`{s}` is not an IPv4 or IPv6 address or network (such as 203.0.113.0/24 or 2001:db8::/32)")
+        };
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -288,10 +305,12 @@ impl Net {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => match p.parse::<u8>() {
-                Ok(n) if n <= max => n,
-                _ => return Err(format!("prefix /{p} of `{s}` is out of range (0 to {max})")),
-            },
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
+                match p.parse::<u8>() {
+                    Ok(n) if n <= max => n,
+                    _ => return Err(format!("prefix /{p} of `{s}` is out of range (0 to {max})")),
+                }
+            }
             Some(p) => match (addr, p.parse::<Ipv4Addr>()) {
                 (IpAddr::V4(_), Ok(mask)) => {
                     let bits = u32::from(mask);
@@ -309,15 +328,26 @@ impl Net {
     fn truncated(self) -> Net {
         let addr = match self.addr {
             IpAddr::V4(a) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
                 IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
             }
             IpAddr::V6(a) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
                 IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
             }
         };
-        Net { addr, prefix: self.prefix }
+        Net {
+            addr,
+            prefix: self.prefix,
+        }
     }
 
     /// Its family.
@@ -338,7 +368,13 @@ impl Net {
     pub fn contains(&self, other: &Net) -> bool {
         self.family() == other.family()
             && self.prefix <= other.prefix
-            && (Net { addr: other.addr, prefix: self.prefix }).truncated().addr == self.addr
+            && (Net {
+                addr: other.addr,
+                prefix: self.prefix,
+            })
+            .truncated()
+            .addr
+                == self.addr
     }
 
     /// True when some address is in both.
@@ -368,7 +404,9 @@ impl<'de> Deserialize<'de> for Addr {
         if s.eq_ignore_ascii_case("any") {
             return Ok(Addr(None));
         }
-        Net::parse(&s).map(|n| Addr(Some(n))).map_err(serde::de::Error::custom)
+        Net::parse(&s)
+            .map(|n| Addr(Some(n)))
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -409,28 +447,45 @@ impl Target {
             return Err(format!("`{s}`: expected a port (443/tcp), a range (6000:6007/tcp), a list (80,443/tcp), `any` or an application profile name"));
         }
         if head == "any" {
-            return Ok(Target::Ports { ports: Ports::Any, proto: proto.unwrap_or(Proto::Any) });
+            return Ok(Target::Ports {
+                ports: Ports::Any,
+                proto: proto.unwrap_or(Proto::Any),
+            });
         }
-        if head.starts_with(|c: char| c.is_ascii_digit()) && head.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b':') {
+        if head.starts_with(|c: char| c.is_ascii_digit())
+            && head
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b',' || b == b':')
+        {
             let ports = Ports::parse(head)?;
             let proto = proto.unwrap_or(Proto::Any);
             if let Proto::Portless(p) = proto {
                 return Err(format!("protocol {p} has no ports: write `any/{p}`"));
             }
             if ports.is_multi() && proto == Proto::Any {
-                return Err(format!("a port list or range needs a protocol: write `{head}/tcp` or `{head}/udp`"));
+                return Err(format!(
+                    "a port list or range needs a protocol: write `{head}/tcp` or `{head}/udp`"
+                ));
             }
             return Ok(Target::Ports { ports, proto });
         }
-        if head.starts_with(|c: char| c.is_ascii_digit()) && head.parse::<i64>().is_err() && head.contains([',', ':', '-']) {
-            return Err(format!("`{head}` is not a port, a range or a list of ports"));
+        if head.starts_with(|c: char| c.is_ascii_digit())
+            && head.parse::<i64>().is_err()
+            && head.contains([',', ':', '-'])
+        {
+            return Err(format!(
+                "`{head}` is not a port, a range or a list of ports"
+            ));
         }
         if !valid_name(head) {
             return Err(format!(
                 "`{head}` is neither a port nor a valid application profile or service name (letters, digits, space, `_-.+`)"
             ));
         }
-        Ok(Target::Name { name: head.to_owned(), proto })
+        Ok(Target::Name {
+            name: head.to_owned(),
+            proto,
+        })
     }
 }
 
@@ -446,10 +501,16 @@ fn valid_name(name: &str) -> bool {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::Ports { ports, proto: Proto::Any } => write!(f, "{ports}"),
+            Target::Ports {
+                ports,
+                proto: Proto::Any,
+            } => write!(f, "{ports}"),
             Target::Ports { ports, proto } => write!(f, "{ports}/{}", proto.as_str()),
             Target::Name { name, proto: None } => f.write_str(name),
-            Target::Name { name, proto: Some(p) } => write!(f, "{name}/{}", p.as_str()),
+            Target::Name {
+                name,
+                proto: Some(p),
+            } => write!(f, "{name}/{}", p.as_str()),
         }
     }
 }
@@ -487,7 +548,8 @@ impl<'de> Deserialize<'de> for Interface {
             && s.len() <= 15
             && s != "."
             && s != ".."
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.+,=%@".contains(c));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.+,=%@".contains(c));
         if ok {
             Ok(Interface(s))
         } else {
@@ -506,7 +568,9 @@ impl<'de> Deserialize<'de> for Comment {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         if s.contains('\'') || s.contains(['\n', '\r']) {
-            return Err(serde::de::Error::custom("a ufw comment cannot contain `'` or a line break"));
+            return Err(serde::de::Error::custom(
+                "a ufw comment cannot contain `'` or a line break",
+            ));
         }
         Ok(Comment(s))
     }
@@ -530,7 +594,9 @@ impl<'de> Deserialize<'de> for Log {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Log, E> {
                 match v {
                     "all" => Ok(Log(LogType::All)),
-                    _ => Err(E::custom(format!("invalid log value `{v}`: expected true, false or `all`"))),
+                    _ => Err(E::custom(format!(
+                        "invalid log value `{v}`: expected true, false or `all`"
+                    ))),
                 }
             }
         }
@@ -581,13 +647,22 @@ impl<'de> Deserialize<'de> for Rule {
 
 impl Rule {
     fn from_raw(raw: RawRule) -> Result<Rule, String> {
-        let actions = [(Action::Allow, raw.allow), (Action::Deny, raw.deny), (Action::Reject, raw.reject), (Action::Limit, raw.limit)];
+        let actions = [
+            (Action::Allow, raw.allow),
+            (Action::Deny, raw.deny),
+            (Action::Reject, raw.reject),
+            (Action::Limit, raw.limit),
+        ];
         let mut found = actions.into_iter().filter_map(|(a, t)| t.map(|t| (a, t)));
         let (action, target) = found
             .next()
             .ok_or("a rule needs an action key: allow, deny, reject or limit (such as `{ allow: 443/tcp }`)")?;
         if let Some((other, _)) = found.next() {
-            return Err(format!("a rule has one action; this one has both {} and {}", action.as_str(), other.as_str()));
+            return Err(format!(
+                "a rule has one action; this one has both {} and {}",
+                action.as_str(),
+                other.as_str()
+            ));
         }
         let (from, to) = (raw.from.and_then(|a| a.0), raw.to.and_then(|a| a.0));
         if let (Some(f), Some(t)) = (from, to) {
@@ -602,7 +677,10 @@ impl Rule {
             }
         }
         Ok(Rule {
-            effect: Effect { action, log: raw.log.unwrap_or_default().0 },
+            effect: Effect {
+                action,
+                log: raw.log.unwrap_or_default().0,
+            },
             target,
             direction: raw.direction.unwrap_or_default(),
             from,
@@ -725,7 +803,11 @@ impl Tuple {
     /// `_read_rules`: 6 to 9 fields, `comment=` hex at the end.
     pub fn parse(line: usize, text: &str) -> Result<Tuple, String> {
         let (text, comment) = match text.split_once(" comment=") {
-            Some((t, hex)) => (t, decode_hex(hex.trim()).ok_or_else(|| format!("malformed comment in tuple `{text}`"))?),
+            Some((t, hex)) => (
+                t,
+                decode_hex(hex.trim())
+                    .ok_or_else(|| format!("malformed comment in tuple `{text}`"))?,
+            ),
             None => (text, String::new()),
         };
         let f: Vec<&str> = text.split_whitespace().collect();
@@ -735,7 +817,9 @@ impl Tuple {
         let (mut direction, mut iface_in, mut iface_out) = (Direction::In, None, None);
         if f.len() == 7 || f.len() == 9 {
             let last = f[f.len() - 1];
-            let (dir, rest) = last.split_once('_').map_or((last, None), |(d, r)| (d, Some(r)));
+            let (dir, rest) = last
+                .split_once('_')
+                .map_or((last, None), |(d, r)| (d, Some(r)));
             if let Some(rest) = rest {
                 if let Some((a, b)) = last.split_once('!') {
                     iface_in = a.strip_prefix("in_").map(str::to_owned);
@@ -772,9 +856,14 @@ impl Tuple {
             "limit" => Action::Limit,
             _ => Action::Deny,
         };
-        let proto = Proto::parse(f[1]).ok_or_else(|| format!("malformed tuple (protocol): `{text}`"))?;
+        let proto =
+            Proto::parse(f[1]).ok_or_else(|| format!("malformed tuple (protocol): `{text}`"))?;
         let app = |s: &str| (s != "-" && !s.is_empty()).then(|| s.replace("%20", " "));
-        let (dapp, sapp) = if f.len() >= 8 { (app(f[6]), app(f[7])) } else { (None, None) };
+        let (dapp, sapp) = if f.len() >= 8 {
+            (app(f[6]), app(f[7]))
+        } else {
+            (None, None)
+        };
         Ok(Tuple {
             line,
             forward,
@@ -806,7 +895,11 @@ impl Tuple {
             Some(app) => Service::App(app.clone()),
             None => Service::Ports(self.proto, Ports::parse(&self.dport)?),
         };
-        let sport = if self.sapp.is_some() { Ports::Any } else { Ports::parse(&self.sport)? };
+        let sport = if self.sapp.is_some() {
+            Ports::Any
+        } else {
+            Ports::parse(&self.sport)?
+        };
         Ok(Key {
             family,
             forward: self.forward,
@@ -836,7 +929,11 @@ impl Tuple {
             dst: self.dst.clone(),
             dport: (self.dapp.is_none() && self.dport != "any").then(|| self.dport.clone()),
             dapp: self.dapp.clone(),
-            proto: if self.dapp.is_some() || self.sapp.is_some() { Proto::Any } else { self.proto },
+            proto: if self.dapp.is_some() || self.sapp.is_some() {
+                Proto::Any
+            } else {
+                self.proto
+            },
             comment: None,
         }
     }
@@ -846,7 +943,10 @@ fn decode_hex(hex: &str) -> Option<String> {
     if hex.len() % 2 != 0 {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect();
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
     Some(String::from_utf8_lossy(&bytes?).into_owned())
 }
 
@@ -973,7 +1073,10 @@ impl Spec {
 
     /// Without the comment (deletes match regardless of it).
     pub fn without_comment(&self) -> Spec {
-        Spec { comment: None, ..self.clone() }
+        Spec {
+            comment: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -1023,21 +1126,60 @@ mod tests {
     fn targets_parse_and_reject_bad_input() {
         assert_eq!(
             Target::parse("443/tcp"),
-            Ok(Target::Ports { ports: Ports::List(vec![(443, 443)]), proto: Proto::Tcp })
+            Ok(Target::Ports {
+                ports: Ports::List(vec![(443, 443)]),
+                proto: Proto::Tcp
+            })
         );
         assert_eq!(
             Target::parse("443,80/tcp"),
-            Ok(Target::Ports { ports: Ports::List(vec![(80, 80), (443, 443)]), proto: Proto::Tcp })
+            Ok(Target::Ports {
+                ports: Ports::List(vec![(80, 80), (443, 443)]),
+                proto: Proto::Tcp
+            })
         );
         assert_eq!(
             Target::parse("6000:6007/udp"),
-            Ok(Target::Ports { ports: Ports::List(vec![(6000, 6007)]), proto: Proto::Udp })
+            Ok(Target::Ports {
+                ports: Ports::List(vec![(6000, 6007)]),
+                proto: Proto::Udp
+            })
         );
-        assert_eq!(Target::parse("53"), Ok(Target::Ports { ports: Ports::List(vec![(53, 53)]), proto: Proto::Any }));
-        assert_eq!(Target::parse("any/esp"), Ok(Target::Ports { ports: Ports::Any, proto: Proto::Portless("esp") }));
-        assert_eq!(Target::parse("OpenSSH"), Ok(Target::Name { name: "OpenSSH".into(), proto: None }));
-        assert_eq!(Target::parse("Nginx Full"), Ok(Target::Name { name: "Nginx Full".into(), proto: None }));
-        assert_eq!(Target::parse("ssh/tcp"), Ok(Target::Name { name: "ssh".into(), proto: Some(Proto::Tcp) }));
+        assert_eq!(
+            Target::parse("53"),
+            Ok(Target::Ports {
+                ports: Ports::List(vec![(53, 53)]),
+                proto: Proto::Any
+            })
+        );
+        assert_eq!(
+            Target::parse("any/esp"),
+            Ok(Target::Ports {
+                ports: Ports::Any,
+                proto: Proto::Portless("esp")
+            })
+        );
+        assert_eq!(
+            Target::parse("OpenSSH"),
+            Ok(Target::Name {
+                name: "OpenSSH".into(),
+                proto: None
+            })
+        );
+        assert_eq!(
+            Target::parse("Nginx Full"),
+            Ok(Target::Name {
+                name: "Nginx Full".into(),
+                proto: None
+            })
+        );
+        assert_eq!(
+            Target::parse("ssh/tcp"),
+            Ok(Target::Name {
+                name: "ssh".into(),
+                proto: Some(Proto::Tcp)
+            })
+        );
         let err = |s: &str| Target::parse(s).expect_err(s);
         assert!(err("70000/tcp").contains("port 70000 is out of range"));
         assert!(err("0").contains("out of range"));
@@ -1080,28 +1222,53 @@ mod tests {
 
     #[test]
     fn tuples_parse_like_ufw() {
-        let t = Tuple::parse(12, "allow tcp 1935 0.0.0.0/0 any 192.0.2.0/24 in comment=6869207468657265").expect("tuple");
-        assert_eq!(t.effect, Effect { action: Action::Allow, log: LogType::Off });
+        let t = Tuple::parse(
+            12,
+            "allow tcp 1935 0.0.0.0/0 any 192.0.2.0/24 in comment=6869207468657265",
+        )
+        .expect("tuple");
+        assert_eq!(
+            t.effect,
+            Effect {
+                action: Action::Allow,
+                log: LogType::Off
+            }
+        );
         assert_eq!(t.comment, "hi there");
         assert_eq!(t.src, "192.0.2.0/24");
         let key = t.key(Family::V4).expect("key");
-        assert_eq!(key.service, Service::Ports(Proto::Tcp, Ports::List(vec![(1935, 1935)])));
+        assert_eq!(
+            key.service,
+            Service::Ports(Proto::Tcp, Ports::List(vec![(1935, 1935)]))
+        );
         assert_eq!(key.src, Net::parse("192.0.2.0/24").expect("net"));
 
         let app = Tuple::parse(3, "allow tcp 22 ::/0 any ::/0 OpenSSH - in").expect("app");
         assert_eq!(app.dapp.as_deref(), Some("OpenSSH"));
-        assert_eq!(app.key(Family::V6).expect("key").service, Service::App("OpenSSH".into()));
+        assert_eq!(
+            app.key(Family::V6).expect("key").service,
+            Service::App("OpenSSH".into())
+        );
 
-        let iface = Tuple::parse(4, "deny_log udp 53 0.0.0.0/0 any 0.0.0.0/0 out_eth0").expect("iface");
+        let iface =
+            Tuple::parse(4, "deny_log udp 53 0.0.0.0/0 any 0.0.0.0/0 out_eth0").expect("iface");
         assert_eq!(iface.direction, Direction::Out);
         assert_eq!(iface.iface_out.as_deref(), Some("eth0"));
         assert_eq!(iface.effect.log, LogType::Log);
 
-        let route = Tuple::parse(5, "route:allow any any 0.0.0.0/0 any 0.0.0.0/0 in_eth0!out_eth1").expect("route");
+        let route = Tuple::parse(
+            5,
+            "route:allow any any 0.0.0.0/0 any 0.0.0.0/0 in_eth0!out_eth1",
+        )
+        .expect("route");
         assert!(route.forward);
-        assert_eq!((route.iface_in.as_deref(), route.iface_out.as_deref()), (Some("eth0"), Some("eth1")));
+        assert_eq!(
+            (route.iface_in.as_deref(), route.iface_out.as_deref()),
+            (Some("eth0"), Some("eth1"))
+        );
 
-        let old = Tuple::parse(6, "allow tcp 22 0.0.0.0/0 any 0.0.0.0/0").expect("old 6-field form");
+        let old =
+            Tuple::parse(6, "allow tcp 22 0.0.0.0/0 any 0.0.0.0/0").expect("old 6-field form");
         assert_eq!(old.direction, Direction::In);
         assert!(Tuple::parse(7, "allow tcp 22").is_err());
     }
@@ -1110,7 +1277,10 @@ mod tests {
     fn a_rules_file_yields_its_tuples_in_order() {
         let text = "*filter\n:ufw-user-input - [0:0]\n### RULES ###\n\n### tuple ### deny tcp 80 0.0.0.0/0 any 0.0.0.0/0 in\n-A ufw-user-input -p tcp --dport 80 -j DROP\n\n### tuple ### allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in\n-A ufw-user-input -p tcp --dport 443 -j ACCEPT\n\n### tuple ### bogus\n### END RULES ###\n";
         let (tuples, bad) = parse_rules_file(text);
-        assert_eq!(tuples.iter().map(|t| t.dport.as_str()).collect::<Vec<_>>(), vec!["80", "443"]);
+        assert_eq!(
+            tuples.iter().map(|t| t.dport.as_str()).collect::<Vec<_>>(),
+            vec!["80", "443"]
+        );
         assert_eq!(tuples[0].line, 5);
         assert_eq!(bad.len(), 1);
     }
@@ -1118,15 +1288,76 @@ mod tests {
     #[test]
     fn specs_spell_commands_ufw_parses() {
         let t = Tuple::parse(1, "allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in").expect("tuple");
-        assert_eq!(t.spec().args(), ["allow", "in", "from", "0.0.0.0/0", "to", "0.0.0.0/0", "port", "443", "proto", "tcp"]);
+        assert_eq!(
+            t.spec().args(),
+            [
+                "allow",
+                "in",
+                "from",
+                "0.0.0.0/0",
+                "to",
+                "0.0.0.0/0",
+                "port",
+                "443",
+                "proto",
+                "tcp"
+            ]
+        );
         let both = t.spec().for_both(Family::V4).expect("anywhere");
         assert_eq!(both.args(), ["allow", "443/tcp"]);
-        let t = Tuple::parse(1, "limit_log tcp 22 0.0.0.0/0 any 192.0.2.0/24 in_eth0 comment=6869").expect("tuple");
-        assert_eq!(t.spec().args(), ["limit", "in", "on", "eth0", "log", "from", "192.0.2.0/24", "to", "0.0.0.0/0", "port", "22", "proto", "tcp"]);
+        let t = Tuple::parse(
+            1,
+            "limit_log tcp 22 0.0.0.0/0 any 192.0.2.0/24 in_eth0 comment=6869",
+        )
+        .expect("tuple");
+        assert_eq!(
+            t.spec().args(),
+            [
+                "limit",
+                "in",
+                "on",
+                "eth0",
+                "log",
+                "from",
+                "192.0.2.0/24",
+                "to",
+                "0.0.0.0/0",
+                "port",
+                "22",
+                "proto",
+                "tcp"
+            ]
+        );
         let t = Tuple::parse(1, "allow tcp 22 ::/0 any ::/0 OpenSSH - in").expect("tuple");
-        assert_eq!(t.spec().for_both(Family::V6).expect("anywhere").args(), ["allow", "OpenSSH"]);
-        assert_eq!(t.spec().args(), ["allow", "in", "from", "::/0", "to", "::/0", "app", "OpenSSH"]);
-        let t = Tuple::parse(1, "route:allow any any 0.0.0.0/0 any 10.0.0.0/8 in_eth0!out_eth1").expect("tuple");
-        assert_eq!(t.spec().args(), ["route", "allow", "in", "on", "eth0", "out", "on", "eth1", "from", "10.0.0.0/8", "to", "0.0.0.0/0"]);
+        assert_eq!(
+            t.spec().for_both(Family::V6).expect("anywhere").args(),
+            ["allow", "OpenSSH"]
+        );
+        assert_eq!(
+            t.spec().args(),
+            ["allow", "in", "from", "::/0", "to", "::/0", "app", "OpenSSH"]
+        );
+        let t = Tuple::parse(
+            1,
+            "route:allow any any 0.0.0.0/0 any 10.0.0.0/8 in_eth0!out_eth1",
+        )
+        .expect("tuple");
+        assert_eq!(
+            t.spec().args(),
+            [
+                "route",
+                "allow",
+                "in",
+                "on",
+                "eth0",
+                "out",
+                "on",
+                "eth1",
+                "from",
+                "10.0.0.0/8",
+                "to",
+                "0.0.0.0/0"
+            ]
+        );
     }
 }

@@ -122,9 +122,15 @@ impl Settings {
         for (key, value) in assignments(defaults) {
             match key {
                 "IPV6" => s.ipv6 = value.eq_ignore_ascii_case("yes"),
-                "DEFAULT_INPUT_POLICY" => s.incoming = Policy::from_iptables(value).unwrap_or(s.incoming),
-                "DEFAULT_OUTPUT_POLICY" => s.outgoing = Policy::from_iptables(value).unwrap_or(s.outgoing),
-                "DEFAULT_FORWARD_POLICY" => s.routed = Policy::from_iptables(value).unwrap_or(s.routed),
+                "DEFAULT_INPUT_POLICY" => {
+                    s.incoming = Policy::from_iptables(value).unwrap_or(s.incoming)
+                }
+                "DEFAULT_OUTPUT_POLICY" => {
+                    s.outgoing = Policy::from_iptables(value).unwrap_or(s.outgoing)
+                }
+                "DEFAULT_FORWARD_POLICY" => {
+                    s.routed = Policy::from_iptables(value).unwrap_or(s.routed)
+                }
                 _ => {}
             }
         }
@@ -140,7 +146,10 @@ fn assignments(text: &str) -> impl Iterator<Item = (&str, &str)> {
             return None;
         }
         let (key, value) = line.split_once('=')?;
-        Some((key.trim(), value.trim().trim_matches('"').trim_matches('\'')))
+        Some((
+            key.trim(),
+            value.trim().trim_matches('"').trim_matches('\''),
+        ))
     })
 }
 
@@ -150,7 +159,8 @@ pub fn set_assignment(text: &str, key: &str, value: &str) -> String {
     let mut out = String::with_capacity(text.len() + key.len() + value.len() + 2);
     let mut done = false;
     for line in text.lines() {
-        let is_key = line.split_once('=').is_some_and(|(k, _)| k.trim() == key) && !line.trim_start().starts_with('#');
+        let is_key = line.split_once('=').is_some_and(|(k, _)| k.trim() == key)
+            && !line.trim_start().starts_with('#');
         if is_key && !done {
             out.push_str(&format!("{key}={value}\n"));
             done = true;
@@ -189,7 +199,10 @@ pub fn parse_profiles<'a>(files: impl IntoIterator<Item = &'a str>) -> BTreeMap<
             let line = line.trim();
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 finish(current.take());
-                current = Some(Profile { name: name.to_owned(), entries: Vec::new() });
+                current = Some(Profile {
+                    name: name.to_owned(),
+                    entries: Vec::new(),
+                });
             } else if let (Some(p), Some((key, value))) = (current.as_mut(), line.split_once('=')) {
                 if key.trim() == "ports" {
                     p.entries = value.trim().split('|').filter_map(profile_entry).collect();
@@ -225,9 +238,17 @@ pub fn parse_services(text: &str) -> BTreeMap<String, ServiceEntry> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("");
         let mut fields = line.split_whitespace();
-        let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else { continue };
-        let Some((port, proto)) = port_proto.split_once('/') else { continue };
-        let (Ok(port), Some(proto @ (Proto::Tcp | Proto::Udp))) = (port.parse::<u16>(), Proto::parse(proto)) else { continue };
+        let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some((port, proto)) = port_proto.split_once('/') else {
+            continue;
+        };
+        let (Ok(port), Some(proto @ (Proto::Tcp | Proto::Udp))) =
+            (port.parse::<u16>(), Proto::parse(proto))
+        else {
+            continue;
+        };
         for n in std::iter::once(name).chain(fields) {
             out.entry(n.to_owned())
                 .and_modify(|e| {
@@ -268,8 +289,14 @@ mod tests {
     #[test]
     fn set_assignment_keeps_other_lines() {
         let text = "# /etc/ufw/ufw.conf\n\n# say yes\nENABLED=no\nLOGLEVEL=low\n";
-        assert_eq!(set_assignment(text, "ENABLED", "yes"), "# /etc/ufw/ufw.conf\n\n# say yes\nENABLED=yes\nLOGLEVEL=low\n");
-        assert_eq!(set_assignment("A=1\n", "ENABLED", "yes"), "A=1\nENABLED=yes\n");
+        assert_eq!(
+            set_assignment(text, "ENABLED", "yes"),
+            "# /etc/ufw/ufw.conf\n\n# say yes\nENABLED=yes\nLOGLEVEL=low\n"
+        );
+        assert_eq!(
+            set_assignment("A=1\n", "ENABLED", "yes"),
+            "A=1\nENABLED=yes\n"
+        );
     }
 
     #[test]
@@ -278,12 +305,30 @@ mod tests {
             "[OpenSSH]\ntitle=Secure shell server\ndescription=x\nports=22/tcp\n",
             "[Bind9]\ntitle=dns\ndescription=y\nports=53\n\n[Mixed]\ntitle=t\ndescription=d\nports=80,443/tcp|5000:5010/udp\n",
         ]);
-        assert_eq!(profiles["openssh"].entries, vec![(Proto::Tcp, Ports::List(vec![(22, 22)]))]);
-        assert_eq!(profiles["bind9"].entries, vec![(Proto::Any, Ports::List(vec![(53, 53)]))]);
+        assert_eq!(
+            profiles["openssh"].entries,
+            vec![(Proto::Tcp, Ports::List(vec![(22, 22)]))]
+        );
+        assert_eq!(
+            profiles["bind9"].entries,
+            vec![(Proto::Any, Ports::List(vec![(53, 53)]))]
+        );
         assert_eq!(profiles["mixed"].entries.len(), 2);
         let services = parse_services("ssh\t\t22/tcp\t\t\t\t# SSH\ndomain\t\t53/tcp\ndomain\t\t53/udp\nhttp 80/tcp www # web\n");
-        assert_eq!(services["ssh"], ServiceEntry { port: 22, proto: Proto::Tcp });
-        assert_eq!(services["domain"], ServiceEntry { port: 53, proto: Proto::Any });
+        assert_eq!(
+            services["ssh"],
+            ServiceEntry {
+                port: 22,
+                proto: Proto::Tcp
+            }
+        );
+        assert_eq!(
+            services["domain"],
+            ServiceEntry {
+                port: 53,
+                proto: Proto::Any
+            }
+        );
         assert_eq!(services["www"].port, 80);
     }
 }

@@ -5,12 +5,20 @@ use crate::diagnostic::Source;
 use crate::playbook::load;
 
 fn section(yaml: &str) -> Ufw {
-    let loaded = load(vec![Source { name: "pb.yaml".into(), text: yaml.into() }]).expect("valid playbook");
+    let loaded = load(vec![Source {
+        name: "pb.yaml".into(),
+        text: yaml.into(),
+    }])
+    .expect("valid playbook");
     loaded.playbook.ufw.expect("ufw section")
 }
 
 fn error(yaml: &str) -> String {
-    let err = load(vec![Source { name: "pb.yaml".into(), text: yaml.into() }]).expect_err("invalid playbook");
+    let err = load(vec![Source {
+        name: "pb.yaml".into(),
+        text: yaml.into(),
+    }])
+    .expect_err("invalid playbook");
     err.to_string()
 }
 
@@ -19,7 +27,9 @@ const V4_HEAD: &str = "*filter\n:ufw-user-input - [0:0]\n### RULES ###\n";
 fn rules_file(tuples: &[&str]) -> String {
     let mut s = V4_HEAD.to_owned();
     for t in tuples {
-        s.push_str(&format!("\n### tuple ### {t}\n-A ufw-user-input -j ACCEPT\n"));
+        s.push_str(&format!(
+            "\n### tuple ### {t}\n-A ufw-user-input -j ACCEPT\n"
+        ));
     }
     s.push_str("\n### END RULES ###\n");
     s
@@ -35,30 +45,58 @@ struct Machine {
 
 impl Machine {
     fn fresh() -> Machine {
-        Machine { enabled: false, running: Some(false), v4: vec![], v6: vec![], incoming: Policy::Deny }
+        Machine {
+            enabled: false,
+            running: Some(false),
+            v4: vec![],
+            v6: vec![],
+            incoming: Policy::Deny,
+        }
     }
 
     fn active(v4: Vec<&'static str>, v6: Vec<&'static str>) -> Machine {
-        Machine { enabled: true, running: Some(true), v4, v6, incoming: Policy::Deny }
+        Machine {
+            enabled: true,
+            running: Some(true),
+            v4,
+            v6,
+            incoming: Policy::Deny,
+        }
     }
 
     fn live(&self) -> Live {
         let (t4, b4) = rule::parse_rules_file(&rules_file(&self.v4));
         let (t6, b6) = rule::parse_rules_file(&rules_file(&self.v6));
         assert!(b4.is_empty() && b6.is_empty(), "{b4:?} {b6:?}");
-        let settings = Settings { enabled: self.enabled, incoming: self.incoming, ..Settings::package_defaults() };
+        let settings = Settings {
+            enabled: self.enabled,
+            incoming: self.incoming,
+            ..Settings::package_defaults()
+        };
         Live {
             installed: true,
             settings,
             running: self.running,
             tuples: vec![(Family::V4, t4), (Family::V6, t6)],
             malformed: vec![],
-            profiles: state::parse_profiles(["[OpenSSH]\ntitle=ssh\ndescription=ssh\nports=22/tcp\n"]),
-            services: state::parse_services("ssh 22/tcp\nhttp 80/tcp www\ndomain 53/tcp\ndomain 53/udp\n"),
+            profiles: state::parse_profiles([
+                "[OpenSSH]\ntitle=ssh\ndescription=ssh\nports=22/tcp\n",
+            ]),
+            services: state::parse_services(
+                "ssh 22/tcp\nhttp 80/tcp www\ndomain 53/tcp\ndomain 53/udp\n",
+            ),
             ssh_listening: vec![22],
             ssh_desired: None,
             docker: false,
-            conf: Some(("ENABLED=yes\nLOGLEVEL=low\n".replace("yes", if self.enabled { "yes" } else { "no" }), Attrs { mode: 0o644, uid: 0, gid: 0 })),
+            conf: Some((
+                "ENABLED=yes\nLOGLEVEL=low\n"
+                    .replace("yes", if self.enabled { "yes" } else { "no" }),
+                Attrs {
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                },
+            )),
             init: "/lib/ufw/ufw-init".into(),
         }
     }
@@ -74,7 +112,11 @@ fn commands(diff: &Diff) -> Vec<String> {
         .flat_map(|c| &c.steps)
         .filter_map(|s| match s {
             Step::Run(c) => Some(c.display()),
-            Step::WriteFile { path, content, .. } => Some(format!("write {} {}", path.display(), content.replace('\n', " ").trim())),
+            Step::WriteFile { path, content, .. } => Some(format!(
+                "write {} {}",
+                path.display(),
+                content.replace('\n', " ").trim()
+            )),
             _ => None,
         })
         .collect()
@@ -90,12 +132,27 @@ const BASIC: &str = "ufw:\n  enabled: true\n  default: { incoming: deny }\n  rul
 #[test]
 fn a_fresh_firewall_gets_rules_then_is_enabled() {
     let d = diff(BASIC, &Machine::fresh());
-    assert_eq!(commands(&d), ["ufw allow 22/tcp", "ufw allow 443/tcp comment web", "ufw --force enable"]);
-    assert_eq!(d.unchanged, 1, "the default incoming policy is already deny");
+    assert_eq!(
+        commands(&d),
+        [
+            "ufw allow 22/tcp",
+            "ufw allow 443/tcp comment web",
+            "ufw --force enable"
+        ]
+    );
+    assert_eq!(
+        d.unchanged, 1,
+        "the default incoming policy is already deny"
+    );
     let enable = d.changes.last().expect("enable");
     assert_eq!(enable.on_rollback.len(), 1);
-    assert_eq!(enable.on_rollback[0].display(), "/lib/ufw/ufw-init force-stop");
-    let Step::Run(cmd) = &d.changes[0].steps[0] else { panic!("run") };
+    assert_eq!(
+        enable.on_rollback[0].display(),
+        "/lib/ufw/ufw-init force-stop"
+    );
+    let Step::Run(cmd) = &d.changes[0].steps[0] else {
+        panic!("run")
+    };
     assert!(cmd.touches.contains(&PathBuf::from("/etc/ufw/user6.rules")));
     assert!(cmd.touches.contains(&PathBuf::from("/etc/default/ufw")));
 }
@@ -103,7 +160,11 @@ fn a_fresh_firewall_gets_rules_then_is_enabled() {
 #[test]
 fn what_ufw_already_holds_is_unchanged_whatever_the_spelling() {
     let m = Machine::active(
-        vec![SSH4, "allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in comment=6f6c64", "allow tcp 1935 0.0.0.0/0 any 192.0.2.2 in"],
+        vec![
+            SSH4,
+            "allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in comment=6f6c64",
+            "allow tcp 1935 0.0.0.0/0 any 192.0.2.2 in",
+        ],
         vec![SSH6, WEB6],
     );
     let yaml = "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp, comment: new }\n    - { allow: 1935/tcp, from: 192.0.2.2/32 }\n";
@@ -118,34 +179,74 @@ fn a_missing_twin_is_added_by_the_same_command() {
     let d = diff(BASIC, &m);
     assert_eq!(commands(&d), ["ufw allow 443/tcp comment web"]);
     assert_eq!(d.changes[0].reason, "missing (v6)");
-    assert_eq!(d.changes[0].on_rollback[0].display(), "ufw reload", "a running firewall is reloaded on rollback");
+    assert_eq!(
+        d.changes[0].on_rollback[0].display(),
+        "ufw reload",
+        "a running firewall is reloaded on rollback"
+    );
 }
 
 #[test]
 fn unlisted_rules_stay_without_purge_and_go_with_it() {
     let m = Machine::active(
-        vec![SSH4, "allow tcp 8080 0.0.0.0/0 any 0.0.0.0/0 in", "reject tcp any 0.0.0.0/0 any 203.0.113.7 in comment=6279204661696c3242616e"],
+        vec![
+            SSH4,
+            "allow tcp 8080 0.0.0.0/0 any 0.0.0.0/0 in",
+            "reject tcp any 0.0.0.0/0 any 203.0.113.7 in comment=6279204661696c3242616e",
+        ],
         vec![SSH6, "allow tcp 8080 ::/0 any ::/0 in"],
     );
     let keep = diff("ufw:\n  rules:\n    - { allow: 22/tcp }\n", &m);
     assert!(keep.changes.is_empty());
-    let warning = keep.warnings.iter().find(|w| w.message.contains("not in the playbook")).expect("warning");
-    assert!(warning.message.contains("allow 8080/tcp"), "{}", warning.message);
-    assert!(warning.message.contains("allow 8080/tcp (v6)"), "{}", warning.message);
-    assert!(!warning.message.contains("203.0.113.7"), "fail2ban's rule is not listed as unlisted: {}", warning.message);
+    let warning = keep
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("not in the playbook"))
+        .expect("warning");
+    assert!(
+        warning.message.contains("allow 8080/tcp"),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning.message.contains("allow 8080/tcp (v6)"),
+        "{}",
+        warning.message
+    );
+    assert!(
+        !warning.message.contains("203.0.113.7"),
+        "fail2ban's rule is not listed as unlisted: {}",
+        warning.message
+    );
 
-    let purge = diff("ufw:\n  purge: true\n  rules:\n    - { allow: 22/tcp }\n", &m);
-    assert_eq!(commands(&purge), ["ufw delete allow 8080/tcp"], "twins go with one command; fail2ban's ban stays");
+    let purge = diff(
+        "ufw:\n  purge: true\n  rules:\n    - { allow: 22/tcp }\n",
+        &m,
+    );
+    assert_eq!(
+        commands(&purge),
+        ["ufw delete allow 8080/tcp"],
+        "twins go with one command; fail2ban's ban stays"
+    );
     assert!(purge.changes[0].reason.contains("purge"));
-    assert!(purge.warnings.iter().any(|w| w.message.contains("by Fail2Ban") || w.message.contains("another tool")));
+    assert!(purge
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("by Fail2Ban") || w.message.contains("another tool")));
 }
 
 #[test]
 fn a_deny_listed_before_an_overlapping_allow_is_inserted_before_it() {
-    let m = Machine::active(vec![SSH4, "allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in"], vec![SSH6, "allow tcp 80 ::/0 any ::/0 in"]);
+    let m = Machine::active(
+        vec![SSH4, "allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in"],
+        vec![SSH6, "allow tcp 80 ::/0 any ::/0 in"],
+    );
     let yaml = "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { deny: 80/tcp, from: 10.0.0.0/8 }\n    - { allow: 80/tcp }\n";
     let d = diff(yaml, &m);
-    assert_eq!(commands(&d), ["ufw insert 2 deny in from 10.0.0.0/8 to 0.0.0.0/0 port 80 proto tcp"]);
+    assert_eq!(
+        commands(&d),
+        ["ufw insert 2 deny in from 10.0.0.0/8 to 0.0.0.0/0 port 80 proto tcp"]
+    );
 
     // Anywhere in both families: one position per family, IPv6 numbered after IPv4.
     let yaml = "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { deny: 80/tcp, interface: eth1 }\n    - { allow: 80/tcp }\n";
@@ -159,14 +260,24 @@ fn a_deny_listed_before_an_overlapping_allow_is_inserted_before_it() {
     );
     // At the top of both lists, one prepend does both.
     let yaml = "ufw:\n  rules:\n    - { deny: 80/tcp, interface: eth1 }\n    - { allow: 80/tcp }\n    - { allow: 22/tcp }\n";
-    let m = Machine::active(vec!["allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in", SSH4], vec!["allow tcp 80 ::/0 any ::/0 in", SSH6]);
-    assert_eq!(commands(&diff(yaml, &m)), ["ufw prepend deny in on eth1 from any to any port 80 proto tcp"]);
+    let m = Machine::active(
+        vec!["allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in", SSH4],
+        vec!["allow tcp 80 ::/0 any ::/0 in", SSH6],
+    );
+    assert_eq!(
+        commands(&diff(yaml, &m)),
+        ["ufw prepend deny in on eth1 from any to any port 80 proto tcp"]
+    );
 }
 
 #[test]
 fn rules_in_the_wrong_order_move_only_where_it_matters() {
     let m = Machine::active(
-        vec!["allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in", SSH4, "deny tcp 80 0.0.0.0/0 any 10.0.0.0/8 in"],
+        vec![
+            "allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in",
+            SSH4,
+            "deny tcp 80 0.0.0.0/0 any 10.0.0.0/8 in",
+        ],
         vec!["allow tcp 80 ::/0 any ::/0 in", SSH6],
     );
     let yaml = "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { deny: 80/tcp, from: 10.0.0.0/8 }\n    - { allow: 80/tcp }\n";
@@ -191,21 +302,41 @@ fn an_action_change_is_made_in_place() {
     let d = diff("ufw:\n  rules:\n    - { limit: 22/tcp }\n", &m);
     assert_eq!(commands(&d), ["ufw limit 22/tcp"]);
     assert!(d.changes[0].reason.starts_with("action differs"));
-    assert!(d.warnings.iter().any(|w| w.message.contains("`limit` on the SSH port")));
+    assert!(d
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("`limit` on the SSH port")));
 }
 
 #[test]
 fn application_profiles_and_services_resolve_like_ufw() {
-    let m = Machine::active(vec!["allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 OpenSSH - in", "allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in"], vec![
-        "allow tcp 22 ::/0 any ::/0 OpenSSH - in",
-        "allow tcp 80 ::/0 any ::/0 in",
-    ]);
-    let d = diff("ufw:\n  rules:\n    - { allow: openssh }\n    - { allow: www }\n    - { allow: domain }\n", &m);
+    let m = Machine::active(
+        vec![
+            "allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 OpenSSH - in",
+            "allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in",
+        ],
+        vec![
+            "allow tcp 22 ::/0 any ::/0 OpenSSH - in",
+            "allow tcp 80 ::/0 any ::/0 in",
+        ],
+    );
+    let d = diff(
+        "ufw:\n  rules:\n    - { allow: openssh }\n    - { allow: www }\n    - { allow: domain }\n",
+        &m,
+    );
     assert_eq!(commands(&d), ["ufw allow 53"]);
-    let err = plan(&section("ufw:\n  rules:\n    - { allow: NoSuchApp }\n"), &m.live(), false);
-    let Err(Failure::Invalid(errors)) = err else { panic!("unknown profile must be invalid") };
+    let err = plan(
+        &section("ufw:\n  rules:\n    - { allow: NoSuchApp }\n"),
+        &m.live(),
+        false,
+    );
+    let Err(Failure::Invalid(errors)) = err else {
+        panic!("unknown profile must be invalid")
+    };
     assert_eq!((errors[0].at.line, errors[0].at.column), (3, 16));
-    assert!(errors[0].message.contains("unknown application profile or service `NoSuchApp`"));
+    assert!(errors[0]
+        .message
+        .contains("unknown application profile or service `NoSuchApp`"));
 }
 
 fn refused(yaml: &str, m: &Machine) -> Refusal {
@@ -225,15 +356,30 @@ fn enabling_deny_incoming_without_the_ssh_port_is_refused() {
     let d = plan(&section(yaml), &Machine::fresh().live(), true).expect("overridden");
     assert!(d.warnings.iter().any(|w| w.message.contains("overridden")));
     // The ssh port by number, by profile, or limited: accepted.
-    for rule in ["{ allow: 22/tcp }", "{ allow: OpenSSH }", "{ limit: 22/tcp }", "{ allow: 22 }", "{ allow: 20:30/tcp }", "{ allow: 22/tcp, from: 192.0.2.0/24 }"] {
+    for rule in [
+        "{ allow: 22/tcp }",
+        "{ allow: OpenSSH }",
+        "{ limit: 22/tcp }",
+        "{ allow: 22 }",
+        "{ allow: 20:30/tcp }",
+        "{ allow: 22/tcp, from: 192.0.2.0/24 }",
+    ] {
         let yaml = format!("ufw:\n  enabled: true\n  rules:\n    - {rule}\n");
-        assert!(plan(&section(&yaml), &Machine::fresh().live(), false).is_ok(), "{rule}");
+        assert!(
+            plan(&section(&yaml), &Machine::fresh().live(), false).is_ok(),
+            "{rule}"
+        );
     }
     // A deny for everyone before the allow does block it.
     let yaml = "ufw:\n  enabled: true\n  rules:\n    - { deny: 22/tcp }\n    - { allow: 22/tcp, from: 192.0.2.0/24 }\n";
     refused(yaml, &Machine::fresh());
     // Incoming allow never blocks.
-    assert!(plan(&section("ufw:\n  enabled: true\n  default: { incoming: allow }\n"), &Machine::fresh().live(), false).is_ok());
+    assert!(plan(
+        &section("ufw:\n  enabled: true\n  default: { incoming: allow }\n"),
+        &Machine::fresh().live(),
+        false
+    )
+    .is_ok());
 }
 
 #[test]
@@ -241,31 +387,63 @@ fn the_guard_follows_sshd_s_port() {
     let yaml = "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n";
     let mut live = Machine::fresh().live();
     live.ssh_listening = vec![2222];
-    assert!(matches!(plan(&section(yaml), &live, false), Err(Failure::Refused(_))), "sshd listens on 2222");
+    assert!(
+        matches!(plan(&section(yaml), &live, false), Err(Failure::Refused(_))),
+        "sshd listens on 2222"
+    );
     live.ssh_listening = vec![22];
     live.ssh_desired = Some(vec![2222]);
-    let Err(Failure::Refused(r)) = plan(&section(yaml), &live, false) else { panic!("the playbook moves sshd to 2222") };
-    assert!(r.message.contains("2222/tcp") && r.message.contains("playbook"), "{}", r.message);
+    let Err(Failure::Refused(r)) = plan(&section(yaml), &live, false) else {
+        panic!("the playbook moves sshd to 2222")
+    };
+    assert!(
+        r.message.contains("2222/tcp") && r.message.contains("playbook"),
+        "{}",
+        r.message
+    );
 }
 
 #[test]
 fn purging_the_ssh_rule_of_an_active_firewall_is_refused() {
     let m = Machine::active(vec![SSH4, WEB4], vec![SSH6, WEB6]);
-    refused("ufw:\n  purge: true\n  rules:\n    - { allow: 443/tcp }\n", &m);
+    refused(
+        "ufw:\n  purge: true\n  rules:\n    - { allow: 443/tcp }\n",
+        &m,
+    );
     // Already blocked before: not this plan's doing, a warning.
     let m = Machine::active(vec![WEB4], vec![WEB6]);
-    let d = diff("ufw:\n  rules:\n    - { allow: 443/tcp }\n    - { allow: 80/tcp }\n", &m);
-    assert!(d.warnings.iter().any(|w| w.message.contains("already blocks SSH")));
+    let d = diff(
+        "ufw:\n  rules:\n    - { allow: 443/tcp }\n    - { allow: 80/tcp }\n",
+        &m,
+    );
+    assert!(d
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("already blocks SSH")));
 }
 
 #[test]
 fn defaults_logging_and_disable() {
     let m = Machine::active(vec![SSH4], vec![SSH6]);
     let d = diff("ufw:\n  default: { incoming: reject, outgoing: allow, routed: allow }\n  logging: medium\n", &m);
-    assert_eq!(commands(&d), ["ufw default reject incoming", "ufw default allow routed", "ufw logging medium"]);
+    assert_eq!(
+        commands(&d),
+        [
+            "ufw default reject incoming",
+            "ufw default allow routed",
+            "ufw logging medium"
+        ]
+    );
     assert_eq!(d.unchanged, 1);
-    let d = diff("ufw:\n  enabled: false\n  rules:\n    - { allow: 443/tcp }\n", &m);
-    assert_eq!(commands(&d), ["ufw disable", "ufw allow 443/tcp"], "disabled first, so rule edits do not touch the kernel");
+    let d = diff(
+        "ufw:\n  enabled: false\n  rules:\n    - { allow: 443/tcp }\n",
+        &m,
+    );
+    assert_eq!(
+        commands(&d),
+        ["ufw disable", "ufw allow 443/tcp"],
+        "disabled first, so rule edits do not touch the kernel"
+    );
     assert_eq!(d.changes[0].on_rollback[0].display(), "ufw reload");
 }
 
@@ -273,23 +451,40 @@ fn defaults_logging_and_disable() {
 fn under_root_nothing_reaches_the_kernel() {
     let mut m = Machine::active(vec![SSH4], vec![SSH6]);
     m.running = None;
-    let d = diff("ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n", &m);
+    let d = diff(
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n",
+        &m,
+    );
     assert_eq!(
         commands(&d),
         [
             "write /etc/ufw/ufw.conf ENABLED=no LOGLEVEL=low",
-            "unshare --net -- ufw allow 443/tcp",
+            "unshare --net --mount-proc -- ufw allow 443/tcp",
             "write /etc/ufw/ufw.conf ENABLED=yes LOGLEVEL=low"
         ]
     );
     assert!(d.changes.iter().all(|c| c.on_rollback.is_empty()));
     let mut m = Machine::fresh();
     m.running = None;
-    let d = diff("ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n", &m);
-    assert_eq!(commands(&d), ["unshare --net -- ufw allow 22/tcp", "write /etc/ufw/ufw.conf ENABLED=yes LOGLEVEL=low"]);
+    let d = diff(
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n",
+        &m,
+    );
+    assert_eq!(
+        commands(&d),
+        [
+            "unshare --net --mount-proc -- ufw allow 22/tcp",
+            "write /etc/ufw/ufw.conf ENABLED=yes LOGLEVEL=low"
+        ]
+    );
     let mut m = Machine::active(vec![SSH4], vec![SSH6]);
     m.running = None;
-    assert!(diff("ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n", &m).changes.is_empty());
+    assert!(diff(
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n",
+        &m
+    )
+    .changes
+    .is_empty());
 }
 
 #[test]
@@ -299,9 +494,22 @@ fn a_missing_ufw_is_installed_first() {
     live.tuples = vec![(Family::V4, vec![]), (Family::V6, vec![])];
     let d = plan(&section(BASIC), &live, false).expect("plan");
     let cmds = commands(&d);
-    assert_eq!(cmds[0], "apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold ufw");
-    assert_eq!(&cmds[1..], ["ufw allow 22/tcp", "ufw allow 443/tcp comment web", "ufw --force enable"]);
-    assert!(d.changes[0].on_rollback.iter().any(|c| c.argv.contains(&"purge".to_owned())));
+    assert_eq!(
+        cmds[0],
+        "apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold ufw"
+    );
+    assert_eq!(
+        &cmds[1..],
+        [
+            "ufw allow 22/tcp",
+            "ufw allow 443/tcp comment web",
+            "ufw --force enable"
+        ]
+    );
+    assert!(d.changes[0]
+        .on_rollback
+        .iter()
+        .any(|c| c.argv.contains(&"purge".to_owned())));
 }
 
 #[test]
@@ -318,7 +526,9 @@ fn ipv6_off_means_one_list() {
     live.settings.ipv6 = false;
     live.tuples.truncate(1);
     let d = plan(&section("ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { deny: 22/tcp, from: 2001:db8::/32 }\n"), &live, false);
-    let Err(Failure::Invalid(errors)) = d else { panic!("v6 rule with IPv6 off") };
+    let Err(Failure::Invalid(errors)) = d else {
+        panic!("v6 rule with IPv6 off")
+    };
     assert!(errors[0].message.contains("IPV6=no"));
 }
 
@@ -326,31 +536,56 @@ fn ipv6_off_means_one_list() {
 fn bad_input_is_located() {
     let first = |yaml: &str| error(yaml).lines().next().unwrap_or_default().to_owned();
     let msg = first("ufw:\n  rules:\n    - { allow: 70000/tcp }\n");
-    assert!(msg.starts_with("pb.yaml:3:") && msg.contains("port 70000 is out of range"), "{msg}");
+    assert!(
+        msg.starts_with("pb.yaml:3:") && msg.contains("port 70000 is out of range"),
+        "{msg}"
+    );
     let msg = first("ufw:\n  rules:\n    - { allow: ssh/xyz }\n");
-    assert!(msg.starts_with("pb.yaml:3:") && msg.contains("unknown protocol `xyz`"), "{msg}");
+    assert!(
+        msg.starts_with("pb.yaml:3:") && msg.contains("unknown protocol `xyz`"),
+        "{msg}"
+    );
     let msg = first("ufw:\n  rules:\n    - { allow: 443/tcp, from: 10.0.0.300/8 }\n");
-    assert!(msg.starts_with("pb.yaml:3:") && msg.contains("10.0.0.300/8"), "{msg}");
+    assert!(
+        msg.starts_with("pb.yaml:3:") && msg.contains("10.0.0.300/8"),
+        "{msg}"
+    );
     let msg = first("ufw:\n  rules:\n    - { permit: 443/tcp }\n");
-    assert!(msg.starts_with("pb.yaml:3:") && msg.contains("unknown field `permit`"), "{msg}");
+    assert!(
+        msg.starts_with("pb.yaml:3:") && msg.contains("unknown field `permit`"),
+        "{msg}"
+    );
     let msg = first("ufw:\n  rules:\n    - { allow: 443/tcp, deny: 80/tcp }\n");
-    assert!(msg.starts_with("pb.yaml:3:") && msg.contains("one action"), "{msg}");
+    assert!(
+        msg.starts_with("pb.yaml:3:") && msg.contains("one action"),
+        "{msg}"
+    );
     let msg = first("ufw:\n  rules:\n    - { comment: x }\n");
-    assert!(msg.starts_with("pb.yaml:3:") && msg.contains("needs an action"), "{msg}");
+    assert!(
+        msg.starts_with("pb.yaml:3:") && msg.contains("needs an action"),
+        "{msg}"
+    );
     let msg = first("ufw:\n  default: { incoming: drop }\n");
     assert!(msg.starts_with("pb.yaml:2:"), "{msg}");
     let msg = first("ufw:\n  logging: loud\n");
     assert!(msg.starts_with("pb.yaml:2:"), "{msg}");
     let msg = first("ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { deny: 22/tcp }\n");
-    assert!(msg.starts_with("pb.yaml:4:") && msg.contains("same traffic"), "{msg}");
+    assert!(
+        msg.starts_with("pb.yaml:4:") && msg.contains("same traffic"),
+        "{msg}"
+    );
     let msg = first("ufw:\n  rules:\n    - { allow: 22/tcp, from: 10.0.0.0/8, to: 2001:db8::1 }\n");
     assert!(msg.contains("mix IPv4 and IPv6"), "{msg}");
 }
 
 #[test]
 fn later_playbooks_add_rules_and_replace_same_traffic_ones() {
-    let mut a = section("ufw:\n  enabled: true\n  rules:\n    - { limit: 22/tcp }\n    - { allow: 80/tcp }\n");
-    let b = section("ufw:\n  purge: true\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n");
+    let mut a = section(
+        "ufw:\n  enabled: true\n  rules:\n    - { limit: 22/tcp }\n    - { allow: 80/tcp }\n",
+    );
+    let b = section(
+        "ufw:\n  purge: true\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n",
+    );
     a.merge(b);
     let texts: Vec<String> = a.rules.iter().map(ToString::to_string).collect();
     assert_eq!(texts, ["allow 22/tcp", "allow 80/tcp", "allow 443/tcp"]);
