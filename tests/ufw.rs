@@ -529,3 +529,32 @@ fn under_root_ufw_edits_the_image_and_never_the_firewall() {
     .assert_ok();
     assert_eq!(iptables(&sb), kernel);
 }
+
+#[test]
+fn harden_rollback_restores_an_active_firewall_and_stops_one_it_started() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let peer = sb.spawn_peer();
+    listen(&sb, &[8080]);
+    // Inactive before: the rollback of the apply that enabled ufw stops it again.
+    let inactive = ufw_state(&sb);
+    sb.write("/tmp/on.yaml", "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n");
+    sb.harden(&["apply", "/tmp/on.yaml"]).assert_ok();
+    assert_eq!(connect(&peer, 8080), "timeout");
+    sb.harden(&["rollback"]).assert_ok();
+    assert_eq!(ufw_state(&sb), inactive);
+    assert_eq!(connect(&peer, 8080), "open");
+
+    // Active before: the rollback brings back its rules, settings and kernel rules.
+    sb.sh("ufw allow 22/tcp && ufw allow 8080/tcp && ufw --force enable").assert_ok();
+    let (status, kernel) = (ufw_state(&sb), iptables(&sb));
+    sb.write(
+        "/tmp/change.yaml",
+        "ufw:\n  purge: true\n  default: { incoming: reject }\n  logging: high\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n",
+    );
+    sb.harden(&["apply", "/tmp/change.yaml"]).assert_ok();
+    assert_eq!(connect(&peer, 8080), "refused");
+    sb.harden(&["rollback"]).assert_ok();
+    assert_eq!(ufw_state(&sb), status);
+    assert_eq!(iptables(&sb), kernel);
+    assert_eq!(connect(&peer, 8080), "open");
+}
