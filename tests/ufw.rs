@@ -366,8 +366,19 @@ fn the_guard_uses_the_port_a_drop_in_gives_sshd() {
         "/tmp/p2222.yaml",
         "ufw:\n  enabled: true\n  rules:\n    - { allow: 2222/tcp }\n",
     );
-    sb.harden(&["apply", "/tmp/p2222.yaml"]).assert_ok();
+    sb.harden(&["plan", "/tmp/p2222.yaml"]).assert_ok();
+    // `sshd` names sshd's effective port: the rule follows the drop-in.
+    sb.write(
+        "/tmp/sshd.yaml",
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: sshd, comment: ssh }\n",
+    );
+    sb.harden(&["apply", "/tmp/sshd.yaml"])
+        .assert_ok()
+        .assert_stdout_contains("ufw allow 2222/tcp comment ssh");
     assert_eq!(connect(&peer, 2222), "open");
+    sb.harden(&["apply", "/tmp/sshd.yaml"])
+        .assert_ok()
+        .assert_stdout_contains("No changes.");
 }
 
 /// Makes one ufw command fail after it has done its work, as a step that breaks half-way
@@ -537,7 +548,10 @@ fn harden_rollback_restores_an_active_firewall_and_stops_one_it_started() {
     listen(&sb, &[8080]);
     // Inactive before: the rollback of the apply that enabled ufw stops it again.
     let inactive = ufw_state(&sb);
-    sb.write("/tmp/on.yaml", "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n");
+    sb.write(
+        "/tmp/on.yaml",
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: 22/tcp }\n",
+    );
     sb.harden(&["apply", "/tmp/on.yaml"]).assert_ok();
     assert_eq!(connect(&peer, 8080), "timeout");
     sb.harden(&["rollback"]).assert_ok();
@@ -545,7 +559,8 @@ fn harden_rollback_restores_an_active_firewall_and_stops_one_it_started() {
     assert_eq!(connect(&peer, 8080), "open");
 
     // Active before: the rollback brings back its rules, settings and kernel rules.
-    sb.sh("ufw allow 22/tcp && ufw allow 8080/tcp && ufw --force enable").assert_ok();
+    sb.sh("ufw allow 22/tcp && ufw allow 8080/tcp && ufw --force enable")
+        .assert_ok();
     let (status, kernel) = (ufw_state(&sb), iptables(&sb));
     sb.write(
         "/tmp/change.yaml",

@@ -41,6 +41,10 @@ use order::{FamilyInput, Final, Outcome, Unit, Want};
 use rule::{Family, Key, Net, Ports, Proto, Rule, Service, Spec, Target, Tuple};
 use state::{LogLevel, Policy, Profile, ServiceEntry, Settings};
 
+/// The rule target meaning "the port(s) sshd listens on": the playbook's `sshd.config.Port`
+/// when it sets one, otherwise sshd's effective Port (`sshd -T`).
+pub const SSHD_TARGET: &str = "sshd";
+
 /// Guard name for `--allow`: the firewall would block the SSH port.
 pub const GUARD_SSH_PORT: &str = "ufw-ssh-port";
 
@@ -129,6 +133,13 @@ pub struct Live {
     pub conf: Option<(String, Attrs)>,
     /// Path of ufw-init in the managed system.
     pub init: PathBuf,
+}
+
+impl Live {
+    /// The port(s) sshd will listen on once the plan is applied.
+    pub fn ssh_ports(&self) -> &[u16] {
+        self.ssh_desired.as_deref().unwrap_or(&self.ssh_listening)
+    }
 }
 
 impl Resource for Ufw {
@@ -310,6 +321,25 @@ fn resolve(rule: &Rule, live: &Live) -> Result<Resolved, Invalid> {
             dapp: None,
             proto: *proto,
         }),
+        Target::Name { name, proto } if name == SSHD_TARGET => {
+            if proto.is_some_and(|p| p != Proto::Tcp) {
+                return Err(Invalid::new(
+                    rule.at(),
+                    "`sshd` is sshd's TCP port(s): write `sshd` or `sshd/tcp`",
+                ));
+            }
+            let mut ports: Vec<(u16, u16)> = live.ssh_ports().iter().map(|p| (*p, *p)).collect();
+            ports.sort_unstable();
+            ports.dedup();
+            let ports = Ports::List(ports);
+            Ok(Resolved {
+                service: Service::Ports(Proto::Tcp, ports.clone()),
+                alts: vec![(Proto::Tcp, ports.clone())],
+                dport: Some(ports.to_string()),
+                dapp: None,
+                proto: Proto::Tcp,
+            })
+        }
         Target::Name { name, proto } => {
             // ufw's order: a name in /etc/services is a service, otherwise a profile.
             if let Some(entry) = live.services.get(name) {
@@ -583,7 +613,7 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
 
     // The lockout guard, on the state before and after.
     let listening = &live.ssh_listening;
-    let final_ports = live.ssh_desired.as_deref().unwrap_or(listening);
+    let final_ports = live.ssh_ports();
     let before = Posture {
         active: active_now,
         incoming: settings.incoming,

@@ -591,3 +591,24 @@ fn later_playbooks_add_rules_and_replace_same_traffic_ones() {
     assert_eq!(texts, ["allow 22/tcp", "allow 80/tcp", "allow 443/tcp"]);
     assert_eq!((a.enabled, a.purge), (Some(true), Some(true)));
 }
+
+#[test]
+fn the_sshd_target_follows_sshd_s_port() {
+    let yaml = "ufw:\n  enabled: true\n  rules:\n    - { allow: sshd, comment: ssh }\n";
+    let mut live = Machine::fresh().live();
+    live.ssh_listening = vec![2222];
+    let d = plan(&section(yaml), &live, false).expect("the sshd target satisfies the guard");
+    assert_eq!(
+        commands(&d),
+        ["ufw allow 2222/tcp comment ssh", "ufw --force enable"]
+    );
+    live.ssh_desired = Some(vec![22, 2200]);
+    let d = plan(&section(yaml), &live, false).expect("plan");
+    assert_eq!(commands(&d)[0], "ufw allow 22,2200/tcp comment ssh");
+    let bad = plan(
+        &section("ufw:\n  rules:\n    - { allow: sshd/udp }\n"),
+        &live,
+        false,
+    );
+    assert!(matches!(bad, Err(Failure::Invalid(_))));
+}
