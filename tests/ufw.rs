@@ -573,3 +573,34 @@ fn harden_rollback_restores_an_active_firewall_and_stops_one_it_started() {
     assert_eq!(iptables(&sb), kernel);
     assert_eq!(connect(&peer, 8080), "open");
 }
+
+#[test]
+fn a_missing_ufw_is_installed_by_the_plan_and_a_failed_install_changes_nothing() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("dpkg --purge ufw >/dev/null 2>&1 && ! command -v ufw")
+        .assert_ok();
+    sb.write("/tmp/pb.yaml", TRAFFIC);
+    let plan = sb.harden(&["plan", "/tmp/pb.yaml"]).assert_ok();
+    let out = plan.output();
+    assert!(
+        out.contains(
+            "apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold ufw"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("ufw allow 22/tcp comment ssh") && out.contains("ufw --force enable"),
+        "{out}"
+    );
+    assert!(out.contains("assumes the package's defaults"), "{out}");
+    // The sandbox has no network: the install fails, and the rollback leaves no trace.
+    let before = sb
+        .sh("ls /etc/ufw 2>&1; dpkg -s ufw 2>&1 | head -2; iptables -S")
+        .stdout;
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
+    assert_eq!(
+        sb.sh("ls /etc/ufw 2>&1; dpkg -s ufw 2>&1 | head -2; iptables -S")
+            .stdout,
+        before
+    );
+}

@@ -956,14 +956,29 @@ fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool
 /// Attaches what a rollback must run once the state files are restored.
 fn rollback(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool) {
     if !is_live {
+        // Under --root nothing was loaded; the snapshot restores the image's files. A
+        // package installed by this plan is removed again.
+        if !live.installed {
+            if let Some(install) = changes.first_mut() {
+                install.on_rollback =
+                    vec![Command::new(["apt-get", "purge", "-y", "ufw"]).timeout(900)];
+            }
+        }
         return;
     }
-    let force_stop =
-        Command::new([live.init.display().to_string(), "force-stop".into()]).timeout(120);
+    let init = live.init.display().to_string();
+    let force_stop = Command::new([init.as_str(), "force-stop"]).timeout(120);
     if !live.installed {
+        // Before the install no ufw chain could exist, so a loaded ufw-user-input means this
+        // plan's enable ran: stop it (only then, or default policies another tool set would
+        // be reset to ACCEPT), then remove the package again. One command each, in this
+        // order, on the install change: the purge removes ufw-init.
         if let Some(install) = changes.first_mut() {
+            let stop_if_started = format!(
+                "if iptables -w 5 -n -L ufw-user-input >/dev/null 2>&1; then {init} force-stop; fi"
+            );
             install.on_rollback = vec![
-                force_stop,
+                Command::new(["sh", "-c", stop_if_started.as_str()]).timeout(120),
                 Command::new([
                     "apt-get",
                     "purge",

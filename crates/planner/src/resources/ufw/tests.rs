@@ -506,10 +506,18 @@ fn a_missing_ufw_is_installed_first() {
             "ufw --force enable"
         ]
     );
-    assert!(d.changes[0]
+    let undo: Vec<String> = d.changes[0]
         .on_rollback
         .iter()
-        .any(|c| c.argv.contains(&"purge".to_owned())));
+        .map(|c| c.display())
+        .collect();
+    assert_eq!(undo.len(), 2, "{undo:?}");
+    assert!(
+        undo[0].contains("iptables -w 5 -n -L ufw-user-input") && undo[0].contains("force-stop"),
+        "{undo:?}"
+    );
+    assert!(undo[1].starts_with("apt-get purge -y"), "{undo:?}");
+    assert!(d.changes.iter().skip(1).all(|c| c.on_rollback.is_empty()));
 }
 
 #[test]
