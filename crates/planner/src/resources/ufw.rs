@@ -757,6 +757,20 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
             ),
         });
     }
+    for (_, list) in &outcome.finals {
+        for (rule, text) in order::shadowed(list) {
+            let message = format!(
+                "`{}` comes after `{text}`, which ufw holds and the playbook does not list: where they overlap, `{text}` decides (list it, or set purge: true)",
+                section.rules[rule]
+            );
+            if !diff.warnings.iter().any(|w| w.message == message) {
+                diff.warnings.push(Warning {
+                    resource: Ufw::NAME.into(),
+                    message,
+                });
+            }
+        }
+    }
     if purge && !outcome.foreign.is_empty() {
         diff.warnings.push(Warning {
             resource: Ufw::NAME.into(),

@@ -107,6 +107,33 @@ pub struct Final {
     pub effect: Effect,
     /// Protocol and ports of its tuples.
     pub alts: Vec<(Proto, Ports)>,
+    /// The playbook rule it is, if any.
+    pub rule: Option<usize>,
+    /// For a rule the playbook does not list (and no other tool owns): how to show it.
+    pub unlisted: Option<String>,
+}
+
+/// Pairs (playbook rule, unlisted rule) where an unlisted rule ufw keeps comes first and
+/// overlaps the playbook's rule with another effect: there, the unlisted one wins.
+pub fn shadowed(list: &[Final]) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for (i, unit) in list.iter().enumerate() {
+        let (Some(rule), Some(key)) = (unit.rule, &unit.key) else {
+            continue;
+        };
+        for earlier in &list[..i] {
+            let (Some(text), Some(ekey)) = (&earlier.unlisted, &earlier.key) else {
+                continue;
+            };
+            if earlier.effect != unit.effect
+                && overlap(ekey, &earlier.alts, key, &unit.alts)
+                && !out.iter().any(|(r, t)| *r == rule && t == text)
+            {
+                out.push((rule, text.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Everything the rule lists need.
@@ -350,13 +377,20 @@ impl<'a> Fam<'a> {
     }
 }
 
-fn finals(slots: &[Slot]) -> Vec<Final> {
-    slots
+fn finals(fam: &Fam<'_>) -> Vec<Final> {
+    fam.slots
         .iter()
-        .map(|s| Final {
-            key: s.key.clone(),
-            effect: s.effect,
-            alts: s.alts.clone(),
+        .map(|s| {
+            let live = s.live.map(|l| &fam.input.live[l]);
+            Final {
+                key: s.key.clone(),
+                effect: s.effect,
+                alts: s.alts.clone(),
+                rule: s.want.map(|w| fam.input.wants[w].rule),
+                unlisted: live
+                    .filter(|u| s.want.is_none() && !u.foreign)
+                    .map(|u| u.text.clone()),
+            }
         })
         .collect()
 }
@@ -382,10 +416,7 @@ pub fn plan(families: &[FamilyInput], rules: usize, purge: bool) -> Outcome {
         for fam in &mut fams {
             fam.reset_slots();
         }
-        outcome.initial = fams
-            .iter()
-            .map(|f| (f.input.family, finals(&f.slots)))
-            .collect();
+        outcome.initial = fams.iter().map(|f| (f.input.family, finals(f))).collect();
         outcome.rules = vec![RuleOps::default(); rules];
         for (rule, rule_ops) in outcome.rules.iter_mut().enumerate() {
             let mut steps = Vec::new();
@@ -423,10 +454,7 @@ pub fn plan(families: &[FamilyInput], rules: usize, purge: bool) -> Outcome {
     if purge {
         purge_unlisted(&mut fams, &mut outcome);
     }
-    outcome.finals = fams
-        .iter()
-        .map(|f| (f.input.family, finals(&f.slots)))
-        .collect();
+    outcome.finals = fams.iter().map(|f| (f.input.family, finals(f))).collect();
     outcome
 }
 
@@ -527,7 +555,18 @@ fn emit(fams: &mut [Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], ou
         let before = |i: usize| after_delete[..i].iter().map(|s| s.tuples).sum::<usize>();
         match place {
             Place::Nothing => {}
-            Place::Update | Place::Append => out.ops.push(Op { args: spec.args() }),
+            Place::Append => out.ops.push(Op { args: spec.args() }),
+            // In place: spelled as ufw holds it (ufw replaces the rule that matches its
+            // fields), with the playbook's action and comment.
+            Place::Update => {
+                let live = fam.matched[w].map(|l| &fam.input.live[l].spec);
+                let spec = live.map_or(spec.clone(), |l| Spec {
+                    effect: spec.effect,
+                    comment: spec.comment.clone(),
+                    ..l.clone()
+                });
+                out.ops.push(Op { args: spec.args() })
+            }
             Place::Insert(0) => out.ops.push(Op {
                 args: args(&["prepend"], &spec),
             }),

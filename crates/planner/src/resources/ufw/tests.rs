@@ -620,3 +620,48 @@ fn the_sshd_target_follows_sshd_s_port() {
     );
     assert!(matches!(bad, Err(Failure::Invalid(_))));
 }
+
+#[test]
+fn an_unlisted_rule_that_decides_first_is_warned_about() {
+    let m = Machine::active(
+        vec![SSH4, "deny tcp 443 0.0.0.0/0 any 10.0.0.0/8 in"],
+        vec![SSH6],
+    );
+    let d = diff(
+        "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n",
+        &m,
+    );
+    assert!(
+        d.warnings.iter().any(|w| w
+            .message
+            .contains("`allow 443/tcp` comes after `deny 443/tcp from 10.0.0.0/8`")),
+        "{:?}",
+        d.warnings
+    );
+    // fail2ban's bans come first by design: no warning for them.
+    let m = Machine::active(
+        vec![
+            "reject any any 0.0.0.0/0 any 203.0.113.7 in comment=6279204661696c3242616e",
+            SSH4,
+        ],
+        vec![SSH6],
+    );
+    let d = diff("ufw:\n  rules:\n    - { allow: 22/tcp }\n", &m);
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn an_action_change_keeps_ufw_s_own_spelling() {
+    let m = Machine::active(
+        vec![SSH4],
+        vec![SSH6, "allow tcp 22 ::/0 any 2001:db8::1/64 in"],
+    );
+    let d = diff(
+        "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { deny: 22/tcp, from: 2001:db8::/64 }\n",
+        &m,
+    );
+    assert_eq!(
+        commands(&d),
+        ["ufw deny in from 2001:db8::1/64 to ::/0 port 22 proto tcp"]
+    );
+}
