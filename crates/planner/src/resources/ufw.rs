@@ -10,18 +10,29 @@
 //! change goes through ufw's command line (`ufw allow`, `ufw insert N`, `ufw prepend`, `ufw
 //! delete <rule>`, `ufw default`, `ufw logging`, `ufw --force enable`), each a
 //! `Run` step declaring ufw's state files so the snapshot holds them. Deletes name the rule,
-//! never a number, so a rule fail2ban inserts meanwhile cannot shift what is deleted.
+//! never a number, so a rule fail2ban inserts meanwhile cannot shift what is deleted. On a
+//! running firewall ufw applies each rule command itself (an append is one live iptables
+//! call; an insert or delete reloads ufw's user chains); nothing else is reloaded, and the
+//! firewall is enabled last, once.
+//!
+//! Playbook rules from several playbooks add up; a later rule matching the same traffic as
+//! an earlier one (same target, direction, addresses, interface) replaces it. The target
+//! `sshd` means sshd's port(s): the playbook's `sshd.config.Port`, or `sshd -T`'s.
+//! Rules whose comment names another tool (fail2ban, sshguard, crowdsec, denyhosts,
+//! docker, kubernetes, or "managed by ...") are never purged.
 //!
 //! Rollback: the executor restores the state files; the first ufw change then runs `ufw
 //! reload` when the firewall was running before (ufw rebuilds its chains from the restored
 //! files: same rules, same iptables), and the change that enabled a firewall that was not
-//! running runs `ufw-init force-stop` (stops it without touching the restored ufw.conf).
+//! running runs `ufw-init force-stop` (stops it without touching the restored ufw.conf;
+//! ufw's own stop leaves its empty chains in place). A ufw this plan installed is purged.
 //!
 //! Under `--root` no command may reach the build host's firewall: ufw runs chrooted inside
 //! `unshare --net --mount-proc` (its capability probe and any live update hit a throwaway
-//! network namespace; the private /proc lets it see the kernel's IPv6 support), ENABLED is written into ufw.conf directly, and an image whose ufw.conf says
-//! ENABLED=yes is set to `no` while ufw edits its rules (ufw would otherwise try to update a
-//! running firewall that does not exist and fail), then back.
+//! network namespace; the private /proc lets it see the kernel's IPv6 support), ENABLED is
+//! written into ufw.conf directly, and an image whose ufw.conf says ENABLED=yes is set to
+//! `no` while ufw edits its rules (ufw would otherwise try to update a running firewall
+//! that does not exist there and fail), then back.
 
 mod order;
 pub mod rule;
