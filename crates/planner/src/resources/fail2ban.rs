@@ -1053,9 +1053,13 @@ fn render_jail_file(desired: &Desired) -> String {
          # files that sort before it; each jail below carries all of its options, so no earlier\n\
          # jail section overrides them.\n\n[DEFAULT]\n"
     );
+    let mut last_note = None;
     for setting in &desired.defaults {
         if let Some(note) = &setting.note {
-            out.push_str(&format!("# {note}\n"));
+            if last_note != Some(note) {
+                out.push_str(&format!("# {note}\n"));
+            }
+            last_note = Some(note);
         }
         render_value(&mut out, setting.key, &setting.value.lines());
     }
@@ -1117,7 +1121,16 @@ fn jail_details(desired: &Desired, live: &Live) -> Vec<Detail> {
             let current = match running {
                 // The dump knows what runs: a jail missing from it is not running.
                 Some(None) if setting.key == "enabled" => Some("false".to_owned()),
-                Some(None) => None,
+                Some(None) => {
+                    // Not running: what it would inherit is noise; show only that it is off.
+                    details.push(Detail {
+                        name: format!("[{}] {}", jail.name, setting.key),
+                        current: None,
+                        source: None,
+                        desired: Some(setting.text()),
+                    });
+                    continue;
+                }
                 Some(Some(j)) => j
                     .option(setting.key)
                     .or_else(|| source.as_ref().map(|d| d.value.replace('\n', " "))),

@@ -315,7 +315,7 @@ impl Value {
         match self {
             Value::Scalar { text, .. } => text.clone(),
             Value::List(items) if items.is_empty() => "(empty)".into(),
-            Value::List(items) => items.join("\n"),
+            Value::List(items) => items.join("; "),
         }
     }
 
@@ -596,17 +596,21 @@ impl Resource for UnattendedUpgrades {
                 steps: vec![Step::Validate(check_command(&all))],
                 on_rollback: Vec::new(),
             });
-            // Values a later file would still override: the check above would fail.
+            // Values a later file overrides (APT reads them differently now): the check fails.
             for setting in &all {
                 let own = if periodic.contains(setting) {
                     AUTO_UPGRADES
                 } else {
                     DROP_IN
                 };
+                let current = setting.value.current(&live.dump, setting.key);
+                if current.as_ref().is_some_and(|c| setting.value.same(c)) {
+                    continue;
+                }
                 if let Some((path, line)) = aptconf::locate(&live.files, setting.key) {
                     if later(&live.files, path, own) {
                         diff.warnings.push(warn(format!(
-                            "{path}:{line} sets {} after harden's {own}; if it disagrees with the playbook, the apply fails its check",
+                            "{path}:{line} sets {} after harden's {own}, so APT will not read the playbook's value and the apply will fail its check",
                             setting.key
                         )));
                     }
@@ -623,8 +627,8 @@ impl Resource for UnattendedUpgrades {
                     diff.warnings.push(warn(format!(
                         "APT reads {} as {}{place}, not the playbook's {}",
                         setting.key,
-                        current.map_or("unset".into(), |c| c.display().replace('\n', ", ")),
-                        setting.value.display().replace('\n', ", ")
+                        current.map_or("unset".into(), |c| c.display()),
+                        setting.value.display()
                     )));
                 }
             }
@@ -879,8 +883,10 @@ fn security_origins(os: &OsRelease) -> Result<(Vec<Origin>, String), Failure> {
     }
 }
 
+/// `20auto-upgrades` exactly as `dpkg-reconfigure unattended-upgrades` writes it, so a system
+/// already set up that way needs no change.
 fn render_auto_upgrades(settings: &[Setting]) -> String {
-    let mut out = format!("{MARKER} from the playbook's `unattended_upgrades` section (`enabled`); changes here are overwritten.\n");
+    let mut out = String::new();
     for s in settings {
         render(&mut out, s);
     }

@@ -94,11 +94,14 @@ pub fn read_order(names: &[String]) -> Vec<String> {
     paths
 }
 
-/// The last place, among `files` (path, text) in read order, that names `key`'s last
-/// component outside a comment: where a value most likely comes from. A display hint, not
-/// a parser: the value itself always comes from `apt-config dump`.
+/// The last place, among `files` (path, text) in read order, that sets `key` outside a
+/// comment, written flat (`APT::Periodic::Unattended-Upgrade "1";`) or as the innermost name
+/// of a block (`Periodic { Unattended-Upgrade "1"; };`): where a value most likely comes
+/// from. A display hint, not a parser: the value itself always comes from `apt-config dump`.
 pub fn locate<'a>(files: &'a [(String, String)], key: &str) -> Option<(&'a str, usize)> {
-    let leaf = key.rsplit("::").next().unwrap_or(key).to_ascii_lowercase();
+    let full = key.to_ascii_lowercase();
+    let leaf = full.rsplit("::").next().unwrap_or(&full).to_owned();
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':';
     let mut found = None;
     for (path, text) in files {
         for (index, line) in text.lines().enumerate() {
@@ -108,20 +111,25 @@ pub fn locate<'a>(files: &'a [(String, String)], key: &str) -> Option<(&'a str, 
             {
                 continue;
             }
-            let lower = trimmed.to_ascii_lowercase();
-            let mut start = 0;
-            while let Some(pos) = lower[start..].find(&leaf) {
-                let at = start + pos;
-                let before = lower[..at].chars().next_back();
-                let after = lower[at + leaf.len()..].chars().next();
-                let boundary = |c: Option<char>| {
-                    c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                };
-                if boundary(before) && boundary(after) {
-                    found = Some((path.as_str(), index + 1));
-                    break;
-                }
-                start = at + leaf.len();
+            let code = trimmed
+                .split("//")
+                .next()
+                .unwrap_or(trimmed)
+                .to_ascii_lowercase();
+            // Every name token on the line: the full key anywhere (`#clear K;`, `K {`, `K "v";`),
+            // the innermost name only when a value follows (`Unattended-Upgrade "1";`).
+            let mut hit = false;
+            let mut rest = code.as_str();
+            while let Some(start) = rest.find(name_char) {
+                let tail = &rest[start..];
+                let len = tail.find(|c: char| !name_char(c)).unwrap_or(tail.len());
+                let token = &tail[..len];
+                let after = tail[len..].trim_start();
+                hit |= token == full || (token == leaf && after.starts_with('"'));
+                rest = &tail[len..];
+            }
+            if hit {
+                found = Some((path.as_str(), index + 1));
             }
         }
     }
@@ -222,7 +230,9 @@ mod tests {
         let files = vec![
             ("/a".to_owned(), "// Unattended-Upgrade::Automatic-Reboot \"false\";\nUnattended-Upgrade::Automatic-Reboot-Time \"02:00\";\n".to_owned()),
             ("/b".to_owned(), "Unattended-Upgrade {\n  Automatic-Reboot \"true\";\n};\n".to_owned()),
+            ("/c".to_owned(), "Unattended-Upgrade::Package-Blacklist {\n};\n".to_owned()),
         ];
+        assert_eq!(locate(&files, "APT::Periodic::Unattended-Upgrade"), None);
         assert_eq!(
             locate(&files, "Unattended-Upgrade::Automatic-Reboot"),
             Some(("/b", 2))
