@@ -229,6 +229,10 @@ impl OptionValue for Text {
     fn lines(&self) -> Vec<String> {
         vec![self.0.clone()]
     }
+    fn matches(&self, effective: &str) -> bool {
+        // A `%(name)s` reference is interpolated in the dump: nothing to compare.
+        self.0.contains("%(") || self.0 == effective
+    }
 }
 
 /// One or more lines of text (`action`): each becomes a continuation line.
@@ -250,6 +254,9 @@ impl OptionValue for Lines {
         self.0.clone()
     }
     fn matches(&self, effective: &str) -> bool {
+        if self.0.iter().any(|l| l.contains("%(")) {
+            return true;
+        }
         // fail2ban reports the action names it runs; compare names.
         let names: Vec<&str> = self
             .0
