@@ -898,6 +898,16 @@ impl Fail2ban {
     /// harden's files are already right, else from the merge-order model.
     fn override_warnings(&self, desired: &Desired, live: &Live, files_change: bool) -> Vec<String> {
         let mut messages = Vec::new();
+        if let Some(dump) = &live.dump {
+            for name in &dump.without_logs {
+                if !desired.jails.iter().any(|j| &j.name == name) {
+                    messages.push(format!(
+                        "jail {name}{} has no log file, so fail2ban refuses to start (and the apply fails its check); list it under fail2ban.jails (harden picks backend = systemd for sshd without /var/log/auth.log) or disable it there with `enabled: false`",
+                        source_note(live, name, "enabled")
+                    ));
+                }
+            }
+        }
         if files_change || !live.installed {
             for jail in desired.jails.iter() {
                 for setting in &jail.settings {
@@ -988,14 +998,6 @@ impl Fail2ban {
                         }
                     }
                 }
-            }
-        }
-        for name in &dump.without_logs {
-            if !desired.jails.iter().any(|j| &j.name == name) {
-                messages.push(format!(
-                    "jail {name}{} has no log file, so fail2ban will refuse to start; list it under fail2ban.jails (harden picks backend = systemd for sshd without /var/log/auth.log) or disable it there with `enabled: false`",
-                    source_note(live, name, "enabled")
-                ));
             }
         }
         messages

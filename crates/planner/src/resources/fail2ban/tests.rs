@@ -521,3 +521,30 @@ fn globs_match_one_component() {
     assert!(!glob_match("app-[!0-9].log", "app-7.log"));
     assert!(!glob_match("*.log", "app.txt"));
 }
+
+#[test]
+fn bare_yes_and_no_are_keywords_not_booleans() {
+    let f = section("fail2ban:\n  defaults: { usedns: no }\n");
+    assert_eq!(f.defaults.usedns.map(|u| u.value), Some(UseDns::No));
+}
+
+#[test]
+fn an_unmanaged_jail_without_logs_is_flagged() {
+    let f = section("fail2ban:\n  jails:\n    app: { filter: sshd, logpath: /var/log/app.log }\n");
+    let mut live = debian12();
+    live.dump = Some(
+        dump::parse(
+            "['add', 'sshd', 'auto']\n['start', 'sshd']\n",
+            "WARNING Have not found any log file for sshd jail\n",
+        )
+        .expect("dump"),
+    );
+    let diff = run(&f, &live).expect("diff");
+    assert!(
+        diff.warnings.iter().any(|w| w.message.contains(
+            "jail sshd (set in /etc/fail2ban/jail.d/defaults-debian.conf:2) has no log file"
+        )),
+        "{:?}",
+        diff.warnings
+    );
+}

@@ -609,7 +609,11 @@ macro_rules! keyword {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = text_of(Scalar::deserialize(deserializer)?);
+                // YAML reads a bare `no`/`yes` as a boolean (`usedns: no`).
+                let text = match Scalar::deserialize(deserializer)? {
+                    Scalar::Bool(b) => if b { "yes" } else { "no" }.to_owned(),
+                    other => text_of(other),
+                };
                 Self::ALL
                     .iter()
                     .find(|(t, _)| t.eq_ignore_ascii_case(&text))
