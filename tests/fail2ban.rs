@@ -37,10 +37,10 @@ fn app_failures(sb: &Sandbox, addr: &str, count: usize) {
 }
 
 /// Polls `fail2ban-client status JAIL` until it lists `addr` as banned (fail2ban reads logs
-/// asynchronously), for at most 20 seconds.
+/// asynchronously), for at most 60 seconds.
 fn wait_banned(sb: &Sandbox, jail: &str, addr: &str) -> String {
     sb.sh(&format!(
-        "for i in $(seq 100); do s=$(fail2ban-client status {jail}); case \"$s\" in *\"Banned IP list:\"*{addr}*) echo \"$s\"; exit 0;; esac; sleep 0.2; done; \
+        "for i in $(seq 300); do s=$(fail2ban-client status {jail}); case \"$s\" in *\"Banned IP list:\"*{addr}*) echo \"$s\"; exit 0;; esac; sleep 0.2; done; \
          echo \"$s\"; tail -20 /var/log/fail2ban.log; exit 1"
     ))
     .assert_ok()
