@@ -49,6 +49,8 @@ const JAIL_FILE_NAME: &str = "zz-harden.local";
 const FILTER_DIR: &str = "/etc/fail2ban/filter.d";
 const MARKER: &str = "# Managed by harden";
 const AUTH_LOG: &str = "/var/log/auth.log";
+/// A file of Debian's and Ubuntu's python3-systemd.
+const PYTHON_SYSTEMD: &str = "/usr/lib/python3/dist-packages/systemd/journal.py";
 
 /// harden's file for filter `name`.
 pub fn filter_path(name: &str) -> String {
@@ -265,6 +267,8 @@ pub struct Live {
     pub nft: bool,
     /// `iptables` is installed.
     pub iptables: bool,
+    /// python3-systemd is installed (the systemd backend needs it).
+    pub python_systemd: bool,
 }
 
 impl Resource for Fail2ban {
@@ -370,6 +374,10 @@ impl Resource for Fail2ban {
                 .is_some(),
             nft: host.which("nft").is_some(),
             iptables: host.which("iptables").is_some(),
+            python_systemd: host
+                .stat(Path::new(PYTHON_SYSTEMD))
+                .map_err(|e| failed(PYTHON_SYSTEMD, e))?
+                .is_some(),
             ..Live::default()
         };
 
@@ -476,13 +484,32 @@ impl Resource for Fail2ban {
         let desired = self.desired(live)?;
         self.check(&desired, live)?;
 
+        // The journal backend needs python3-systemd (a Recommends of fail2ban, so not always
+        // there); fail2ban-client -t does not notice its absence, the server does.
+        let journal = desired.jails.iter().filter(|j| j.enabled).any(|j| {
+            j.settings
+                .iter()
+                .any(|s| s.key == "backend" && s.value.matches("systemd"))
+        });
+        let mut packages = Vec::new();
         if !live.installed {
+            packages.push("fail2ban");
+        }
+        if journal && !live.python_systemd {
+            packages.push("python3-systemd");
+        }
+        if !packages.is_empty() {
+            let reason = match (live.installed, packages.len()) {
+                (false, 1) => "fail2ban is not installed".to_owned(),
+                (false, _) => "fail2ban is not installed; python3-systemd reads the journal for backend = systemd".to_owned(),
+                (true, _) => "python3-systemd is missing, which backend = systemd needs to read the journal".to_owned(),
+            };
             diff.changes.push(Change {
                 resource: Self::NAME.into(),
-                target: "package fail2ban".into(),
-                reason: "fail2ban is not installed".into(),
+                target: format!("package {}", packages.join(", ")),
+                reason,
                 details: Vec::new(),
-                steps: vec![Step::Run(apt_install("fail2ban"))],
+                steps: vec![Step::Run(apt_install(&packages))],
                 on_rollback: Vec::new(),
             });
         }
@@ -560,7 +587,10 @@ impl Resource for Fail2ban {
             written_filters.push(path);
         }
 
-        let files_change = !diff.changes.iter().all(|c| c.target == "package fail2ban");
+        let files_change = !diff
+            .changes
+            .iter()
+            .all(|c| c.target.starts_with("package "));
         let will_run = live.installed || live.live || !diff.changes.is_empty();
         let reload = Command::new(["fail2ban-client", "reload"]).timeout(120);
         let start = !live.running && live.live && live.systemd && will_run;

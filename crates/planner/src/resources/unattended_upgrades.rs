@@ -32,11 +32,11 @@ pub const DROP_IN: &str = "/etc/apt/apt.conf.d/52harden-unattended-upgrades";
 const MARKER: &str = "// Managed by harden";
 const TIMERS: [&str; 2] = ["apt-daily.timer", "apt-daily-upgrade.timer"];
 
-/// `apt-get install` of `package` as harden runs it: no prompt, the existing configuration
+/// `apt-get install` of `packages` as harden runs it: no prompt, the existing configuration
 /// files kept, and a bounded wait for the dpkg lock (on first boot unattended-upgrades may
 /// hold it). needrestart is suspended so that an install restarts no unrelated service.
-pub(crate) fn apt_install(package: &str) -> Command {
-    Command::new([
+pub(crate) fn apt_install(packages: &[&str]) -> Command {
+    let argv = [
         "env",
         "NEEDRESTART_SUSPEND=1",
         "apt-get",
@@ -48,9 +48,8 @@ pub(crate) fn apt_install(package: &str) -> Command {
         "Dpkg::Options::=--force-confdef",
         "-o",
         "Dpkg::Options::=--force-confold",
-        package,
-    ])
-    .timeout(900)
+    ];
+    Command::new(argv.iter().chain(packages).copied()).timeout(900)
 }
 
 /// The `unattended_upgrades:` section.
@@ -537,7 +536,7 @@ impl Resource for UnattendedUpgrades {
                 target: "package unattended-upgrades".into(),
                 reason: "unattended-upgrades is not installed".into(),
                 details: Vec::new(),
-                steps: vec![Step::Run(apt_install("unattended-upgrades"))],
+                steps: vec![Step::Run(apt_install(&["unattended-upgrades"]))],
                 on_rollback: Vec::new(),
             });
         }

@@ -59,6 +59,7 @@ fn debian12() -> Live {
         sshd_ports: vec![2222],
         nft: true,
         iptables: true,
+        python_systemd: true,
         ..Live::default()
     }
 }
@@ -360,6 +361,7 @@ fn not_installed_installs_first_and_reloads_nothing() {
         live: true,
         sshd_ports: vec![22],
         nft: true,
+        python_systemd: true,
         ..Live::default()
     };
     let diff = run(&section(EXAMPLE), &live).expect("diff");
@@ -547,4 +549,23 @@ fn an_unmanaged_jail_without_logs_is_flagged() {
         "{:?}",
         diff.warnings
     );
+}
+
+#[test]
+fn the_journal_backend_brings_python3_systemd() {
+    let mut live = debian12();
+    live.python_systemd = false;
+    let diff = run(&section(EXAMPLE), &live).expect("diff");
+    assert_eq!(diff.changes[0].target, "package python3-systemd");
+    live.installed = false;
+    let diff = run(&section(EXAMPLE), &live).expect("diff");
+    assert_eq!(diff.changes[0].target, "package fail2ban, python3-systemd");
+    // With /var/log/auth.log the distribution's backend stays, and nothing more is needed.
+    live.installed = true;
+    live.auth_log = true;
+    let diff = run(&section(EXAMPLE), &live).expect("diff");
+    assert!(diff
+        .changes
+        .iter()
+        .all(|c| !c.target.starts_with("package")));
 }
