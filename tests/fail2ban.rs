@@ -292,6 +292,39 @@ fn the_sshd_jail_follows_sshd_to_port_2222_and_a_ban_blocks_it() {
 }
 
 #[test]
+fn jail_local_is_beaten_and_a_later_sorting_file_is_flagged() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("touch /var/log/streaming-app.log").assert_ok();
+    // jail.local is read before jail.d/*.local: harden's jail section wins over it.
+    sb.write(
+        "/etc/fail2ban/jail.local",
+        "[streaming-app]\nmaxretry = 10\nbantime = 5m\n",
+    );
+    sb.write("/tmp/pb.yaml", APP);
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    start_fail2ban(&sb);
+    assert_eq!(get(&sb, "streaming-app", "maxretry"), "3");
+    assert_eq!(get(&sb, "streaming-app", "bantime"), "3600");
+
+    // A jail.d file sorting after harden's does override it: the plan says so, and where.
+    sb.write(
+        "/etc/fail2ban/jail.d/zzz-local.local",
+        "[streaming-app]\nmaxretry = 10\n",
+    );
+    sb.sh("fail2ban-client reload").assert_ok();
+    let plan = sb.harden(&["plan", "/tmp/pb.yaml"]).assert_ok();
+    assert!(
+        plan.output().contains("fail2ban runs jail streaming-app with `maxretry = 10` (set in /etc/fail2ban/jail.d/zzz-local.local:2); the playbook says 3"),
+        "{plan}"
+    );
+    assert!(
+        plan.stdout.contains("No changes."),
+        "a warning, not a change that could never converge: {plan}"
+    );
+    sb.sh("fail2ban-client stop").assert_ok();
+}
+
+#[test]
 fn a_missing_fail2ban_is_installed_by_a_visible_step() {
     let Some(sb) = crate::sandbox!() else { return };
     // Hide the package's client inside the sandbox only; plan, never apply (no network).
