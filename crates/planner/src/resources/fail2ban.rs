@@ -964,9 +964,12 @@ impl Fail2ban {
                         if jail.settings.iter().any(|s| s.key == setting.key) {
                             continue;
                         }
+                        // `%(banaction_allports)s` (recidive) still follows harden's [DEFAULT].
                         for d in live
                             .config
                             .overriders(JAIL_FILE, &jail.name, setting.key, false)
+                            .into_iter()
+                            .filter(|d| !d.value.contains("%("))
                         {
                             messages.push(format!(
                                 "{} sets `{} = {}` in jail {}'s own section, which beats harden's [DEFAULT] {}",
