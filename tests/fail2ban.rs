@@ -266,10 +266,12 @@ fn the_sshd_jail_follows_sshd_to_port_2222_and_a_ban_blocks_it() {
     start_fail2ban(&sb);
     assert_eq!(get(&sb, "sshd", "maxretry"), "2");
 
-    // Wrong passwords from the peer, over the veth pair, to the real sshd.
+    // Wrong passwords from the peer, over the veth pair, to the real sshd. The ban may land
+    // while a connection is still open, whose packets are then rejected and which would
+    // hang: each attempt is bounded.
     peer.sh(&format!(
-        "for i in 1 2; do sshpass -p wrong ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-         -o PubkeyAuthentication=no -o ConnectTimeout=5 -p 2222 nosuchuser@{addr} true; done; true"
+        "for i in 1 2; do timeout 10 sshpass -p wrong ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+         -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -o ConnectTimeout=5 -p 2222 nosuchuser@{addr} true; done; true"
     ));
     let status = wait_banned(&sb, "sshd", peer.addr());
     assert!(status.contains(peer.addr()), "{status}");
