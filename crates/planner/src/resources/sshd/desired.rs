@@ -921,6 +921,7 @@ fn change(
                 .map(|l| &l.args)
                 .collect::<Vec<_>>();
     let ports: Vec<u16> = ports_of(desired).into_iter().collect();
+    let old_ports: Vec<u16> = current_ports(live, current).into_iter().collect();
     match live.activation.clone().unwrap_or(Activation::Offline) {
         Activation::Offline => {}
         Activation::Systemd { unit, socket } => {
@@ -983,11 +984,9 @@ fn change(
             });
             on_rollback.push(command);
             if socket.is_none() {
-                steps.push(Step::Validate(running_check(
-                    &format!("systemctl is-active --quiet {unit}.service"),
-                    &ports,
-                    cx,
-                )));
+                let alive = format!("systemctl is-active --quiet {unit}.service");
+                steps.push(Step::Validate(running_check(&alive, &ports, cx)));
+                on_rollback.push(running_check(&alive, &old_ports, cx));
             }
         }
         Activation::Daemon { pidfile, running } => {
@@ -1004,11 +1003,10 @@ fn change(
                     command: command.clone(),
                 });
                 on_rollback.push(command);
-                steps.push(Step::Validate(running_check(
-                    &format!("pkill -0 -F {pid} -x sshd"),
-                    &ports,
-                    cx,
-                )));
+                let alive = format!("pkill -0 -F {pid} -x sshd");
+                steps.push(Step::Validate(running_check(&alive, &ports, cx)));
+                // After a rollback, wait until sshd serves the restored configuration.
+                on_rollback.push(running_check(&alive, &old_ports, cx));
             } else if !installed {
                 let command = Command::new([
                     "sh".to_owned(),
@@ -1068,7 +1066,7 @@ fn running_check(alive: &str, ports: &[u16], cx: &Context<'_>) -> Command {
         .collect::<Vec<_>>()
         .join(", ");
     let script = format!(
-        "i=0; while [ $i -lt 50 ]; do if {test}; then exit 0; fi; i=$((i+1)); sleep 0.1; done; echo 'sshd is not running, or not listening on port(s) {list}, after the reload' >&2; exit 1"
+        "i=0; while [ $i -lt 50 ]; do if {test}; then exit 0; fi; i=$((i+1)); sleep 0.1; done; echo 'sshd is not running, or not listening on port(s) {list}' >&2; exit 1"
     );
     Command::new(["sh".to_owned(), "-c".to_owned(), script]).timeout(30)
 }

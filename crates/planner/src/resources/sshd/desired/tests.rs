@@ -192,7 +192,11 @@ fn a_cloud_init_drop_in_is_beaten_by_harden_s_drop_in_sorting_first() {
     assert!(
         matches!(&change.steps[3], Step::Validate(c) if c.display().contains("pkill -0 -F /run/sshd.pid"))
     );
-    assert_eq!(change.on_rollback.len(), 1);
+    assert_eq!(
+        change.on_rollback.len(),
+        2,
+        "reload, then wait until sshd listens again"
+    );
 
     // Applied, the plan is empty.
     let after = applied(live, change);
@@ -490,6 +494,9 @@ fn systemd_hosts_reload_the_unit() {
         change.on_rollback[0].display(),
         "systemctl reload-or-restart ssh.service"
     );
+    assert!(change.on_rollback[1]
+        .display()
+        .contains("systemctl is-active --quiet ssh.service"));
 }
 
 #[test]
