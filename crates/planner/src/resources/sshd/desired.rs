@@ -127,39 +127,8 @@ fn check_live(
         let d = w.directive;
         let name = w.name.clone();
         let known = d.keyword().is_some();
-        if let Some(why) = live.rejected.get(&i) {
-            let unknown = why.contains("Bad configuration option")
-                || why.contains("Unsupported option")
-                || why.contains("unsupported option");
-            let (at, message) = if unknown
-                && why
-                    .to_ascii_lowercase()
-                    .contains(&name.to_ascii_lowercase())
-            {
-                (
-                    d.name.at,
-                    format!("{version} does not know the directive {name}"),
-                )
-            } else {
-                (
-                    d.value.at,
-                    format!("{version} rejects {name} {}: {why}", w.display()),
-                )
-            };
-            errors.push(
-                Invalid::new(at, message)
-                    .help("sshd_config(5) on this system lists what it accepts"),
-            );
-            continue;
-        }
-        if !known && (live.sshd.is_none() || live.dump.is_none()) {
-            let mut e = Invalid::new(d.name.at, format!("unknown sshd directive {name}"));
-            if let Some(s) = keywords::suggest(&name) {
-                e = e.help(format!("did you mean {s}?"));
-            }
-            errors.push(e);
-            continue;
-        }
+        // Algorithm names first: `ssh -Q` says which name is wrong and what would do.
+        let before = errors.len();
         if let Kind::Algorithms(query) = w.keyword.kind {
             if let Some(supported) = live.algorithms.get(&query) {
                 for args in &w.lines {
@@ -187,6 +156,46 @@ fn check_live(
                     }
                 }
             }
+        }
+        if errors.len() > before {
+            continue;
+        }
+        if let Some(why) = live.rejected.get(&i) {
+            let unknown = why.contains("Bad configuration option")
+                || why.contains("Unsupported option")
+                || why.contains("unsupported option");
+            let mut e = if unknown
+                && why
+                    .to_ascii_lowercase()
+                    .contains(&name.to_ascii_lowercase())
+            {
+                Invalid::new(
+                    d.name.at,
+                    format!("{version} does not know the directive {name}"),
+                )
+                .help(match keywords::suggest(&name).filter(|s| !s.eq_ignore_ascii_case(&name)) {
+                    Some(s) => format!("did you mean {s}? sshd_config(5) on this system lists the directives it knows"),
+                    None => "sshd_config(5) on this system lists the directives it knows".to_owned(),
+                })
+            } else {
+                Invalid::new(
+                    d.value.at,
+                    format!("{version} rejects {name} {}: {why}", w.display()),
+                )
+            };
+            if e.help.is_none() {
+                e = e.help("sshd_config(5) on this system lists the values it accepts");
+            }
+            errors.push(e);
+            continue;
+        }
+        if !known && (live.sshd.is_none() || live.dump.is_none()) {
+            let mut e = Invalid::new(d.name.at, format!("unknown sshd directive {name}"));
+            if let Some(s) = keywords::suggest(&name) {
+                e = e.help(format!("did you mean {s}?"));
+            }
+            errors.push(e);
+            continue;
         }
         if w.key == "port" {
             let now = current_ports(live, current);

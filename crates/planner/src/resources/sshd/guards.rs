@@ -358,13 +358,13 @@ impl Reason {
     fn describe(&self) -> String {
         match self {
             Reason::Expired => "the account has expired".into(),
-            Reason::Locked => "its password is locked (`!` in /etc/shadow) and UsePAM no makes sshd refuse locked accounts, even with a key".into(),
+            Reason::Locked => "its password is locked (`!` in /etc/shadow)".into(),
             Reason::RootLogin(v) => format!("PermitRootLogin {v} refuses root"),
             Reason::NotAllowed(why) => why.clone(),
             Reason::PubkeyOff => "PubkeyAuthentication no".into(),
             Reason::Methods(m) => format!("AuthenticationMethods {m} cannot be met with a key"),
             Reason::NoKey => "no usable authorized key".into(),
-            Reason::StrictModes(why) => format!("sshd would ignore its keys: {why} (StrictModes yes)"),
+            Reason::StrictModes(why) => why.clone(),
         }
     }
 }

@@ -307,6 +307,7 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
                 .stderr
                 .lines()
                 .next()
+                .and_then(|l| l.split(',').next())
                 .map(|l| l.trim().to_owned())
                 .filter(|l| l.starts_with("OpenSSH"));
         }
