@@ -8,11 +8,9 @@
 //! A test body is simply:
 //!
 //! ```ignore
-//! use crate::support::*;
-//!
 //! #[test]
 //! fn something() {
-//!     let Some(sb) = sandbox!() else { return };
+//!     let Some(sb) = crate::sandbox!() else { return };
 //!     sb.sh("sshd -t").assert_ok();
 //! }
 //! ```
@@ -24,7 +22,6 @@ pub mod sandbox;
 pub use sandbox::{
     is_root, root_available, Peer, Run, Sandbox, COMMAND_TIMEOUT, HARDEN_IN_SANDBOX, SANDBOX_PATH,
 };
-// The macros, importable by path: `use crate::support::sandbox;` (this also
-// imports the module of the same name, which does no harm) or `use
-// crate::support::*;`.
-pub(crate) use sandbox::{require_root, sandbox};
+// The macros `sandbox!` and `require_root!` are `#[macro_export]`ed: call
+// them as `crate::sandbox!()` / `crate::require_root!()`, or `use
+// crate::sandbox;` first for a bare `sandbox!()`.

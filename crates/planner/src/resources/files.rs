@@ -119,6 +119,8 @@ pub struct EntryLive {
     pub content: Option<Vec<u8>>,
     /// Everything below it, for recursive entries.
     pub below: Vec<(PathBuf, Stat)>,
+    /// Whether its parent is a directory (checked only when the path is missing).
+    pub parent_is_dir: bool,
 }
 
 impl Resource for Files {
@@ -266,6 +268,23 @@ fn diff_entry(
     };
     let path = PathBuf::from(&entry.path.value);
     let Some(stat) = found.stat else {
+        if (entry.content.is_some() || entry.directory) && !found.parent_is_dir {
+            let parent = path
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .display()
+                .to_string();
+            return Err(vec![Invalid::new(
+                entry.path.at,
+                format!(
+                    "cannot create {}: its parent {parent} is not a directory",
+                    path.display()
+                ),
+            )
+            .help(format!(
+                "add an entry `{{ path: {parent}, directory: true }}` before this one"
+            ))]);
+        }
         return create(entry, &path, uid, gid, diff);
     };
     if stat.kind == Kind::Symlink {
@@ -306,7 +325,7 @@ fn diff_entry(
                 resource: Files::NAME.into(),
                 target: path.display().to_string(),
                 reason: "content differs".into(),
-                details: attr_details(&attrs_of(&stat), &attrs),
+                details: attr_details(&attrs_of(&stat), &attrs, users),
                 steps: vec![Step::WriteFile {
                     path,
                     content: content.clone(),
@@ -318,7 +337,7 @@ fn diff_entry(
             return Ok(());
         }
     }
-    set_attrs(&path, &stat, desired(&stat), diff);
+    set_attrs(&path, &stat, desired(&stat), users, diff);
     let mut hardlinked = 0u64;
     for (child, stat) in &found.below {
         match stat.kind {
@@ -329,7 +348,7 @@ fn diff_entry(
                 }
                 continue;
             }
-            _ => set_attrs(child, stat, desired(stat), diff),
+            _ => set_attrs(child, stat, desired(stat), users, diff),
         }
     }
     if hardlinked > 0 {
@@ -407,13 +426,13 @@ fn attrs_of(stat: &Stat) -> Attrs {
     }
 }
 
-fn set_attrs(path: &Path, stat: &Stat, to: Attrs, diff: &mut Diff) {
+fn set_attrs(path: &Path, stat: &Stat, to: Attrs, users: &UserDb, diff: &mut Diff) {
     let from = attrs_of(stat);
     if from == to {
         diff.unchanged += 1;
         return;
     }
-    let details = attr_details(&from, &to);
+    let details = attr_details(&from, &to, users);
     let names: Vec<&str> = details.iter().map(|d| d.name.as_str()).collect();
     let reason = match names.as_slice() {
         [one] => format!("{one} differs"),
@@ -433,7 +452,7 @@ fn set_attrs(path: &Path, stat: &Stat, to: Attrs, diff: &mut Diff) {
     });
 }
 
-fn attr_details(from: &Attrs, to: &Attrs) -> Vec<Detail> {
+fn attr_details(from: &Attrs, to: &Attrs, users: &UserDb) -> Vec<Detail> {
     let mut details = Vec::new();
     let mut detail = |name: &str, current: String, desired: String| {
         if current != desired {
@@ -450,8 +469,10 @@ fn attr_details(from: &Attrs, to: &Attrs) -> Vec<Detail> {
         format!("{:04o}", from.mode),
         format!("{:04o}", to.mode),
     );
-    detail("owner", from.uid.to_string(), to.uid.to_string());
-    detail("group", from.gid.to_string(), to.gid.to_string());
+    let user = |uid: u32| users.user_name(uid).unwrap_or_else(|| uid.to_string());
+    let group = |gid: u32| users.group_name(gid).unwrap_or_else(|| gid.to_string());
+    detail("owner", user(from.uid), user(to.uid));
+    detail("group", group(from.gid), group(to.gid));
     details
 }
 
@@ -551,6 +572,7 @@ mod tests {
         let found = EntryLive {
             stat: Some(stat(Kind::Dir, 0o755, 0, 0, 2)),
             content: None,
+            parent_is_dir: true,
             below: vec![
                 (
                     "/srv/www/index.html".into(),
@@ -619,7 +641,18 @@ mod tests {
         let mut e = entry("/etc/cron.d/backup");
         e.content = Some("0 3 * * * root /usr/local/bin/backup\n".into());
         e.mode = Some(Located::unplaced(Mode::Octal(0o644)));
-        let diff = run(&e, &EntryLive::default()).expect("created");
+        let diff = run(
+            &e,
+            &EntryLive {
+                parent_is_dir: true,
+                ..EntryLive::default()
+            },
+        )
+        .expect("created");
+        assert!(
+            run(&e, &EntryLive::default()).is_err(),
+            "no parent directory"
+        );
         assert!(matches!(
             diff.changes[0].steps[0],
             Step::WriteFile { before: None, .. }
