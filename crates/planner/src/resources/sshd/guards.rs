@@ -17,9 +17,9 @@
 //! protect anything.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use harden_host::{Account, Kind, Stat};
+use harden_host::{Account, Kind, Stat, UserDb};
 
 use super::config::{Config, Conn};
 use super::keywords::{self, Keyword};
@@ -69,8 +69,78 @@ pub(crate) struct AccountFacts {
 pub(crate) struct KeyFile {
     /// The keys in it.
     pub keys: Vec<KeyLine>,
-    /// The file and the directories above it that StrictModes checks, with their status.
-    pub chain: Vec<(PathBuf, Option<Stat>)>,
+    /// The file and the directories above it that StrictModes checks.
+    pub chain: Vec<Link>,
+}
+
+/// One path StrictModes checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Link {
+    /// The path.
+    pub path: PathBuf,
+    /// Its status; `None` when it could not be read.
+    pub stat: Option<Stat>,
+    /// Whether Debian's sshd tolerates it being group-writable.
+    pub group_write: GroupWrite,
+}
+
+/// Debian and Ubuntu patch sshd (`user-group-modes`) to accept a group-writable file or
+/// directory when its group has exactly one member, the user: this records whether the
+/// path's group is such a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GroupWrite {
+    /// Group write makes sshd refuse the path.
+    Refused,
+    /// Tolerated for any user (the group's only member is the file's owner).
+    Tolerated,
+    /// Tolerated only when the user logging in has this uid.
+    OnlyFor(u32),
+}
+
+impl Link {
+    /// A path whose group-write bit is judged with [`group_write`].
+    pub(crate) fn new(path: PathBuf, stat: Option<Stat>, users: &UserDb) -> Self {
+        let group_write = match stat {
+            Some(s) if s.mode & 0o020 != 0 => group_write(users, s.gid, s.uid),
+            _ => GroupWrite::Refused,
+        };
+        Link {
+            path,
+            stat,
+            group_write,
+        }
+    }
+}
+
+/// Debian's `secure_permissions` for a group-writable path owned by `owner` with group `gid`:
+/// every account whose primary group it is must be the user, and a supplementary member list,
+/// if any, must be exactly the owner; at least one member in all.
+pub(crate) fn group_write(users: &UserDb, gid: u32, owner: u32) -> GroupWrite {
+    let Some(group) = users.groups().iter().find(|g| g.gid == gid) else {
+        return GroupWrite::Refused;
+    };
+    let primary: Vec<u32> = users
+        .accounts()
+        .iter()
+        .filter(|a| a.gid == gid)
+        .map(|a| a.uid)
+        .collect();
+    let mut members = primary.len();
+    if !group.members.is_empty() {
+        members += 1;
+        let owner_name = users.user_name(owner);
+        if group.members.len() > 1 || owner_name.as_deref() != Some(group.members[0].as_str()) {
+            return GroupWrite::Refused;
+        }
+    }
+    if members == 0 {
+        return GroupWrite::Refused;
+    }
+    match primary.first() {
+        None => GroupWrite::Tolerated,
+        Some(&uid) if primary.iter().all(|u| *u == uid) => GroupWrite::OnlyFor(uid),
+        Some(_) => GroupWrite::Refused,
+    }
 }
 
 /// One key line.
@@ -514,7 +584,7 @@ fn usable_keys(
             continue;
         }
         if s.strict_modes {
-            if let Some(why) = strict_modes_problem(&path, file, account) {
+            if let Some(why) = strict_modes_problem(file, account) {
                 strict_problem.get_or_insert(why);
                 continue;
             }
@@ -524,37 +594,37 @@ fn usable_keys(
     Err(strict_problem.map_or(Reason::NoKey, Reason::StrictModes))
 }
 
-/// The first thing sshd's StrictModes check (`safe_path`) would object to.
-fn strict_modes_problem(path: &Path, file: &KeyFile, account: &AccountFacts) -> Option<String> {
-    for (i, (p, stat)) in file.chain.iter().enumerate() {
-        let Some(stat) = stat else { continue };
+/// The first thing sshd's StrictModes check (`safe_path`, with Debian's tolerance of
+/// private groups) would object to.
+fn strict_modes_problem(file: &KeyFile, account: &AccountFacts) -> Option<String> {
+    for (i, link) in file.chain.iter().enumerate() {
+        let Some(stat) = link.stat else { continue };
         if stat.kind == Kind::Symlink {
             continue;
         }
+        let p = link.path.display();
         let what = if i == 0 { "file" } else { "directory" };
         if stat.uid != 0 && stat.uid != account.uid {
             return Some(format!(
-                "{what} {} is owned by uid {}, not {} or root",
-                p.display(),
-                stat.uid,
-                account.name
+                "{what} {p} is owned by uid {}, not {} or root",
+                stat.uid, account.name
             ));
         }
-        if stat.mode & 0o022 != 0 {
-            let who = if stat.mode & 0o020 != 0 {
-                "group"
-            } else {
-                "world"
-            };
+        let group_ok = match link.group_write {
+            GroupWrite::Refused => false,
+            GroupWrite::Tolerated => true,
+            GroupWrite::OnlyFor(uid) => uid == account.uid,
+        };
+        let world = stat.mode & 0o002 != 0;
+        let group = stat.mode & 0o020 != 0 && !group_ok;
+        if world || group {
+            let who = if world { "world" } else { "group" };
             return Some(format!(
-                "{what} {} is {who}-writable (mode {:04o}; fix with chmod go-w {})",
-                p.display(),
-                stat.mode,
-                p.display()
+                "{what} {p} is {who}-writable (mode {:04o}; fix with chmod go-w {p})",
+                stat.mode
             ));
         }
     }
-    let _ = path;
     None
 }
 
@@ -769,14 +839,19 @@ mod tests {
 
     fn keyed(files: &mut BTreeMap<PathBuf, KeyFile>, a: &AccountFacts, home_mode: u32) {
         let path = a.home.join(".ssh/authorized_keys");
+        let link = |path: PathBuf, stat| Link {
+            path,
+            stat,
+            group_write: GroupWrite::Refused,
+        };
         files.insert(
             path.clone(),
             KeyFile {
                 keys: parse_keys(KEY),
                 chain: vec![
-                    (path, stat(Kind::File, 0o600, a.uid)),
-                    (a.home.join(".ssh"), stat(Kind::Dir, 0o700, a.uid)),
-                    (a.home.clone(), stat(Kind::Dir, home_mode, a.uid)),
+                    link(path, stat(Kind::File, 0o600, a.uid)),
+                    link(a.home.join(".ssh"), stat(Kind::Dir, 0o700, a.uid)),
+                    link(a.home.clone(), stat(Kind::Dir, home_mode, a.uid)),
                 ],
             },
         );
@@ -955,6 +1030,44 @@ mod tests {
             &files,
         );
         assert_eq!(guards(&v), vec![STRICTMODES]);
+    }
+
+    #[test]
+    fn debian_tolerates_a_group_writable_home_in_a_private_group() {
+        let users = UserDb::parse(
+            false,
+            "alice:x:1000:1000::/home/alice:/bin/bash\nbob:x:1001:100::/home/bob:/bin/bash\ncarol:x:1002:100::/home/carol:/bin/bash\n",
+            "alice:x:1000:\nusers:x:100:\nstaff:x:50:alice\nempty:x:60:\n",
+        );
+        assert_eq!(group_write(&users, 1000, 1000), GroupWrite::OnlyFor(1000));
+        assert_eq!(
+            group_write(&users, 100, 1001),
+            GroupWrite::Refused,
+            "two accounts share it"
+        );
+        assert_eq!(
+            group_write(&users, 50, 1000),
+            GroupWrite::Tolerated,
+            "alice is its only member"
+        );
+        assert_eq!(
+            group_write(&users, 60, 1000),
+            GroupWrite::Refused,
+            "no member at all"
+        );
+        let alice = account("alice", 1000);
+        let mut files = BTreeMap::new();
+        keyed(&mut files, &alice, 0o775);
+        for file in files.values_mut() {
+            file.chain[2].group_write = GroupWrite::OnlyFor(1000);
+        }
+        let v = verdict(
+            BASE,
+            &format!("PasswordAuthentication no\n{BASE}"),
+            &[alice],
+            &files,
+        );
+        assert!(v.fired.is_empty(), "{v:?}");
     }
 
     #[test]

@@ -396,7 +396,7 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
             if live.key_files.contains_key(&path) {
                 continue;
             }
-            if let Some(file) = read_key_file(host, &path, &facts.home) {
+            if let Some(file) = read_key_file(host, cx.users, &path, &facts.home) {
                 live.key_files.insert(path, file);
             }
         }
@@ -476,13 +476,22 @@ fn login_shell(host: &Host, shell: &str) -> bool {
 
 /// Reads an authorized keys file and the status of it and the directories sshd's StrictModes
 /// checks (up to the home directory, or to `/` for a file outside it).
-fn read_key_file(host: &Host, path: &Path, home: &Path) -> Option<KeyFile> {
+fn read_key_file(
+    host: &Host,
+    users: &harden_host::UserDb,
+    path: &Path,
+    home: &Path,
+) -> Option<KeyFile> {
     let stat = host.stat(path).ok()??;
     let text = host.read_to_string(path).ok()??;
-    let mut chain = vec![(path.to_path_buf(), Some(stat))];
+    let mut chain = vec![guards::Link::new(path.to_path_buf(), Some(stat), users)];
     let mut dir = path.parent();
     while let Some(d) = dir {
-        chain.push((d.to_path_buf(), host.stat(d).ok().flatten()));
+        chain.push(guards::Link::new(
+            d.to_path_buf(),
+            host.stat(d).ok().flatten(),
+            users,
+        ));
         if d == home || d == Path::new("/") {
             break;
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use harden_host::{Host, Kind, Stat, UserDb};
 
 use super::*;
-use crate::resources::sshd::guards::{parse_keys, AccountFacts, KeyFile};
+use crate::resources::sshd::guards::{parse_keys, AccountFacts, GroupWrite, KeyFile, Link};
 use crate::resources::Playbook;
 
 const KEY: &str =
@@ -54,17 +54,23 @@ fn live(files: &[(&str, &str)]) -> Live {
         "/home/alice/.ssh/authorized_keys".into(),
         KeyFile {
             keys: parse_keys(KEY),
-            chain: vec![
-                (
-                    "/home/alice/.ssh/authorized_keys".into(),
-                    Some(stat(Kind::File, 0o600, 1000)),
-                ),
-                (
-                    "/home/alice/.ssh".into(),
-                    Some(stat(Kind::Dir, 0o700, 1000)),
-                ),
-                ("/home/alice".into(), Some(stat(Kind::Dir, 0o755, 1000))),
-            ],
+            chain: [
+                "/home/alice/.ssh/authorized_keys",
+                "/home/alice/.ssh",
+                "/home/alice",
+            ]
+            .iter()
+            .zip([
+                stat(Kind::File, 0o600, 1000),
+                stat(Kind::Dir, 0o700, 1000),
+                stat(Kind::Dir, 0o755, 1000),
+            ])
+            .map(|(p, s)| Link {
+                path: p.into(),
+                stat: Some(s),
+                group_write: GroupWrite::Refused,
+            })
+            .collect(),
         },
     );
     live.accounts.push(alice);
