@@ -805,6 +805,7 @@ fn message(guard: &str, accounts: &[String], passwords_after: bool) -> String {
 mod tests {
     use super::*;
     use crate::resources::sshd::config::{parse, Snapshot, MAIN};
+    use std::path::Path;
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmEXAMPLEKEYexamplekeyEXAMPLEKEYexample alice@laptop\n";
 
