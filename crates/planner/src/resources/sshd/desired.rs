@@ -933,7 +933,11 @@ fn change(
     let old_ports: Vec<u16> = current_ports(live, current).into_iter().collect();
     match live.activation.clone().unwrap_or(Activation::Offline) {
         Activation::Offline => {}
-        Activation::Systemd { unit, socket } => {
+        Activation::Systemd {
+            unit,
+            socket,
+            active,
+        } => {
             if let (Some(socket), true) = (&socket, listen_changed) {
                 let reload =
                     Command::new(["systemctl", "daemon-reload"]).timeout(probe::SSHD_TIMEOUT);
@@ -984,17 +988,28 @@ fn change(
                 on_rollback.push(reload);
                 on_rollback.push(restart);
             }
-            let command =
-                Command::new(["systemctl", "reload-or-restart", &format!("{unit}.service")])
-                    .timeout(60);
-            steps.push(Step::Reload {
-                service: unit.clone(),
-                command: command.clone(),
-            });
-            on_rollback.push(command);
-            if socket.is_none() {
-                let alive = format!("systemctl is-active --quiet {unit}.service");
+            let service = format!("{unit}.service");
+            if socket.is_some() {
+                // Started on demand: reload it only if it runs; the socket owns the ports.
+                let command =
+                    Command::new(["systemctl", "try-reload-or-restart", &service]).timeout(60);
+                steps.push(Step::Reload {
+                    service: unit.clone(),
+                    command: command.clone(),
+                });
+                on_rollback.push(command);
+            } else if active {
+                let command =
+                    Command::new(["systemctl", "try-reload-or-restart", &service]).timeout(60);
+                steps.push(Step::Reload {
+                    service: unit.clone(),
+                    command,
+                });
+                let alive = format!("systemctl is-active --quiet {service}");
                 steps.push(Step::Validate(running_check(&alive, &ports, cx)));
+                // A rollback brings sshd back even if the new configuration made it exit.
+                on_rollback
+                    .push(Command::new(["systemctl", "reload-or-restart", &service]).timeout(60));
                 on_rollback.push(running_check(&alive, &old_ports, cx));
             }
         }
@@ -1012,8 +1027,15 @@ fn change(
                     command: command.clone(),
                 });
                 on_rollback.push(command);
+                // The new configuration may name another pidfile.
+                let pid_after = desired
+                    .global("pidfile")
+                    .first()
+                    .and_then(|l| l.args.first().cloned())
+                    .unwrap_or_else(|| pid.clone());
+                let alive_after = format!("pkill -0 -F {pid_after} -x sshd");
+                steps.push(Step::Validate(running_check(&alive_after, &ports, cx)));
                 let alive = format!("pkill -0 -F {pid} -x sshd");
-                steps.push(Step::Validate(running_check(&alive, &ports, cx)));
                 // After a rollback, wait until sshd serves the restored configuration.
                 on_rollback.push(running_check(&alive, &old_ports, cx));
             } else if !installed {

@@ -63,6 +63,8 @@ pub(crate) enum Activation {
         unit: String,
         /// Ubuntu's socket activation: `ssh.socket` is active and owns the listening ports.
         socket: Option<SocketActivation>,
+        /// The service is running now.
+        active: bool,
     },
     /// A daemon started without systemd, found through its pidfile.
     Daemon {
@@ -533,9 +535,17 @@ async fn activation(host: &Host, parsed: &config::Config, dump: Option<&Dump>) -
             .any(|p| matches!(host.stat(Path::new(p)), Ok(Some(_)))),
             drop_in: host.read_to_string(&socket_drop_in(unit)).ok().flatten(),
         });
+        let active = host
+            .run(
+                &Command::new(["systemctl", "is-active", &format!("{unit}.service")])
+                    .timeout(SSHD_TIMEOUT),
+            )
+            .await
+            .is_ok_and(|out| out.stdout.trim() == "active");
         return Activation::Systemd {
             unit: unit.to_owned(),
             socket,
+            active,
         };
     }
     let pidfile = dump

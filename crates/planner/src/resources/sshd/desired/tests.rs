@@ -492,10 +492,11 @@ fn systemd_hosts_reload_the_unit() {
     live.activation = Some(Activation::Systemd {
         unit: "ssh".into(),
         socket: None,
+        active: true,
     });
     let diff = f.run(&live).expect("plan");
     let change = &diff.changes[0];
-    assert!(change.steps.iter().any(|s| matches!(s, Step::Reload { command, .. } if command.display() == "systemctl reload-or-restart ssh.service")));
+    assert!(change.steps.iter().any(|s| matches!(s, Step::Reload { command, .. } if command.display() == "systemctl try-reload-or-restart ssh.service")));
     assert_eq!(
         change.on_rollback[0].display(),
         "systemctl reload-or-restart ssh.service"
@@ -515,6 +516,7 @@ fn socket_activation_follows_a_port_change() {
             generator: false,
             drop_in: None,
         }),
+        active: false,
     });
     let diff = f.run(&live).expect("plan");
     let change = &diff.changes[0];
@@ -566,4 +568,23 @@ fn the_model_yields_to_sshd_when_they_disagree() {
         diff.warnings
     );
     assert_eq!(diff.unchanged, 0);
+}
+
+#[test]
+fn a_stopped_service_is_not_started() {
+    let f = Fixture::new("config:\n  X11Forwarding: false\n");
+    let mut live = live(&[(config::MAIN, debian())]);
+    live.activation = Some(Activation::Systemd {
+        unit: "ssh".into(),
+        socket: None,
+        active: false,
+    });
+    let change = &f.run(&live).expect("plan").changes[0];
+    assert_eq!(change.steps.len(), 2, "write and sshd -t only: {:?}", change.steps);
+    live.activation = Some(Activation::Daemon {
+        pidfile: "/run/sshd.pid".into(),
+        running: false,
+    });
+    let change = &f.run(&live).expect("plan").changes[0];
+    assert_eq!(change.steps.len(), 2, "write and sshd -t only: {:?}", change.steps);
 }
