@@ -122,7 +122,7 @@ fn check_live(
     let version = live
         .version
         .clone()
-        .unwrap_or_else(|| "the installed sshd".into());
+        .unwrap_or_else(|| "the installed OpenSSH".into());
     for (i, w) in wanted.iter().enumerate() {
         let d = w.directive;
         let name = w.name.clone();

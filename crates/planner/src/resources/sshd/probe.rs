@@ -253,10 +253,7 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
     if let Some(sshd) = live.sshd.clone() {
         ensure_privsep_dir(host).await;
         let sshd = sshd.display().to_string();
-        let mut commands = vec![
-            Command::new([sshd.as_str(), "-T"]).timeout(SSHD_TIMEOUT),
-            Command::new([sshd.as_str(), "-V"]).timeout(SSHD_TIMEOUT),
-        ];
+        let mut commands = vec![Command::new([sshd.as_str(), "-T"]).timeout(SSHD_TIMEOUT)];
         let checked: Vec<usize> = section
             .config
             .0
@@ -296,22 +293,12 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         }
         let mut results = run_all(host, commands).await.into_iter();
         let base = results.next();
-        let version = results.next();
         let overlay = results.next();
         match base {
             Some(Ok(out)) if out.success() => live.dump = Some(Dump::parse(&out.stdout)),
             Some(Ok(out)) => live.dump_error = Some(complaint(&out)),
             Some(Err(e)) => live.dump_error = Some(e),
             None => {}
-        }
-        if let Some(Ok(out)) = version {
-            live.version = out
-                .stderr
-                .lines()
-                .next()
-                .and_then(|l| l.split(',').next())
-                .map(|l| l.trim().to_owned())
-                .filter(|l| l.starts_with("OpenSSH"));
         }
         for q in &query_list {
             if let Some(Ok(out)) = results.next() {
@@ -338,15 +325,26 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         // current configuration passes on its own.
         let overlay_failed = matches!(&overlay, Some(Ok(out)) if !out.success());
         if live.dump.is_some() && overlay_failed {
-            let singles: Vec<Command> = checked
-                .iter()
-                .map(|&i| {
-                    let mut argv = vec![sshd.clone(), "-T".to_owned()];
-                    argv.extend(overlay_args(&section.config.0[i]));
-                    Command::new(argv).timeout(SSHD_TIMEOUT)
-                })
-                .collect();
-            for (&i, result) in checked.iter().zip(run_all(host, singles).await) {
+            // Something is wrong: ask about each directive alone, and the version for the
+            // messages (only now, to keep the common path to two sshd runs).
+            let mut singles: Vec<Command> =
+                vec![Command::new([sshd.as_str(), "-V"]).timeout(SSHD_TIMEOUT)];
+            singles.extend(checked.iter().map(|&i| {
+                let mut argv = vec![sshd.clone(), "-T".to_owned()];
+                argv.extend(overlay_args(&section.config.0[i]));
+                Command::new(argv).timeout(SSHD_TIMEOUT)
+            }));
+            let mut results = run_all(host, singles).await.into_iter();
+            if let Some(Ok(out)) = results.next() {
+                live.version = out
+                    .stderr
+                    .lines()
+                    .next()
+                    .and_then(|l| l.split(',').next())
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| l.starts_with("OpenSSH"));
+            }
+            for (&i, result) in checked.iter().zip(results) {
                 if let Ok(out) = result {
                     if !out.success() {
                         live.rejected.insert(i, complaint(&out));

@@ -580,11 +580,21 @@ fn a_stopped_service_is_not_started() {
         active: false,
     });
     let change = &f.run(&live).expect("plan").changes[0];
-    assert_eq!(change.steps.len(), 2, "write and sshd -t only: {:?}", change.steps);
+    assert_eq!(
+        change.steps.len(),
+        2,
+        "write and sshd -t only: {:?}",
+        change.steps
+    );
     live.activation = Some(Activation::Daemon {
         pidfile: "/run/sshd.pid".into(),
         running: false,
     });
     let change = &f.run(&live).expect("plan").changes[0];
-    assert_eq!(change.steps.len(), 2, "write and sshd -t only: {:?}", change.steps);
+    assert_eq!(
+        change.steps.len(),
+        2,
+        "write and sshd -t only: {:?}",
+        change.steps
+    );
 }
