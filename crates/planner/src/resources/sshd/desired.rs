@@ -253,7 +253,7 @@ fn ports_of(config: &Config) -> BTreeSet<u16> {
 }
 
 /// The port of a `ListenAddress host:port` or `[v6]:port` value.
-fn listen_port(addr: &str) -> Option<u16> {
+pub(crate) fn listen_port(addr: &str) -> Option<u16> {
     if let Some(rest) = addr.strip_prefix('[') {
         return rest.split_once("]:").and_then(|(_, p)| p.parse().ok());
     }
@@ -657,8 +657,11 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
         return Err(Failure::Invalid(errors));
     }
     let mut notes: Vec<String> = Vec::new();
-    if live.synthesized && live.sshd.is_some() {
-        notes.push(format!("{} does not exist; sshd runs on its defaults. harden plans as if the Debian default configuration were there", config::MAIN));
+    if !current.main_exists && live.sshd.is_some() {
+        notes.push(format!(
+            "{} does not exist (sshd cannot start without it); harden creates it with the playbook's directives",
+            config::MAIN
+        ));
     }
     if let Some(e) = &live.dump_error {
         notes.push(format!("`sshd -T` fails on the current configuration ({e}); the plan rests on harden's own reading of the files, and `sshd -t` will check the result before it is used"));
@@ -767,6 +770,18 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
                 && !(live.synthesized && path == Path::new(config::MAIN));
             (!unchanged).then(|| (path.clone(), before, text.clone()))
         })
+        .collect();
+    if live.synthesized {
+        let main = Path::new(config::MAIN);
+        if built.snapshot.text(main) != Some(probe::DEBIAN_DEFAULT) {
+            return Err(Failure::Probe(format!(
+                "openssh-server is not installed, and the playbook needs {} edited (a directive there would still win); install openssh-server first, then plan again",
+                config::MAIN
+            )));
+        }
+    }
+    let writes: Vec<_> = writes
+        .into_iter()
         .filter(|(path, _, _)| !(live.synthesized && path == Path::new(config::MAIN)))
         .collect();
 

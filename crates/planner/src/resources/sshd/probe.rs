@@ -222,7 +222,8 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
     let recording = config::Recording::new(&source);
     let parsed = config::parse(&recording);
     live.snapshot = recording.into_snapshot();
-    if !parsed.main_exists {
+    if !parsed.main_exists && live.sshd.is_none() {
+        // Not installed: plan against the configuration the package will install.
         live.synthesized = true;
         live.snapshot
             .put(Path::new(config::MAIN), DEBIAN_DEFAULT.to_owned());
@@ -408,10 +409,22 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
     if host.is_live() {
         live.listening = Some(listening_ports(host));
     }
-    if let Some(ports) = super::desired_ports(cx.playbook) {
-        for port in ports {
-            live.firewall.insert(port, super::firewall_allows(cx, port));
+    let mut ports: BTreeSet<u16> = super::desired_ports(cx.playbook)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for d in section
+        .config
+        .0
+        .iter()
+        .filter(|d| d.key() == "listenaddress")
+    {
+        for line in d.lines().unwrap_or_default() {
+            ports.extend(line.first().and_then(|a| super::desired::listen_port(a)));
         }
+    }
+    for port in ports {
+        live.firewall.insert(port, super::firewall_allows(cx, port));
     }
     Ok(live)
 }

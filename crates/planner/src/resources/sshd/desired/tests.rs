@@ -598,3 +598,36 @@ fn a_stopped_service_is_not_started() {
         change.steps
     );
 }
+
+#[test]
+fn a_missing_main_file_is_created_when_sshd_is_installed() {
+    let f = Fixture::new("config:\n  PasswordAuthentication: false\n");
+    let mut live = live(&[]);
+    live.snapshot.files.insert(config::MAIN.into(), None);
+    let diff = f.run(&live).expect("plan");
+    let change = &diff.changes[0];
+    assert_eq!(change.target, config::MAIN);
+    assert!(
+        matches!(&change.steps[0], Step::WriteFile { path, before: None, content, .. }
+        if path == Path::new(config::MAIN) && content.ends_with("PasswordAuthentication no\n"))
+    );
+    assert!(f
+        .run(&applied(live, change))
+        .expect("plan")
+        .changes
+        .is_empty());
+}
+
+#[test]
+fn an_install_that_would_need_the_package_s_main_file_edited_is_refused() {
+    let f = Fixture::new("config:\n  Subsystem: sftp internal-sftp\n");
+    let mut live = live(&[]);
+    live.sshd = None;
+    live.snapshot
+        .put(Path::new(config::MAIN), debian().to_owned());
+    live.synthesized = true;
+    match f.run(&live) {
+        Err(Failure::Probe(m)) => assert!(m.contains("install openssh-server first"), "{m}"),
+        other => panic!("expected a probe failure, got {other:?}"),
+    }
+}
