@@ -45,27 +45,53 @@ fn a_tree_is_planned_exactly_applied_idempotently_and_rolled_back_byte_for_byte(
     let before = content_and_attrs(&sb, "/srv/www") + &content_and_attrs(&sb, "/opt/app");
 
     // Every path in the tree differs in owner; .env in mode; config.yaml is missing.
-    let plan = sb.harden(&["plan", "--format", "json", "/tmp/pb.yaml"]).assert_ok().json();
+    let plan = sb
+        .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
+        .assert_ok()
+        .json();
     let changes = plan["changes"].as_array().expect("changes");
     let tree_paths = 10_000 + 5; // files, a, b, c, c/d and /srv/www itself
-    assert_eq!(changes.len(), tree_paths + 2, "one change per differing path");
+    assert_eq!(
+        changes.len(),
+        tree_paths + 2,
+        "one change per differing path"
+    );
     assert_eq!(plan["unchanged"], 0);
-    let env = changes.iter().find(|c| c["target"] == "/opt/app/.env").expect(".env planned");
+    let env = changes
+        .iter()
+        .find(|c| c["target"] == "/opt/app/.env")
+        .expect(".env planned");
     assert_eq!(env["steps"][0]["to"]["mode"], 0o600);
 
     let apply = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
-    assert!(apply.stderr.contains("Applied 10007 changes"), "{}", apply.stderr);
-    sb.sh("test \"$(stat -c '%a %U %G' /srv/www/a/f0.html)\" = '750 webadmin webdata'").assert_ok();
-    sb.sh("test \"$(stat -c '%a %U %G' /srv/www/b/f1.html)\" = '640 webadmin webdata'").assert_ok();
-    sb.sh("test \"$(stat -c '%a %U %G' /srv/www/c/d)\" = '750 webadmin webdata'").assert_ok();
+    assert!(
+        apply.stderr.contains("Applied 10007 changes"),
+        "{}",
+        apply.stderr
+    );
+    sb.sh("test \"$(stat -c '%a %U %G' /srv/www/a/f0.html)\" = '750 webadmin webdata'")
+        .assert_ok();
+    sb.sh("test \"$(stat -c '%a %U %G' /srv/www/b/f1.html)\" = '640 webadmin webdata'")
+        .assert_ok();
+    sb.sh("test \"$(stat -c '%a %U %G' /srv/www/c/d)\" = '750 webadmin webdata'")
+        .assert_ok();
     sb.sh("test \"$(stat -c '%a' /opt/app/.env)\" = 600 && test \"$(cat /opt/app/config.yaml)\" = 'debug: false'").assert_ok();
-    sb.sh("test \"$(stat -c '%a %U %G' /opt/app/config.yaml)\" = '640 root webdata'").assert_ok();
+    sb.sh("test \"$(stat -c '%a %U %G' /opt/app/config.yaml)\" = '640 root webdata'")
+        .assert_ok();
 
     // A second apply changes nothing and touches nothing.
     let settled = fingerprint(&sb, "/srv/www") + &fingerprint(&sb, "/opt/app");
     let again = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
-    assert!(again.stdout.contains("No changes. 10008 unchanged."), "{}", again.stdout);
-    assert_eq!(fingerprint(&sb, "/srv/www") + &fingerprint(&sb, "/opt/app"), settled, "second apply touched files");
+    assert!(
+        again.stdout.contains("No changes. 10007 unchanged."),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        fingerprint(&sb, "/srv/www") + &fingerprint(&sb, "/opt/app"),
+        settled,
+        "second apply touched files"
+    );
     let detailed = sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"]);
     assert_eq!(detailed.status, 0, "{}", detailed.stdout);
 
@@ -79,13 +105,21 @@ fn a_tree_is_planned_exactly_applied_idempotently_and_rolled_back_byte_for_byte(
 #[test]
 fn plan_writes_nothing() {
     let Some(sb) = crate::sandbox!() else { return };
-    assert_eq!(sb.upper_entries(), Vec::<String>::new(), "the sandbox starts clean");
+    assert_eq!(
+        sb.upper_entries(),
+        Vec::<String>::new(),
+        "the sandbox starts clean"
+    );
     sb.harden(&["plan"]).assert_ok();
     sb.harden(&["plan", "--format", "json"]).assert_ok();
     sb.harden(&["apply", "--dry-run"]).assert_ok();
     sb.harden(&["validate"]).assert_ok();
     sb.harden(&["snapshots"]).assert_ok();
-    assert_eq!(sb.upper_entries(), Vec::<String>::new(), "plan, dry-run, validate or snapshots wrote to the system");
+    assert_eq!(
+        sb.upper_entries(),
+        Vec::<String>::new(),
+        "plan, dry-run, validate or snapshots wrote to the system"
+    );
 }
 
 #[test]
@@ -93,14 +127,31 @@ fn links_to_shadow_inside_a_recursed_tree_are_not_followed() {
     let Some(sb) = crate::sandbox!() else { return };
     sb.sh("set -e; mkdir -p /srv/up/sub; echo x > /srv/up/sub/page; ln -s /etc/shadow /srv/up/sub/soft; ln /etc/shadow /srv/up/sub/hard; ln -s /etc /srv/up/etc-link")
         .assert_ok();
-    let shadow = sb.sh("stat -c '%a %U %G %i' /etc/shadow").assert_ok().stdout.clone();
-    sb.write("/tmp/pb.yaml", "files:\n  - { path: /srv/up, mode: \"0777\", owner: nobody, recurse: true }\n");
+    let shadow = sb
+        .sh("stat -c '%a %U %G %i' /etc/shadow")
+        .assert_ok()
+        .stdout
+        .clone();
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/up, mode: \"0777\", owner: nobody, recurse: true }\n",
+    );
     let plan = sb.harden(&["plan", "/tmp/pb.yaml"]).assert_ok();
-    assert!(plan.stdout.contains("hard link"), "the skipped hard link is reported: {}", plan.stdout);
+    assert!(
+        plan.stdout.contains("hard link"),
+        "the skipped hard link is reported: {}",
+        plan.stdout
+    );
     assert!(!plan.stdout.contains("/etc/shadow"), "{}", plan.stdout);
     sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
-    assert_eq!(sb.sh("stat -c '%a %U %G %i' /etc/shadow").assert_ok().stdout, shadow);
-    sb.sh("test \"$(stat -c '%a %U' /srv/up/sub/page)\" = '777 nobody'").assert_ok();
+    assert_eq!(
+        sb.sh("stat -c '%a %U %G %i' /etc/shadow")
+            .assert_ok()
+            .stdout,
+        shadow
+    );
+    sb.sh("test \"$(stat -c '%a %U' /srv/up/sub/page)\" = '777 nobody'")
+        .assert_ok();
     sb.sh("test \"$(stat -c '%a' /etc)\" = 755").assert_ok();
 }
 
@@ -108,22 +159,41 @@ fn links_to_shadow_inside_a_recursed_tree_are_not_followed() {
 fn a_symlink_in_a_parent_owned_by_a_user_is_not_followed_for_writes() {
     let Some(sb) = crate::sandbox!() else { return };
     sb.sh("set -e; useradd -m mallory; mkdir -p /srv/m; chown mallory /srv/m; ln -s /etc /srv/m/dir; chown -h mallory /srv/m/dir").assert_ok();
-    sb.write("/tmp/pb.yaml", "files:\n  - { path: /srv/m/dir/passwd, mode: \"0666\" }\n");
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/m/dir/passwd, mode: \"0666\" }\n",
+    );
     let run = sb.harden(&["apply", "/tmp/pb.yaml"]);
     assert_eq!(run.status, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("refusing to follow a symlink owned by uid"), "{}", run.stderr);
-    sb.sh("test \"$(stat -c '%a' /etc/passwd)\" = 644").assert_ok();
+    assert!(
+        run.stderr
+            .contains("refusing to follow a symlink owned by uid"),
+        "{}",
+        run.stderr
+    );
+    sb.sh("test \"$(stat -c '%a' /etc/passwd)\" = 644")
+        .assert_ok();
 }
 
 #[test]
 fn an_unknown_owner_is_refused_before_any_change() {
     let Some(sb) = crate::sandbox!() else { return };
-    sb.sh("mkdir -p /opt/x && echo 1 > /opt/x/a && chmod 644 /opt/x/a").assert_ok();
-    sb.write("/tmp/pb.yaml", "files:\n  - { path: /opt/x/a, mode: \"0600\" }\n  - { path: /opt/x, owner: ghost }\n");
+    sb.sh("mkdir -p /opt/x && echo 1 > /opt/x/a && chmod 644 /opt/x/a")
+        .assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /opt/x/a, mode: \"0600\" }\n  - { path: /opt/x, owner: ghost }\n",
+    );
     let run = sb.harden(&["apply", "/tmp/pb.yaml"]);
     assert_eq!(run.status, 1);
-    assert!(run.stderr.contains("/tmp/pb.yaml:3:29: unknown user \"ghost\""), "{}", run.stderr);
-    sb.sh("test \"$(stat -c '%a' /opt/x/a)\" = 644 && test ! -e /var/lib/harden/snapshots").assert_ok();
+    assert!(
+        run.stderr
+            .contains("/tmp/pb.yaml:3:28: unknown user \"ghost\""),
+        "{}",
+        run.stderr
+    );
+    sb.sh("test \"$(stat -c '%a' /opt/x/a)\" = 644 && test ! -e /var/lib/harden/snapshots")
+        .assert_ok();
 }
 
 #[test]
@@ -131,49 +201,137 @@ fn malformed_playbooks_are_refused_with_file_line_and_column() {
     let Some(sb) = crate::sandbox!() else { return };
     let cases: &[(&str, &str, &str)] = &[
         ("files: [\n", "1:", "unclosed"),
-        ("files:\n  - path: /etc/passwd\n    mode: \"0644\"\n    colour: red\n", "4:5", "unknown field `colour`"),
+        (
+            "files:\n  - path: /etc/passwd\n    mode: \"0644\"\n    colour: red\n",
+            "4:5",
+            "unknown field `colour`",
+        ),
         ("firewall: {}\n", "1:1", "unknown field `firewall`"),
-        ("files:\n  - path: /etc/passwd\n    mode: \"0999\"\n", "3:11", "digit 9"),
-        ("files:\n  - path: /etc/passwd\n    mode: \"u=rwz\"\n", "3:11", "unknown permission 'z'"),
-        ("files:\n  - path: /etc/passwd\n    mode: \"012345\"\n", "3:11", "at most 4"),
-        ("files:\n  - path: etc/passwd\n    mode: \"0644\"\n", "2:11", "relative"),
-        ("files:\n  - path: /etc/../passwd\n    mode: \"0644\"\n", "2:11", "not normalised"),
-        ("files:\n  - path: /etc/passwd/\n    mode: \"0644\"\n", "2:11", "ends with"),
-        ("files:\n  - path: /etc/passwd\n    owner: nosuchuser\n", "3:12", "unknown user"),
-        ("files:\n  - path: /etc/passwd\n    group: nosuchgroup\n", "3:12", "unknown group"),
-        ("files:\n  - path: /etc/passwd\n    owner: 99999999999\n", "3:12", "out of range"),
-        ("files:\n  - path: /etc/passwd\n    recurse: maybe\n", "3:14", "bool"),
-        ("files:\n  - path: /etc/passwd\n    missing: sometimes\n", "3:14", "unknown variant"),
-        ("files:\n  - path: /etc/passwd\n", "2:11", "nothing to manage"),
+        (
+            "files:\n  - path: /etc/passwd\n    mode: \"0999\"\n",
+            "3:11",
+            "digit 9",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    mode: \"u=rwz\"\n",
+            "3:11",
+            "unknown permission 'z'",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    mode: \"012345\"\n",
+            "3:11",
+            "at most 4",
+        ),
+        (
+            "files:\n  - path: etc/passwd\n    mode: \"0644\"\n",
+            "2:11",
+            "relative",
+        ),
+        (
+            "files:\n  - path: /etc/../passwd\n    mode: \"0644\"\n",
+            "2:11",
+            "not normalised",
+        ),
+        (
+            "files:\n  - path: /etc/passwd/\n    mode: \"0644\"\n",
+            "2:11",
+            "ends with",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    owner: nosuchuser\n",
+            "3:12",
+            "unknown user",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    group: nosuchgroup\n",
+            "3:12",
+            "unknown group",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    owner: 99999999999\n",
+            "3:12",
+            "out of range",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    recurse: maybe\n",
+            "3:14",
+            "bool",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    missing: sometimes\n",
+            "3:14",
+            "unknown variant",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n",
+            "2:11",
+            "nothing to manage",
+        ),
         ("files:\n  path: /etc/passwd\n", "2:", "sequence"),
-        ("files:\n  - path: /nope/none\n    mode: \"0600\"\n", "2:11", "does not exist"),
-        ("files:\n  - path: /etc/x\n    content: 12\n    recurse: true\n", "2:11", "cannot be combined"),
-        ("files:\n  - path: /etc/passwd\n    mode: 0644\n    mode: \"0600\"\n", "4:", "duplicate"),
-        ("- just a list\n", "1:", "struct Playbook"),
+        (
+            "files:\n  - path: /nope/none\n    mode: \"0600\"\n",
+            "2:11",
+            "does not exist",
+        ),
+        (
+            "files:\n  - path: /etc/x\n    content: 12\n    recurse: true\n",
+            "2:11",
+            "cannot be combined",
+        ),
+        (
+            "files:\n  - path: /etc/passwd\n    mode: 0644\n    mode: \"0600\"\n",
+            "4:",
+            "duplicate",
+        ),
+        ("- just a list\n", "1:1", "mapping"),
     ];
     assert_eq!(cases.len(), 20);
     for (i, (yaml, place, needle)) in cases.iter().enumerate() {
         let path = format!("/tmp/bad{i}.yaml");
         sb.write(&path, yaml);
         let run = sb.harden(&["apply", &path]);
-        assert_eq!(run.status, 1, "case {i} should fail:\n{yaml}\n{}{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.status, 1,
+            "case {i} should fail:\n{yaml}\n{}{}",
+            run.stdout, run.stderr
+        );
         let expected = format!("{path}:{place}");
-        assert!(run.stderr.contains(&expected), "case {i}: no {expected} in:\n{}", run.stderr);
-        assert!(run.stderr.contains(needle), "case {i}: no {needle:?} in:\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(&expected),
+            "case {i}: no {expected} in:\n{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(needle),
+            "case {i}: no {needle:?} in:\n{}",
+            run.stderr
+        );
     }
-    assert_eq!(sb.upper_entries(), Vec::<String>::new(), "a malformed playbook changed something");
+    assert_eq!(
+        sb.upper_entries(),
+        Vec::<String>::new(),
+        "a malformed playbook changed something"
+    );
 }
 
 #[test]
 fn json_plan_matches_the_documented_schema() {
     let Some(sb) = crate::sandbox!() else { return };
-    sb.sh("mkdir -p /opt/s && echo a > /opt/s/f && chmod 644 /opt/s/f").assert_ok();
+    sb.sh("mkdir -p /opt/s && echo a > /opt/s/f && chmod 644 /opt/s/f")
+        .assert_ok();
     sb.write("/tmp/pb.yaml", "files:\n  - { path: /opt/s/f, mode: \"0600\" }\n  - { path: /opt/s/new, content: \"hi\\n\" }\n");
-    let plan = sb.harden(&["plan", "--format", "json", "/tmp/pb.yaml"]).assert_ok().json();
+    let plan = sb
+        .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
+        .assert_ok()
+        .json();
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../crates/plan/plan.schema.json")).expect("schema is JSON");
+        serde_json::from_str(include_str!("../crates/plan/plan.schema.json"))
+            .expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&plan).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&plan)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(plan["changes"].as_array().map(Vec::len), Some(2));
 }
@@ -188,13 +346,25 @@ fn root_resolves_paths_and_users_inside_the_image() {
          ln -s /srv /tmp/img/link",
     )
     .assert_ok();
-    sb.write("/tmp/pb.yaml", "files:\n  - { path: /link/file, mode: \"0600\", owner: imguser, group: imggroup }\n");
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /link/file, mode: \"0600\", owner: imguser, group: imggroup }\n",
+    );
     // The host's database does not know imguser; the image's does.
     assert_ne!(sb.harden(&["plan", "/tmp/pb.yaml"]).status, 0);
-    sb.harden(&["--root", "/tmp/img", "apply", "/tmp/pb.yaml"]).assert_ok();
-    sb.sh("test \"$(stat -c '%a %u %g' /tmp/img/srv/file)\" = '600 4242 4343'").assert_ok();
-    sb.sh("test -d /tmp/img/var/lib/harden/snapshots && test ! -e /var/lib/harden").assert_ok();
-    let again = sb.harden(&["--root", "/tmp/img", "plan", "--detailed-exitcode", "/tmp/pb.yaml"]);
+    sb.harden(&["--root", "/tmp/img", "apply", "/tmp/pb.yaml"])
+        .assert_ok();
+    sb.sh("test \"$(stat -c '%a %u %g' /tmp/img/srv/file)\" = '600 4242 4343'")
+        .assert_ok();
+    sb.sh("test -d /tmp/img/var/lib/harden/snapshots && test ! -e /var/lib/harden")
+        .assert_ok();
+    let again = sb.harden(&[
+        "--root",
+        "/tmp/img",
+        "plan",
+        "--detailed-exitcode",
+        "/tmp/pb.yaml",
+    ]);
     assert_eq!(again.status, 0, "{}", again.stdout);
 }
 
@@ -203,15 +373,22 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
     let Some(sb) = crate::sandbox!() else { return };
     // Content files (atomically replaced) and a tree (attributes), so kills land in the
     // snapshot, in writes and in attribute changes.
-    let mut playbook = String::from("files:\n  - { path: /srv/k, mode: \"0700\", recurse: true }\n");
+    let mut playbook =
+        String::from("files:\n  - { path: /srv/k, mode: \"0700\", recurse: true }\n");
     for i in 0..40 {
-        playbook.push_str(&format!("  - {{ path: /etc/k{i}.conf, content: \"new {i}\\n\", mode: \"0600\" }}\n"));
+        playbook.push_str(&format!(
+            "  - {{ path: /etc/k{i}.conf, content: \"new {i}\\n\", mode: \"0600\" }}\n"
+        ));
     }
     sb.write("/tmp/pb.yaml", &playbook);
     let setup = "rm -rf /srv/k /var/lib/harden; mkdir -p /srv/k; cd /srv/k; seq 1 3000 | xargs touch; chmod 644 *; \
                  for i in $(seq 0 39); do echo \"old $i\" > /etc/k$i.conf; chmod 644 /etc/k$i.conf; done";
     sb.sh(setup).assert_ok();
-    let pristine = content_and_attrs(&sb, "/srv/k") + &sb.sh("cat /etc/k*.conf; stat -c '%a %n' /etc/k*.conf").assert_ok().stdout;
+    let pristine = content_and_attrs(&sb, "/srv/k")
+        + &sb
+            .sh("cat /etc/k*.conf; stat -c '%a %n' /etc/k*.conf")
+            .assert_ok()
+            .stdout;
 
     // How long an uninterrupted apply takes, to spread kills across it.
     let timed = sb.sh("s=$(date +%s%N); /run/harden-test/bin/harden apply /tmp/pb.yaml >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 ))").assert_ok();
@@ -230,27 +407,52 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
         // Every content file is wholly old or wholly new, never a mix, never missing.
         for i in 0..40 {
             let text = sb.read(&format!("/etc/k{i}.conf"));
-            assert!(text == format!("old {i}\n") || text == format!("new {i}\n"), "kill {k}: /etc/k{i}.conf is {text:?}");
+            assert!(
+                text == format!("old {i}\n") || text == format!("new {i}\n"),
+                "kill {k}: /etc/k{i}.conf is {text:?}"
+            );
         }
         // The next run restores the state from before the killed apply.
         let next = sb.harden(&["rollback"]);
-        let state = content_and_attrs(&sb, "/srv/k") + &sb.sh("cat /etc/k*.conf; stat -c '%a %n' /etc/k*.conf").assert_ok().stdout;
+        let state = content_and_attrs(&sb, "/srv/k")
+            + &sb
+                .sh("cat /etc/k*.conf; stat -c '%a %n' /etc/k*.conf")
+                .assert_ok()
+                .stdout;
         if next.status == 0 || next.stderr.contains("no snapshot") {
-            assert_eq!(state, pristine, "kill {k} at {delay} us: not restored\n{}", next.stderr);
+            assert_eq!(
+                state, pristine,
+                "kill {k} at {delay} us: not restored\n{}",
+                next.stderr
+            );
         } else {
             panic!("kill {k}: recovery failed: {}{}", next.stdout, next.stderr);
         }
-        sb.sh("ls /etc/.k*.harden-tmp 2>/dev/null | wc -l | grep -qx 0").assert_ok();
+        sb.sh("ls /etc/.k*.harden-tmp 2>/dev/null | wc -l | grep -qx 0")
+            .assert_ok();
     }
-    assert!(interrupted >= 8, "only {interrupted} of 16 runs were killed mid-way; the test proves little");
+    assert!(
+        interrupted >= 8,
+        "only {interrupted} of 16 runs were killed mid-way; the test proves little"
+    );
 }
 
 #[test]
 fn a_second_run_waits_for_the_lock_and_gives_up_with_a_clear_message() {
     let Some(sb) = crate::sandbox!() else { return };
-    sb.write("/tmp/pb.yaml", "files:\n  - { path: /etc/passwd, mode: \"0644\" }\n");
-    sb.sh("mkdir -p /var/lib/harden && chmod 700 /var/lib/harden").assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /etc/issue, mode: \"0600\" }\n",
+    );
+    sb.sh("mkdir -p /var/lib/harden && chmod 700 /var/lib/harden")
+        .assert_ok();
     let run = sb.sh("flock /var/lib/harden/lock sleep 3 & sleep 0.5; /run/harden-test/bin/harden --lock-timeout 1 apply /tmp/pb.yaml; echo rc=$?");
     assert!(run.stdout.contains("rc=1"), "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("another harden run holds the lock"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("another harden run holds the lock"),
+        "{}",
+        run.stderr
+    );
+    sb.sh("test \"$(stat -c '%a' /etc/issue)\" = 644")
+        .assert_ok();
 }

@@ -316,35 +316,60 @@ fn report_restored(args: &Args, restored: &Restored, what: &str) {
 
 async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> {
     let executor = Executor::new(host.clone());
-    let lock = executor.lock(Duration::from_secs(args.lock_timeout))?;
-    let mut on = progress(args);
-    if let Some(restored) = executor.recover(&lock, &mut on).await? {
-        report_restored(args, &restored, "an earlier apply was interrupted");
-        if !restored.complete() {
-            return Ok(exit::ROLLBACK_INCOMPLETE);
-        }
-    }
-    let plan = match make_plan(args, host, loaded).await {
+    // A read-only plan first: an impossible playbook, a refusal or nothing to do must leave
+    // the system exactly as it was, not even a lock file created.
+    let first = match make_plan(args, host, loaded).await {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
-    if plan.is_empty() {
-        match args.format {
-            Format::Json => println!(
-                "{}",
-                json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "unchanged", "changed": false, "plan": plan })
-            ),
-            Format::Text => {
-                print(|out| render::summary(out, &plan))?;
+    let interrupted = executor.interrupted()?.is_some();
+    let plan = if first.is_empty() && !interrupted {
+        first
+    } else {
+        // The authoritative plan is made under the lock, after any recovery.
+        drop(first);
+        let lock = executor.lock(Duration::from_secs(args.lock_timeout))?;
+        let mut on = progress(args);
+        if let Some(restored) = executor.recover(&lock, &mut on).await? {
+            report_restored(args, &restored, "an earlier apply was interrupted");
+            if !restored.complete() {
+                return Ok(exit::ROLLBACK_INCOMPLETE);
             }
         }
-        return Ok(exit::OK);
+        let plan = match make_plan(args, host, loaded).await {
+            Ok(plan) => plan,
+            Err(code) => return Ok(code),
+        };
+        if !plan.is_empty() {
+            return execute(args, host, loaded, &executor, &lock, plan).await;
+        }
+        plan
+    };
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "unchanged", "changed": false, "plan": plan })
+        ),
+        Format::Text => print(|out| render::summary(out, &plan))?,
     }
+    Ok(exit::OK)
+}
+
+/// Applies a non-empty plan under the lock: snapshot, steps, verification, rollback.
+async fn execute(
+    args: &Args,
+    host: &Host,
+    loaded: &Loaded,
+    executor: &Executor,
+    lock: &harden_executor::Lock,
+    plan: Plan,
+) -> anyhow::Result<u8> {
+    let mut on = progress(args);
     if args.format == Format::Text {
         print(|out| render::plan_text(out, &plan, false))?;
     }
     let mut tx = executor
-        .begin(&lock, &plan)
+        .begin(lock, &plan)
         .context("cannot take the snapshot; nothing was changed")?;
     let snapshot = tx.snapshot().to_owned();
     say!(

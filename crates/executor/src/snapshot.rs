@@ -237,6 +237,12 @@ pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> Vec<Str
                 Some(Saved {
                     blob: None, attrs, ..
                 }) => match host.stat(path)? {
+                    // Already as saved: nothing to do (and nothing that could fail).
+                    Some(now)
+                        if (now.mode, now.uid, now.gid) == (attrs.mode, attrs.uid, attrs.gid) =>
+                    {
+                        Ok(())
+                    }
                     Some(_) => fs::set_attrs(host, path, *attrs),
                     None => Err(std::io::Error::other(
                         "was removed and its content was not saved",

@@ -316,7 +316,10 @@ mod tests {
             std::fs::write(path, &text).expect("write schema");
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(committed == text, "plan.schema.json is stale: run UPDATE_SCHEMA=1 cargo test -p harden-plan");
+        assert!(
+            committed == text,
+            "plan.schema.json is stale: run UPDATE_SCHEMA=1 cargo test -p harden-plan"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod mode;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use harden_host::{Kind, Stat, UserDb};
+use harden_host::{Kind, Links, Stat, UserDb};
 use harden_plan::{Attrs, Change, Detail, Step, Warning};
 use serde::{Deserialize, Deserializer};
 
@@ -121,6 +121,8 @@ pub struct EntryLive {
     pub below: Vec<(PathBuf, Stat)>,
     /// Whether its parent is a directory (checked only when the path is missing).
     pub parent_is_dir: bool,
+    /// Why writes to this path would be refused, when they would be.
+    pub unsafe_path: Option<String>,
 }
 
 impl Resource for Files {
@@ -171,6 +173,20 @@ impl Resource for Files {
                 stat,
                 ..EntryLive::default()
             };
+            // Writes never pass through a symlink a user could have planted: say so now,
+            // not half-way through an apply.
+            if let Err(e) = cx.host.open_parent(path, Links::RootOwned) {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    found.unsafe_path = Some(e.to_string());
+                }
+            }
+            if stat.is_none() {
+                let parent = path.parent().unwrap_or(Path::new("/"));
+                found.parent_is_dir = matches!(
+                    cx.host.stat(parent).map_err(failed)?,
+                    Some(s) if s.kind == Kind::Dir
+                );
+            }
             if entry.content.is_some() && matches!(stat, Some(s) if s.kind == Kind::File) {
                 found.content = cx.host.read(path).map_err(failed)?;
             }
@@ -267,6 +283,11 @@ fn diff_entry(
         (u, g) => return Err(u.err().into_iter().chain(g.err()).collect()),
     };
     let path = PathBuf::from(&entry.path.value);
+    if let Some(why) = &found.unsafe_path {
+        return Err(vec![Invalid::new(entry.path.at, why.clone()).help(
+            "a symlink owned by another user could redirect the change; name the real path",
+        )]);
+    }
     let Some(stat) = found.stat else {
         if (entry.content.is_some() || entry.directory) && !found.parent_is_dir {
             let parent = path
