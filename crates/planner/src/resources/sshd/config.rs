@@ -593,6 +593,19 @@ impl Config {
             })
     }
 
+    /// True when the `Match` block `index` applies to every connection (`Match all`).
+    pub(crate) fn unconditional(&self, index: usize) -> bool {
+        let Some(block) = self.matches.get(index) else {
+            return false;
+        };
+        !block.criteria.is_empty()
+            && block
+                .criteria
+                .iter()
+                .all(|(a, _)| a.eq_ignore_ascii_case("all"))
+            && block.parent.is_none_or(|p| self.unconditional(p))
+    }
+
     /// True when the `Match` block `index` depends on the address, host or port of the
     /// connection, which harden cannot know.
     pub(crate) fn depends_on_network(&self, index: usize) -> bool {
@@ -636,19 +649,22 @@ impl Config {
                 Repeat::Accumulate | Repeat::Named => lines,
             }
         };
-        if let Some(conn) = conn {
-            let in_match: Vec<&Line> = self
-                .lines
-                .iter()
-                .filter(|l| l.key == key)
-                .filter(|l| matches!(l.scope, Scope::Match(m) if self.applies(m, conn)))
-                .collect();
-            if !in_match.is_empty() && repeat != Repeat::Named {
-                return Effective {
-                    lines: pick(in_match),
-                    from_match: true,
-                };
-            }
+        // `Match all` blocks apply to every connection (and `sshd -T` shows them).
+        let in_match: Vec<&Line> = self
+            .lines
+            .iter()
+            .filter(|l| l.key == key)
+            .filter(|l| match (l.scope, conn) {
+                (Scope::Match(m), Some(conn)) => self.applies(m, conn),
+                (Scope::Match(m), None) => self.unconditional(m),
+                (Scope::Global, _) => false,
+            })
+            .collect();
+        if !in_match.is_empty() && repeat != Repeat::Named {
+            return Effective {
+                lines: pick(in_match),
+                from_match: true,
+            };
         }
         Effective {
             lines: pick(self.global(key)),
@@ -921,6 +937,18 @@ mod tests {
         );
         assert!(c.depends_on_network(0));
         assert!(!c.depends_on_network(1));
+    }
+
+    #[test]
+    fn match_all_applies_to_everyone() {
+        let s = snapshot(&[(
+            MAIN,
+            "PasswordAuthentication no\nMatch all\nPasswordAuthentication yes\n",
+        )]);
+        let c = parse(&s);
+        let e = c.effective(kw("PasswordAuthentication"), None);
+        assert_eq!(e.values(), vec!["yes"]);
+        assert!(e.from_match);
     }
 
     #[test]

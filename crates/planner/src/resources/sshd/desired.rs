@@ -337,7 +337,17 @@ fn insertion_point(text: &str, current: &Config) -> usize {
 }
 
 /// Builds the desired configuration.
-fn build(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, String> {
+/// Why the desired configuration could not be built.
+#[derive(Debug)]
+enum Unbuildable {
+    /// A `Match` block that applies to every connection keeps another value for directive
+    /// number `.0`: harden does not edit Match blocks.
+    Blocked(usize, String),
+    /// Harden's own edit logic failed to make a value effective.
+    Internal(String),
+}
+
+fn build(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, Unbuildable> {
     let mode = mode_of(current);
     let main = PathBuf::from(config::MAIN);
     let mut snapshot = live.snapshot.clone();
@@ -439,10 +449,10 @@ fn build(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, 
         }
         let first_ours = global.iter().filter(|l| is_ours(l)).map(|l| l.seq).min();
         let Some(first_ours) = first_ours else {
-            return Err(format!(
+            return Err(Unbuildable::Internal(format!(
                 "{} was not written where harden expected it",
                 w.name
-            ));
+            )));
         };
         let desired = w.normal();
         for line in global {
@@ -487,14 +497,40 @@ fn build(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, 
 
     // The result must say what the playbook says.
     let result = config::parse(&snapshot);
-    for w in wanted {
+    for (i, w) in wanted.iter().enumerate() {
         let lines = w.effective(&result);
+        if let Some(line) = lines.iter().find(|l| l.scope != config::Scope::Global) {
+            if lines
+                .iter()
+                .map(|l| keywords::normal(&w.keyword, &l.args))
+                .collect::<Vec<_>>()
+                != w.normal()
+            {
+                let config::Scope::Match(m) = line.scope else {
+                    continue;
+                };
+                let block = &result.matches[m];
+                return Err(Unbuildable::Blocked(
+                    i,
+                    format!(
+                        "{}: the `{}` block at {}:{} sets {} {} ({}) for every connection, and harden does not edit Match blocks",
+                        w.name,
+                        block.describe(),
+                        block.file.display(),
+                        block.number,
+                        w.name,
+                        line.args.join(" "),
+                        line.place()
+                    ),
+                ));
+            }
+        }
         let got: Vec<String> = lines
             .iter()
             .map(|l| keywords::normal(&w.keyword, &l.args))
             .collect();
         if got != w.normal() {
-            return Err(format!(
+            return Err(Unbuildable::Internal(format!(
                 "after the planned edits sshd would still use {} {} instead of {}",
                 w.name,
                 lines
@@ -503,7 +539,7 @@ fn build(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, 
                     .collect::<Vec<_>>()
                     .join(", "),
                 w.display()
-            ));
+            )));
         }
     }
     Ok(Built {
@@ -670,8 +706,16 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
         notes.push(format!("sshd_config: {p}"));
     }
 
-    let built = build(&wanted, live, &current)
-        .map_err(|e| Failure::Probe(format!("cannot plan sshd_config safely: {e}")))?;
+    let built = match build(&wanted, live, &current) {
+        Ok(built) => built,
+        Err(Unbuildable::Blocked(i, message)) => {
+            return Err(Failure::Invalid(vec![Invalid::new(wanted[i].directive.value.at, message)
+                .help("change or remove that line of the Match block (an exception for everyone is not an exception), then apply again")]))
+        }
+        Err(Unbuildable::Internal(e)) => {
+            return Err(Failure::Probe(format!("cannot plan sshd_config safely: {e}")))
+        }
+    };
     let desired = config::parse(&built.snapshot);
 
     // Details: each directive's effective value now, where it comes from, and what it becomes.

@@ -631,3 +631,20 @@ fn an_install_that_would_need_the_package_s_main_file_edited_is_refused() {
         other => panic!("expected a probe failure, got {other:?}"),
     }
 }
+
+#[test]
+fn a_match_all_block_that_overrides_the_playbook_is_an_error() {
+    let f = Fixture::new("config:\n  PasswordAuthentication: false\n");
+    let live = live(&[(
+        config::MAIN,
+        &format!("{}Match all\n  PasswordAuthentication yes\n", debian()),
+    )]);
+    let e = invalid(f.run(&live));
+    assert!(
+        e[0].message
+            .contains("the `Match all` block at /etc/ssh/sshd_config:"),
+        "{}",
+        e[0].message
+    );
+    assert_eq!((e[0].at.line, e[0].at.column), (2, 27));
+}
