@@ -170,6 +170,12 @@ fn a_port_change_moves_sshd_and_converges() {
     assert_eq!(sshd_t(&sb, "port"), "port 2222");
     sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
         .assert_status(0);
+
+    // `harden rollback` brings back the old port, and waits until sshd serves it.
+    sb.harden(&["rollback"]).assert_ok();
+    key_login(&sb, 22).assert_ok();
+    key_login(&sb, 2222).assert_fails();
+    assert!(!sb.exists(DROP_IN));
 }
 
 #[test]
@@ -432,6 +438,18 @@ fn plan_writes_nothing_even_before_sshd_ever_ran() {
         ])
         .assert_ok()
         .json();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../crates/plan/plan.schema.json"))
+            .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let change = &json["changes"][0];
+    assert_eq!(change["resource"], "sshd");
+    assert_eq!(change["details"][0]["name"], "PasswordAuthentication");
     let warnings = json["warnings"].to_string();
     assert!(
         !warnings.contains("sshd -T` fails"),
