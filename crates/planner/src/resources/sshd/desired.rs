@@ -347,10 +347,14 @@ enum Unbuildable {
     Internal(String),
 }
 
-fn build(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, Unbuildable> {
+fn build(
+    wanted: &[Wanted<'_>],
+    live_snapshot: &Snapshot,
+    current: &Config,
+) -> Result<Built, Unbuildable> {
     let mode = mode_of(current);
     let main = PathBuf::from(config::MAIN);
-    let mut snapshot = live.snapshot.clone();
+    let mut snapshot = live_snapshot.clone();
     let mut ours: BTreeSet<(PathBuf, usize)> = BTreeSet::new();
     let target = match &mode {
         Mode::DropIn(dir) => {
@@ -550,6 +554,19 @@ fn build(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, 
     })
 }
 
+/// True when the configuration files already hold exactly what harden would write: then a
+/// passing `sshd -T` has already accepted every value, and the probe can skip asking again.
+pub(crate) fn already_written(section: &Sshd, snapshot: &Snapshot) -> bool {
+    let Ok(wanted) = resolve(section) else {
+        return false;
+    };
+    let current = config::parse(snapshot);
+    match build(&wanted, snapshot, &current) {
+        Ok(built) => built.snapshot.files == snapshot.files,
+        Err(_) => false,
+    }
+}
+
 /// The default value of a directive, as the current sshd reports it when no line sets it.
 fn defaults_for<'a>(live: &'a Live, current: &'a Config) -> impl Fn(&Keyword) -> Vec<String> + 'a {
     move |k: &Keyword| {
@@ -706,7 +723,7 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
         notes.push(format!("sshd_config: {p}"));
     }
 
-    let built = match build(&wanted, live, &current) {
+    let built = match build(&wanted, &live.snapshot, &current) {
         Ok(built) => built,
         Err(Unbuildable::Blocked(i, message)) => {
             return Err(Failure::Invalid(vec![Invalid::new(wanted[i].directive.value.at, message)
