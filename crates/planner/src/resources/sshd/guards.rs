@@ -794,6 +794,9 @@ fn message(guard: &str, accounts: &[String], passwords_after: bool) -> String {
         LOCKED_ACCOUNT => format!(
             "UsePAM no makes sshd refuse accounts whose password is locked, and every account with a key has one{list}: {consequence}. Keep UsePAM yes, or replace the lock with `usermod -p '*' NAME` (no password, not locked)"
         ),
+        _ if passwords_after => format!(
+            "after this change no login-capable account could log in with a key{list}: {consequence}, only with a password. Keep PubkeyAuthentication and AuthenticationMethods compatible with the administrators' keys"
+        ),
         _ => format!(
             "password and keyboard-interactive login would be off while no login-capable account has a usable authorized key{}: {consequence}. Add a key for an account with a login shell first (ssh-copy-id), then disable passwords",
             if accounts.is_empty() { " (no account with a login shell has any authorized key)".to_owned() } else { list }
@@ -1093,6 +1096,25 @@ mod tests {
         assert!(
             v.fired.is_empty(),
             "with PAM a locked password does not stop key login"
+        );
+    }
+
+    #[test]
+    fn turning_public_keys_off_ends_key_login_even_with_passwords_on() {
+        let alice = account("alice", 1000);
+        let mut files = BTreeMap::new();
+        keyed(&mut files, &alice, 0o755);
+        let v = verdict(
+            BASE,
+            &format!("PubkeyAuthentication no\nPasswordAuthentication yes\n{BASE}"),
+            &[alice],
+            &files,
+        );
+        assert_eq!(guards(&v), vec![NO_KEYED_LOGIN]);
+        assert!(
+            v.fired[0].message.contains("only with a password"),
+            "{}",
+            v.fired[0].message
         );
     }
 

@@ -648,3 +648,14 @@ fn a_match_all_block_that_overrides_the_playbook_is_an_error() {
     );
     assert_eq!((e[0].at.line, e[0].at.column), (2, 27));
 }
+
+#[test]
+fn files_that_already_hold_the_values_need_no_second_check() {
+    let f = Fixture::new("config:\n  PasswordAuthentication: false\n");
+    let section = f.playbook.sshd.as_ref().expect("section");
+    let live = live(&[(config::MAIN, debian())]);
+    assert!(!already_written(section, &live.snapshot));
+    let change = f.run(&live).expect("plan").changes.remove(0);
+    let after = applied(live, &change);
+    assert!(already_written(section, &after.snapshot));
+}
