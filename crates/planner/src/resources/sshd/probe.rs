@@ -273,18 +273,6 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
             }
             commands.push(Command::new(all).timeout(SSHD_TIMEOUT));
         }
-        let ssh = host.which("ssh").map(|p| p.display().to_string());
-        let query_list: Vec<Query> = if ssh.is_some() && !written {
-            queries.iter().copied().collect()
-        } else {
-            Vec::new()
-        };
-        for q in &query_list {
-            commands.push(
-                Command::new([ssh.clone().unwrap_or_default(), "-Q".into(), q.arg().into()])
-                    .timeout(SSHD_TIMEOUT),
-            );
-        }
         let users = match_users(&parsed, cx);
         for user in &users {
             commands.push(
@@ -310,20 +298,6 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
             Some(Err(e)) => live.dump_error = Some(e),
             None => {}
         }
-        for q in &query_list {
-            if let Some(Ok(out)) = results.next() {
-                if out.success() {
-                    live.algorithms.insert(
-                        *q,
-                        out.stdout
-                            .lines()
-                            .map(|l| l.trim().to_owned())
-                            .filter(|l| !l.is_empty())
-                            .collect(),
-                    );
-                }
-            }
-        }
         for user in users {
             if let Some(Ok(out)) = results.next() {
                 if out.success() {
@@ -334,17 +308,34 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         // The installed sshd's own verdict on each directive. Only meaningful when the
         // current configuration passes on its own.
         let overlay_failed = matches!(&overlay, Some(Ok(out)) if !out.success());
-        if live.dump.is_some() && overlay_failed {
-            // Something is wrong: ask about each directive alone, and the version for the
-            // messages (only now, to keep the common path to two sshd runs).
-            let mut singles: Vec<Command> =
-                vec![Command::new([sshd.as_str(), "-V"]).timeout(SSHD_TIMEOUT)];
-            singles.extend(checked.iter().map(|&i| {
+        // Something is wrong (a directive rejected, or sshd cannot read the current
+        // configuration): ask about each directive alone, `ssh -Q` for the algorithms, and
+        // the version for the messages. Only now, so that the common path is one or two
+        // sshd runs.
+        if !written && (overlay_failed || live.dump.is_none()) {
+            let singles: Vec<usize> = if live.dump.is_some() {
+                checked.clone()
+            } else {
+                Vec::new()
+            };
+            let ssh = host.which("ssh").map(|p| p.display().to_string());
+            let query_list: Vec<Query> = match &ssh {
+                Some(_) => queries.iter().copied().collect(),
+                None => Vec::new(),
+            };
+            let mut commands = vec![Command::new([sshd.as_str(), "-V"]).timeout(SSHD_TIMEOUT)];
+            for q in &query_list {
+                commands.push(
+                    Command::new([ssh.clone().unwrap_or_default(), "-Q".into(), q.arg().into()])
+                        .timeout(SSHD_TIMEOUT),
+                );
+            }
+            commands.extend(singles.iter().map(|&i| {
                 let mut argv = vec![sshd.clone(), "-T".to_owned()];
                 argv.extend(overlay_args(&section.config.0[i]));
                 Command::new(argv).timeout(SSHD_TIMEOUT)
             }));
-            let mut results = run_all(host, singles).await.into_iter();
+            let mut results = run_all(host, commands).await.into_iter();
             if let Some(Ok(out)) = results.next() {
                 live.version = out
                     .stderr
@@ -354,7 +345,21 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
                     .map(|l| l.trim().to_owned())
                     .filter(|l| l.starts_with("OpenSSH"));
             }
-            for (&i, result) in checked.iter().zip(results) {
+            for q in &query_list {
+                if let Some(Ok(out)) = results.next() {
+                    if out.success() {
+                        live.algorithms.insert(
+                            *q,
+                            out.stdout
+                                .lines()
+                                .map(|l| l.trim().to_owned())
+                                .filter(|l| !l.is_empty())
+                                .collect(),
+                        );
+                    }
+                }
+            }
+            for (&i, result) in singles.iter().zip(results) {
                 if let Ok(out) = result {
                     if !out.success() {
                         live.rejected.insert(i, complaint(&out));
