@@ -594,6 +594,7 @@ mod tests {
             stat: Some(stat(Kind::Dir, 0o755, 0, 0, 2)),
             content: None,
             parent_is_dir: true,
+            unsafe_path: None,
             below: vec![
                 (
                     "/srv/www/index.html".into(),
