@@ -642,6 +642,14 @@ fn current_value(
             return (Some(dump.join(", ")), Some("default".into()), reported);
         }
     }
+    if let (Some(dump), true) = (dump, lines.is_empty()) {
+        // Not set anywhere: sshd's built-in default, as it reports it.
+        let reported: Vec<String> = dump
+            .iter()
+            .map(|v| keywords::normal(&w.keyword, &config::split_args(v).unwrap_or_default()))
+            .collect();
+        return (Some(dump.join(", ")), Some("default".into()), reported);
+    }
     if lines.is_empty() {
         let default = w
             .keyword
