@@ -367,6 +367,31 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
                 }
             }
         }
+    } else if let Some(ssh) = host.which("ssh") {
+        // sshd is to be installed: the client of the same OpenSSH tells which algorithms
+        // exist (the package pulls a matching client version).
+        let query_list: Vec<Query> = queries.iter().copied().collect();
+        let commands = query_list
+            .iter()
+            .map(|q| {
+                Command::new([ssh.display().to_string(), "-Q".into(), q.arg().into()])
+                    .timeout(SSHD_TIMEOUT)
+            })
+            .collect();
+        for (q, result) in query_list.iter().zip(run_all(host, commands).await) {
+            if let Ok(out) = result {
+                if out.success() {
+                    live.algorithms.insert(
+                        *q,
+                        out.stdout
+                            .lines()
+                            .map(|l| l.trim().to_owned())
+                            .filter(|l| !l.is_empty())
+                            .collect(),
+                    );
+                }
+            }
+        }
     }
 
     // 3. Accounts and their keys, for the lockout guards.
