@@ -112,12 +112,7 @@ fn resolve(section: &Sshd) -> Result<Vec<Wanted<'_>>, Vec<Invalid>> {
 }
 
 /// Checks every value against what the installed sshd and OpenSSH support.
-fn check_live(
-    wanted: &[Wanted<'_>],
-    section: &Sshd,
-    live: &Live,
-    current: &Config,
-) -> Vec<Invalid> {
+fn check_live(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Vec<Invalid> {
     let mut errors = Vec::new();
     let version = live
         .version
@@ -214,7 +209,6 @@ fn check_live(
             }
         }
     }
-    let _ = section;
     errors
 }
 
@@ -369,7 +363,7 @@ fn build(
             let text = snapshot.text(&main).unwrap_or("").to_owned();
             let mut edits = Vec::new();
             let mut insert: Vec<String> = Vec::new();
-            let mut kept: Vec<usize> = Vec::new();
+            let mut kept: Vec<(PathBuf, usize)> = Vec::new();
             for w in wanted {
                 let mut global: Vec<&config::Line> = current.global(&w.key);
                 if let Some(name) = w.named() {
@@ -377,8 +371,9 @@ fn build(
                 }
                 let in_main: Vec<&config::Line> =
                     global.iter().copied().filter(|l| l.file == main).collect();
+                // Already effective: leave it where it is, wherever that is.
                 let same = match w.keyword.repeat {
-                    Repeat::First | Repeat::Named => in_main
+                    Repeat::First | Repeat::Named => global
                         .first()
                         .is_some_and(|l| keywords::normal(&w.keyword, &l.args) == w.normal()[0]),
                     Repeat::Accumulate => {
@@ -390,14 +385,11 @@ fn build(
                     }
                 };
                 if same {
-                    kept.extend(match w.keyword.repeat {
-                        Repeat::Accumulate => global
-                            .iter()
-                            .filter(|l| l.file == main)
-                            .map(|l| l.number)
-                            .collect::<Vec<_>>(),
-                        _ => in_main.first().map(|l| l.number).into_iter().collect(),
-                    });
+                    let keep = match w.keyword.repeat {
+                        Repeat::Accumulate => global.len(),
+                        _ => 1,
+                    };
+                    kept.extend(global.iter().take(keep).map(|l| (l.file.clone(), l.number)));
                     continue;
                 }
                 match in_main.first() {
@@ -420,8 +412,7 @@ fn build(
             for numbers in placed {
                 ours.extend(numbers.into_iter().map(|n| (main.clone(), n)));
             }
-            // Lines kept as they are keep their numbers only if nothing was inserted above
-            // them; recompute their place by content after the edit.
+            // Lines kept in the main file move down by what was inserted or added above them.
             let shift = |n: usize| -> usize {
                 edits
                     .iter()
@@ -435,7 +426,10 @@ fn build(
                     .sum::<usize>()
                     + n
             };
-            ours.extend(kept.into_iter().map(|n| (main.clone(), shift(n))));
+            ours.extend(kept.into_iter().map(|(file, n)| {
+                let n = if file == main { shift(n) } else { n };
+                (file, n)
+            }));
             snapshot.put(&main, new_text);
             main.clone()
         }
@@ -713,7 +707,7 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
     }
     let wanted = resolve(section).map_err(Failure::Invalid)?;
     let current = config::parse(&live.snapshot);
-    let errors = check_live(&wanted, section, live, &current);
+    let errors = check_live(&wanted, live, &current);
     if !errors.is_empty() {
         return Err(Failure::Invalid(errors));
     }

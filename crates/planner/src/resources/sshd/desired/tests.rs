@@ -659,3 +659,30 @@ fn files_that_already_hold_the_values_need_no_second_check() {
     let after = applied(live, &change);
     assert!(already_written(section, &after.snapshot));
 }
+
+#[test]
+fn in_place_values_already_in_effect_from_an_included_file_stay_there() {
+    let f = Fixture::new("config:\n  Port: 22\n  MaxAuthTries: 3\n");
+    let live = live(&[
+        (
+            config::MAIN,
+            "Include /etc/ssh/local.conf\nMaxAuthTries 5\n",
+        ),
+        ("/etc/ssh/local.conf", "Port 22\nMaxAuthTries 4\n"),
+    ]);
+    let diff = f.run(&live).expect("plan");
+    let change = &diff.changes[0];
+    let w = writes(change);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w
+        .iter()
+        .any(|(p, t)| *p == Path::new(config::MAIN) && t.contains("MaxAuthTries 3\n")));
+    assert!(w.iter().any(|(p, t)| *p == Path::new("/etc/ssh/local.conf")
+        && t == &"Port 22\n# disabled by harden, MaxAuthTries is set in /etc/ssh/sshd_config: MaxAuthTries 4\n"));
+    assert_eq!(diff.unchanged, 1, "Port 22 is already in effect");
+    assert!(f
+        .run(&applied(live, change))
+        .expect("plan")
+        .changes
+        .is_empty());
+}
