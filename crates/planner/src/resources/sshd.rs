@@ -3,19 +3,24 @@
 //! This is the resource where a mistake costs the operator the machine, so it works in this
 //! order and stops at the first doubt:
 //!
-//! 1. **Read what sshd reads** ([`config`]): the main file, `Include`d files in sshd's order,
+//! 1. **Read what sshd reads** (`config`): the main file, `Include`d files in sshd's order,
 //!    first value wins, multi-value directives accumulate, `Match` blocks are conditional.
 //!    Where sshd is installed, `sshd -T` confirms the model (a disagreement is reported).
-//! 2. **Check values before anything else** ([`keywords`]): names, types, algorithm names
-//!    against `ssh -Q`, and finally every directive through the installed sshd's own parser
-//!    (`sshd -T -o ...`); errors point at the playbook's file, line and column.
-//! 3. **Write the fewest, safest edits** ([`desired`]): where the main file includes
+//! 2. **Check values before anything else** (`keywords`): names and types from a static
+//!    table, then every directive through the installed sshd's own parser (`sshd -T -o ...`,
+//!    which also knows directives newer than the table); when sshd rejects one, `ssh -Q`
+//!    names the unsupported algorithm. Errors point at the playbook's file, line and column.
+//! 3. **Write the fewest, safest edits** (`desired`): where the main file includes
 //!    `sshd_config.d/*.conf`, harden owns one drop-in that sorts first
 //!    (`00-harden.conf`) and leaves the distribution's files alone; otherwise it edits the
 //!    main file in place, before the first `Match`. A line elsewhere that would still win
 //!    (an earlier file, a second `Port`) is commented out with a note, and shown in the plan.
 //!    The edited configuration is parsed again and must yield every desired value.
-//! 4. **Refuse lockouts** ([`guards`]): no key login left, the firewall closed on a new port,
+//!    `Match` blocks are never edited. One that keeps another value for some connections
+//!    (`Match User legacy` / `PasswordAuthentication yes`) is a warning on every plan: it is a
+//!    deliberate, visible exception. One that applies to every connection (`Match all`) and
+//!    keeps another value is an error: the playbook cannot be honoured without editing it.
+//! 4. **Refuse lockouts** (`guards`): no key login left, the firewall closed on a new port,
 //!    keys sshd would ignore; each guard is named and can be overridden with `--allow`.
 //! 5. **Validate, then activate**: `sshd -t` after the write (a failure rolls back before
 //!    any reload), then a reload (systemd, or SIGHUP through the pidfile), then a check
