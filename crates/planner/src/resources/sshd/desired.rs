@@ -1,0 +1,1184 @@
+//! The pure diff: from the playbook's directives and the live state to the edits, checks,
+//! guards and steps of one change.
+//!
+//! The configuration harden would write is built as a [`Snapshot`] and parsed again with
+//! the same parser that read the live one; every desired value must come out effective, or
+//! the plan fails instead of writing something that does not do what it says.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
+
+use super::config::{self, Config, Edit, Snapshot};
+use super::guards::{self, World};
+use super::keywords::{self, Keyword, Kind, Repeat};
+use super::probe::{self, Activation, Live};
+use super::{Directive, Sshd, DROP_IN_HEADER, DROP_IN_NAME};
+use crate::diagnostic::Invalid;
+use crate::resource::{Context, Diff, Failure, Refusal, Resource};
+use crate::resources::files::{Files, Principal};
+
+/// Where harden's values go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Harden's own drop-in in the directory the main file includes.
+    DropIn(PathBuf),
+    /// The main file, edited in place.
+    InPlace,
+}
+
+/// One directive, resolved: its table entry (or a generic one), name, and desired lines.
+struct Wanted<'a> {
+    directive: &'a Directive,
+    name: String,
+    key: String,
+    keyword: Keyword,
+    lines: Vec<Vec<String>>,
+    rendered: Vec<String>,
+}
+
+/// The entry used for a directive the table does not know but the installed sshd accepts.
+const UNKNOWN: Keyword = Keyword {
+    name: "",
+    kind: Kind::Text,
+    repeat: Repeat::First,
+    default: None,
+    alias_of: None,
+};
+
+impl Wanted<'_> {
+    fn normal(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .map(|l| keywords::normal(&self.keyword, l))
+            .collect()
+    }
+
+    fn display(&self) -> String {
+        self.lines
+            .iter()
+            .map(|l| l.join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// For `Subsystem`: the subsystem's name.
+    fn named(&self) -> Option<&str> {
+        (self.keyword.repeat == Repeat::Named)
+            .then(|| {
+                self.lines
+                    .first()
+                    .and_then(|l| l.first())
+                    .map(String::as_str)
+            })
+            .flatten()
+    }
+
+    /// The lines that give this directive its value in `config`, for everyone.
+    fn effective<'c>(&self, config: &'c Config) -> Vec<&'c config::Line> {
+        let mut lines = config
+            .effective_key(&self.key, self.keyword.repeat, None)
+            .lines;
+        if let Some(name) = self.named() {
+            lines.retain(|l| l.args.first().map(String::as_str) == Some(name));
+        }
+        lines
+    }
+}
+
+fn resolve(section: &Sshd) -> Result<Vec<Wanted<'_>>, Vec<Invalid>> {
+    let mut wanted = Vec::new();
+    let mut errors = Vec::new();
+    for d in &section.config.0 {
+        let keyword = d.keyword().copied().unwrap_or(UNKNOWN);
+        match (d.lines(), d.rendered()) {
+            (Ok(lines), Ok(rendered)) => wanted.push(Wanted {
+                directive: d,
+                name: d.display_name().to_owned(),
+                key: d.key(),
+                keyword,
+                lines,
+                rendered,
+            }),
+            (Err(e), _) | (_, Err(e)) => errors.push(Invalid::new(d.value.at, e)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(wanted)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks every value against what the installed sshd and OpenSSH support.
+fn check_live(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Vec<Invalid> {
+    let mut errors = Vec::new();
+    let version = live
+        .version
+        .clone()
+        .unwrap_or_else(|| "the installed OpenSSH".into());
+    for (i, w) in wanted.iter().enumerate() {
+        let d = w.directive;
+        let name = w.name.clone();
+        let known = d.keyword().is_some();
+        // Algorithm names first: `ssh -Q` says which name is wrong and what would do.
+        let before = errors.len();
+        if let Kind::Algorithms(query) = w.keyword.kind {
+            if let Some(supported) = live.algorithms.get(&query) {
+                for args in &w.lines {
+                    let Some(value) = args.first() else { continue };
+                    let Ok((_, names)) = keywords::algorithm_names(value) else {
+                        continue;
+                    };
+                    for n in names.iter().filter(|n| !n.contains(['*', '?'])) {
+                        if !supported.contains(*n) {
+                            let mut list: Vec<&str> =
+                                supported.iter().map(String::as_str).collect();
+                            list.sort_unstable();
+                            errors.push(
+                                Invalid::new(
+                                    d.value.at,
+                                    format!("{name}: {n} is not supported by {version}"),
+                                )
+                                .help(format!(
+                                    "`ssh -Q {}` lists: {}",
+                                    query.arg(),
+                                    list.join(", ")
+                                )),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        if errors.len() > before {
+            continue;
+        }
+        if let Some(why) = live.rejected.get(&i) {
+            let unknown = why.contains("Bad configuration option")
+                || why.contains("Unsupported option")
+                || why.contains("unsupported option");
+            let mut e = if unknown
+                && why
+                    .to_ascii_lowercase()
+                    .contains(&name.to_ascii_lowercase())
+            {
+                Invalid::new(
+                    d.name.at,
+                    format!("{version} does not know the directive {name}"),
+                )
+                .help(match keywords::suggest(&name).filter(|s| !s.eq_ignore_ascii_case(&name)) {
+                    Some(s) => format!("did you mean {s}? sshd_config(5) on this system lists the directives it knows"),
+                    None => "sshd_config(5) on this system lists the directives it knows".to_owned(),
+                })
+            } else {
+                Invalid::new(
+                    d.value.at,
+                    format!("{version} rejects {name} {}: {why}", w.display()),
+                )
+            };
+            if e.help.is_none() {
+                e = e.help("sshd_config(5) on this system lists the values it accepts");
+            }
+            errors.push(e);
+            continue;
+        }
+        if !known && (live.sshd.is_none() || live.dump.is_none()) {
+            let mut e = Invalid::new(d.name.at, format!("unknown sshd directive {name}"));
+            if let Some(s) = keywords::suggest(&name) {
+                e = e.help(format!("did you mean {s}?"));
+            }
+            errors.push(e);
+            continue;
+        }
+        if w.key == "port" {
+            let now = current_ports(live, current);
+            if let Some(listening) = &live.listening {
+                for args in &w.lines {
+                    let Some(port) = args.first().and_then(|p| p.parse::<u16>().ok()) else {
+                        continue;
+                    };
+                    if listening.contains(&port) && !now.contains(&port) {
+                        errors.push(
+                            Invalid::new(d.value.at, format!("port {port} is already in use on this host by another program; sshd could not listen on it"))
+                                .help("choose a free port, or stop the program that listens there"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// The ports sshd listens on now.
+fn current_ports(live: &Live, current: &Config) -> BTreeSet<u16> {
+    let from_dump: BTreeSet<u16> = live
+        .dump
+        .as_ref()
+        .and_then(|d| d.get("port"))
+        .map(|v| v.iter().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    if !from_dump.is_empty() {
+        return from_dump;
+    }
+    ports_of(current)
+}
+
+/// The ports a configuration makes sshd listen on (`Port`, and ports in `ListenAddress`).
+fn ports_of(config: &Config) -> BTreeSet<u16> {
+    let mut ports: BTreeSet<u16> = config
+        .global("port")
+        .iter()
+        .filter_map(|l| l.args.first()?.parse().ok())
+        .collect();
+    if ports.is_empty() {
+        ports.insert(22);
+    }
+    let mut explicit = BTreeSet::new();
+    for l in config.global("listenaddress") {
+        if let Some(p) = l.args.first().and_then(|a| listen_port(a)) {
+            explicit.insert(p);
+        }
+    }
+    ports.extend(explicit);
+    ports
+}
+
+/// The port of a `ListenAddress host:port` or `[v6]:port` value.
+pub(crate) fn listen_port(addr: &str) -> Option<u16> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split_once("]:").and_then(|(_, p)| p.parse().ok());
+    }
+    if addr.matches(':').count() == 1 {
+        return addr.split_once(':').and_then(|(_, p)| p.parse().ok());
+    }
+    None
+}
+
+/// Where harden's values go in this configuration.
+pub(crate) fn mode_of(current: &Config) -> Mode {
+    for include in &current.includes {
+        if include.file != Path::new(config::MAIN) || include.scope != config::Scope::Global {
+            continue;
+        }
+        let (Some(dir), Some(pattern)) = (include.pattern.parent(), include.pattern.file_name())
+        else {
+            continue;
+        };
+        if dir.to_string_lossy().contains(['*', '?', '[']) {
+            continue;
+        }
+        if config::fnmatch(&pattern.to_string_lossy(), DROP_IN_NAME) {
+            return Mode::DropIn(dir.to_path_buf());
+        }
+    }
+    Mode::InPlace
+}
+
+/// The configuration harden would leave, and what it did to get there.
+#[derive(Debug)]
+pub(crate) struct Built {
+    /// All configuration files after the edits.
+    pub snapshot: Snapshot,
+    /// Where the values went.
+    pub mode: Mode,
+    /// The file that holds harden's values.
+    pub target: PathBuf,
+    /// Lines commented out because they would still win: (file:line, text).
+    pub disabled: Vec<(String, String)>,
+}
+
+fn drop_in_text(wanted: &[Wanted<'_>]) -> String {
+    let mut lines: Vec<(&str, &Vec<String>)> = wanted
+        .iter()
+        .map(|w| (w.name.as_str(), &w.rendered))
+        .collect();
+    lines.sort_by_key(|(name, _)| name.to_ascii_lowercase());
+    let mut text = String::from(DROP_IN_HEADER);
+    for (_, rendered) in lines {
+        for l in rendered {
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// Where new lines go in the main file: before the first `Match` (and the comments just
+/// above it), or at the end.
+fn insertion_point(text: &str, current: &Config) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let first_match = current
+        .matches
+        .iter()
+        .filter(|m| m.file == Path::new(config::MAIN))
+        .map(|m| m.number)
+        .min();
+    let Some(mut at) = first_match else {
+        return lines.len() + 1;
+    };
+    while at > 1 {
+        let above = lines.get(at - 2).map_or("", |l| l.trim());
+        if above.starts_with('#') {
+            at -= 1;
+        } else {
+            break;
+        }
+    }
+    at
+}
+
+/// Builds the desired configuration.
+/// Why the desired configuration could not be built.
+#[derive(Debug)]
+enum Unbuildable {
+    /// A `Match` block that applies to every connection keeps another value for directive
+    /// number `.0`: harden does not edit Match blocks.
+    Blocked(usize, String),
+    /// Harden's own edit logic failed to make a value effective.
+    Internal(String),
+}
+
+fn build(
+    wanted: &[Wanted<'_>],
+    live_snapshot: &Snapshot,
+    current: &Config,
+) -> Result<Built, Unbuildable> {
+    let mode = mode_of(current);
+    let main = PathBuf::from(config::MAIN);
+    let mut snapshot = live_snapshot.clone();
+    let mut ours: BTreeSet<(PathBuf, usize)> = BTreeSet::new();
+    let target = match &mode {
+        Mode::DropIn(dir) => {
+            let path = dir.join(DROP_IN_NAME);
+            let text = drop_in_text(wanted);
+            let count = text.lines().count();
+            snapshot.put(&path, text);
+            ours.extend((1..=count).map(|n| (path.clone(), n)));
+            path
+        }
+        Mode::InPlace => {
+            let text = snapshot.text(&main).unwrap_or("").to_owned();
+            let mut edits = Vec::new();
+            let mut insert: Vec<String> = Vec::new();
+            let mut kept: Vec<(PathBuf, usize)> = Vec::new();
+            for w in wanted {
+                let mut global: Vec<&config::Line> = current.global(&w.key);
+                if let Some(name) = w.named() {
+                    global.retain(|l| l.args.first().map(String::as_str) == Some(name));
+                }
+                let in_main: Vec<&config::Line> =
+                    global.iter().copied().filter(|l| l.file == main).collect();
+                // Already effective: leave it where it is, wherever that is.
+                let same = match w.keyword.repeat {
+                    Repeat::First | Repeat::Named => global
+                        .first()
+                        .is_some_and(|l| keywords::normal(&w.keyword, &l.args) == w.normal()[0]),
+                    Repeat::Accumulate => {
+                        global
+                            .iter()
+                            .map(|l| keywords::normal(&w.keyword, &l.args))
+                            .collect::<Vec<_>>()
+                            == w.normal()
+                    }
+                };
+                if same {
+                    let keep = match w.keyword.repeat {
+                        Repeat::Accumulate => global.len(),
+                        _ => 1,
+                    };
+                    kept.extend(global.iter().take(keep).map(|l| (l.file.clone(), l.number)));
+                    continue;
+                }
+                match in_main.first() {
+                    Some(line) => edits.push(Edit::Replace {
+                        number: line.number,
+                        with: w.rendered.clone(),
+                    }),
+                    None => insert.extend(w.rendered.iter().cloned()),
+                }
+            }
+            if !insert.is_empty() {
+                let mut block = vec!["# Set by harden (playbook section `sshd`):".to_owned()];
+                block.extend(insert);
+                edits.push(Edit::Insert {
+                    before: insertion_point(&text, current),
+                    lines: block,
+                });
+            }
+            let (new_text, placed) = config::apply_edits(&text, &edits);
+            for numbers in placed {
+                ours.extend(numbers.into_iter().map(|n| (main.clone(), n)));
+            }
+            // Lines kept in the main file move down by what was inserted or added above them.
+            let shift = |n: usize| -> usize {
+                edits
+                    .iter()
+                    .map(|e| match e {
+                        Edit::Insert { before, lines } if *before <= n => lines.len(),
+                        Edit::Replace { number, with } if *number < n => {
+                            with.len().saturating_sub(1)
+                        }
+                        _ => 0,
+                    })
+                    .sum::<usize>()
+                    + n
+            };
+            ours.extend(kept.into_iter().map(|(file, n)| {
+                let n = if file == main { shift(n) } else { n };
+                (file, n)
+            }));
+            snapshot.put(&main, new_text);
+            main.clone()
+        }
+    };
+
+    // Lines elsewhere that would still win: comment them out.
+    let world = config::parse(&snapshot);
+    let mut edits: BTreeMap<PathBuf, Vec<Edit>> = BTreeMap::new();
+    let mut disabled = Vec::new();
+    for w in wanted {
+        let is_ours = |l: &config::Line| ours.contains(&(l.file.clone(), l.number));
+        let mut global = world.global(&w.key);
+        if let Some(name) = w.named() {
+            global.retain(|l| l.args.first().map(String::as_str) == Some(name));
+        }
+        let first_ours = global.iter().filter(|l| is_ours(l)).map(|l| l.seq).min();
+        let Some(first_ours) = first_ours else {
+            return Err(Unbuildable::Internal(format!(
+                "{} was not written where harden expected it",
+                w.name
+            )));
+        };
+        let desired = w.normal();
+        for line in global {
+            if is_ours(line) {
+                continue;
+            }
+            let conflicts = match w.keyword.repeat {
+                Repeat::First => {
+                    line.seq < first_ours && keywords::normal(&w.keyword, &line.args) != desired[0]
+                }
+                Repeat::Accumulate | Repeat::Named => true,
+            };
+            if conflicts {
+                let where_set = if line.file == target {
+                    "below".to_owned()
+                } else {
+                    format!("in {}", target.display())
+                };
+                let why = format!("disabled by harden, {} is set {where_set}", w.name);
+                edits
+                    .entry(line.file.clone())
+                    .or_default()
+                    .push(Edit::CommentOut {
+                        number: line.number,
+                        why,
+                    });
+                let text = snapshot
+                    .text(&line.file)
+                    .and_then(|t| t.lines().nth(line.number - 1))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                disabled.push((line.place(), text));
+            }
+        }
+    }
+    for (file, file_edits) in edits {
+        let text = snapshot.text(&file).unwrap_or("").to_owned();
+        let (new_text, _) = config::apply_edits(&text, &file_edits);
+        snapshot.put(&file, new_text);
+    }
+
+    // The result must say what the playbook says.
+    let result = config::parse(&snapshot);
+    for (i, w) in wanted.iter().enumerate() {
+        let lines = w.effective(&result);
+        if let Some(line) = lines.iter().find(|l| l.scope != config::Scope::Global) {
+            if lines
+                .iter()
+                .map(|l| keywords::normal(&w.keyword, &l.args))
+                .collect::<Vec<_>>()
+                != w.normal()
+            {
+                let config::Scope::Match(m) = line.scope else {
+                    continue;
+                };
+                let block = &result.matches[m];
+                return Err(Unbuildable::Blocked(
+                    i,
+                    format!(
+                        "{}: the `{}` block at {}:{} sets {} {} ({}) for every connection, and harden does not edit Match blocks",
+                        w.name,
+                        block.describe(),
+                        block.file.display(),
+                        block.number,
+                        w.name,
+                        line.args.join(" "),
+                        line.place()
+                    ),
+                ));
+            }
+        }
+        let got: Vec<String> = lines
+            .iter()
+            .map(|l| keywords::normal(&w.keyword, &l.args))
+            .collect();
+        if got != w.normal() {
+            return Err(Unbuildable::Internal(format!(
+                "after the planned edits sshd would still use {} {} instead of {}",
+                w.name,
+                lines
+                    .iter()
+                    .map(|l| format!("{} ({})", l.args.join(" "), l.place()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                w.display()
+            )));
+        }
+    }
+    Ok(Built {
+        snapshot,
+        mode,
+        target,
+        disabled,
+    })
+}
+
+/// True when the configuration files already hold exactly what harden would write: then a
+/// passing `sshd -T` has already accepted every value, and the probe can skip asking again.
+pub(crate) fn already_written(section: &Sshd, snapshot: &Snapshot) -> bool {
+    let Ok(wanted) = resolve(section) else {
+        return false;
+    };
+    let current = config::parse(snapshot);
+    match build(&wanted, snapshot, &current) {
+        Ok(built) => built.snapshot.files == snapshot.files,
+        Err(_) => false,
+    }
+}
+
+/// The default value of a directive, as the current sshd reports it when no line sets it.
+fn defaults_for<'a>(live: &'a Live, current: &'a Config) -> impl Fn(&Keyword) -> Vec<String> + 'a {
+    move |k: &Keyword| {
+        let key = k.key();
+        let set_anywhere = current.lines.iter().any(|l| l.key == key);
+        if !set_anywhere {
+            if let Some(values) = live.dump.as_ref().and_then(|d| d.get(&key)) {
+                if matches!(k.repeat, Repeat::First) {
+                    return values
+                        .first()
+                        .map(|v| config::split_args(v).unwrap_or_default())
+                        .unwrap_or_default();
+                }
+            }
+        }
+        k.default
+            .map(|d| d.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The current value of one directive for the plan's details: (value, source, normal form).
+fn current_value(
+    w: &Wanted<'_>,
+    live: &Live,
+    current: &Config,
+    warnings: &mut Vec<String>,
+) -> (Option<String>, Option<String>, Vec<String>) {
+    let lines = w.effective(current);
+    let model: Vec<String> = lines
+        .iter()
+        .map(|l| keywords::normal(&w.keyword, &l.args))
+        .collect();
+    let shown = |ls: &[&config::Line]| {
+        ls.iter()
+            .map(|l| l.args.join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let source = (!lines.is_empty()).then(|| {
+        lines
+            .iter()
+            .map(|l| l.place())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let dump = live.dump.as_ref().and_then(|d| d.get(&w.key));
+    let comparable = matches!(
+        w.keyword.kind,
+        Kind::Flag
+            | Kind::Choice(_)
+            | Kind::Count
+            | Kind::Duration
+            | Kind::DurationOrNone
+            | Kind::Port
+    ) && w.keyword.repeat != Repeat::Named;
+    if let (Some(dump), true) = (dump, comparable) {
+        let reported: Vec<String> = dump
+            .iter()
+            .map(|v| keywords::normal(&w.keyword, &config::split_args(v).unwrap_or_default()))
+            .collect();
+        if !lines.is_empty() && reported != model {
+            warnings.push(format!(
+                "harden reads {} as {} ({}) but `sshd -T` reports {}; the plan uses sshd's value",
+                w.name,
+                shown(&lines),
+                source.clone().unwrap_or_default(),
+                dump.join(", ")
+            ));
+            return (Some(dump.join(", ")), Some("sshd -T".into()), reported);
+        }
+        if lines.is_empty() {
+            return (Some(dump.join(", ")), Some("default".into()), reported);
+        }
+    }
+    if let (Some(dump), true) = (dump, lines.is_empty()) {
+        // Not set anywhere: sshd's built-in default, as it reports it.
+        let reported: Vec<String> = dump
+            .iter()
+            .map(|v| keywords::normal(&w.keyword, &config::split_args(v).unwrap_or_default()))
+            .collect();
+        return (Some(dump.join(", ")), Some("default".into()), reported);
+    }
+    if lines.is_empty() {
+        let default = w
+            .keyword
+            .default
+            .map(|d| vec![d.to_owned()])
+            .unwrap_or_default();
+        let normal = default
+            .iter()
+            .map(|d| keywords::normal(&w.keyword, &config::split_args(d).unwrap_or_default()))
+            .collect();
+        return (
+            w.keyword.default.map(str::to_owned),
+            w.keyword.default.map(|_| "default".to_owned()),
+            normal,
+        );
+    }
+    (Some(shown(&lines)), source, model)
+}
+
+/// Attributes for writing `path`: its current ones, or `default` for a new file; a `files`
+/// entry of the same playbook for the same path wins, so the two resources agree.
+fn attrs_for(path: &Path, live: &Live, cx: &Context<'_>, default: Attrs) -> Attrs {
+    let mut attrs = live.stats.get(path).map_or(default, |s| Attrs {
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+    });
+    if let Some(Files(entries)) = &cx.playbook.files {
+        for entry in entries.iter().filter(|e| Path::new(&e.path.value) == path) {
+            if let Some(mode) = &entry.mode {
+                attrs.mode = mode.apply(attrs.mode, false);
+            }
+            let resolve = |p: &Principal, lookup: &dyn Fn(&str) -> Option<u32>| match p {
+                Principal::Id(id) => Some(*id),
+                Principal::Name(n) => lookup(n),
+            };
+            if let Some(uid) = entry
+                .owner
+                .as_ref()
+                .and_then(|o| resolve(&o.value, &|n| cx.users.uid(n)))
+            {
+                attrs.uid = uid;
+            }
+            if let Some(gid) = entry
+                .group
+                .as_ref()
+                .and_then(|g| resolve(&g.value, &|n| cx.users.gid(n)))
+            {
+                attrs.gid = gid;
+            }
+        }
+    }
+    attrs
+}
+
+/// Plans the `sshd` section.
+pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff, Failure> {
+    let mut diff = Diff::default();
+    if section.config.0.is_empty() {
+        return Ok(diff);
+    }
+    let wanted = resolve(section).map_err(Failure::Invalid)?;
+    let current = config::parse(&live.snapshot);
+    let errors = check_live(&wanted, live, &current);
+    if !errors.is_empty() {
+        return Err(Failure::Invalid(errors));
+    }
+    let mut notes: Vec<String> = Vec::new();
+    if !current.main_exists && live.sshd.is_some() {
+        notes.push(format!(
+            "{} does not exist (sshd cannot start without it); harden creates it with the playbook's directives",
+            config::MAIN
+        ));
+    }
+    if let Some(e) = &live.dump_error {
+        notes.push(format!("`sshd -T` fails on the current configuration ({e}); the plan rests on harden's own reading of the files, and `sshd -t` will check the result before it is used"));
+    }
+    for p in &current.problems {
+        notes.push(format!("sshd_config: {p}"));
+    }
+
+    let built = match build(&wanted, &live.snapshot, &current) {
+        Ok(built) => built,
+        Err(Unbuildable::Blocked(i, message)) => {
+            return Err(Failure::Invalid(vec![Invalid::new(wanted[i].directive.value.at, message)
+                .help("change or remove that line of the Match block (an exception for everyone is not an exception), then apply again")]))
+        }
+        Err(Unbuildable::Internal(e)) => {
+            return Err(Failure::Probe(format!("cannot plan sshd_config safely: {e}")))
+        }
+    };
+    let desired = config::parse(&built.snapshot);
+
+    // Details: each directive's effective value now, where it comes from, and what it becomes.
+    let mut details = Vec::new();
+    for w in &wanted {
+        let (value, source, normal) = current_value(w, live, &current, &mut notes);
+        if normal == w.normal() {
+            diff.unchanged += 1;
+        } else {
+            details.push(Detail {
+                name: w.name.clone(),
+                current: value,
+                source,
+                desired: Some(w.display()),
+            });
+        }
+    }
+    for (place, text) in &built.disabled {
+        details.push(Detail {
+            name: format!("line {place}"),
+            current: Some(text.clone()),
+            source: Some(place.clone()),
+            desired: None,
+        });
+    }
+
+    // Match blocks that keep another value for some connections: reported, never edited.
+    for w in &wanted {
+        for line in desired.in_matches(&w.key) {
+            if keywords::normal(&w.keyword, &line.args)
+                == w.normal().first().cloned().unwrap_or_default()
+            {
+                continue;
+            }
+            let config::Scope::Match(m) = line.scope else {
+                continue;
+            };
+            let block = &desired.matches[m];
+            let network = if desired.depends_on_network(m) {
+                ", depending on where they come from"
+            } else {
+                ""
+            };
+            notes.push(format!(
+                "{} at {}:{} sets {} {} ({}); for connections it matches{network} sshd uses that instead of {}. harden does not edit Match blocks: change or remove the block if the exception is not intended",
+                block.describe(),
+                block.file.display(),
+                block.number,
+                w.name,
+                line.args.join(" "),
+                line.place(),
+                w.display()
+            ));
+        }
+    }
+    for (user, dump) in &live.per_user {
+        let Some(account) = cx.users.account(user) else {
+            continue;
+        };
+        let groups = cx.users.groups_of(&account);
+        let conn = config::Conn {
+            user,
+            groups: &groups,
+        };
+        for w in wanted
+            .iter()
+            .filter(|w| matches!(w.keyword.kind, Kind::Flag | Kind::Choice(_)))
+        {
+            let model = current.effective_key(&w.key, w.keyword.repeat, Some(&conn));
+            let Some(reported) = dump.get(&w.key).and_then(|v| v.first()) else {
+                continue;
+            };
+            if let Some(line) = model.lines.first() {
+                if keywords::normal(&w.keyword, &line.args)
+                    != keywords::normal(&w.keyword, std::slice::from_ref(reported))
+                {
+                    notes.push(format!(
+                        "for {user}, harden reads {} as {} ({}) but `sshd -T -C user={user}` reports {reported}",
+                        w.name,
+                        line.args.join(" "),
+                        line.place()
+                    ));
+                }
+            }
+        }
+    }
+
+    let writes: Vec<(PathBuf, Option<String>, String)> = built
+        .snapshot
+        .files
+        .iter()
+        .filter_map(|(path, text)| {
+            let text = text.as_ref()?;
+            let before = live.snapshot.files.get(path).cloned().flatten();
+            let unchanged = before.as_deref() == Some(text.as_str())
+                && !(live.synthesized && path == Path::new(config::MAIN));
+            (!unchanged).then(|| (path.clone(), before, text.clone()))
+        })
+        .collect();
+    if live.synthesized {
+        let main = Path::new(config::MAIN);
+        if built.snapshot.text(main) != Some(probe::DEBIAN_DEFAULT) {
+            return Err(Failure::Probe(format!(
+                "openssh-server is not installed, and the playbook needs {} edited (a directive there would still win); install openssh-server first, then plan again",
+                config::MAIN
+            )));
+        }
+    }
+    let writes: Vec<_> = writes
+        .into_iter()
+        .filter(|(path, _, _)| !(live.synthesized && path == Path::new(config::MAIN)))
+        .collect();
+
+    diff.warnings
+        .extend(notes.into_iter().map(|message| Warning {
+            resource: Sshd::NAME.into(),
+            message,
+        }));
+    if writes.is_empty() {
+        return Ok(diff);
+    }
+
+    // Lockout guards.
+    let defaults = defaults_for(live, &current);
+    let before = World {
+        config: &current,
+        defaults: &defaults,
+    };
+    let after = World {
+        config: &desired,
+        defaults: &defaults,
+    };
+    let mut verdict = guards::check_logins(&before, &after, &live.accounts, &live.key_files);
+    let new_ports: BTreeSet<u16> = ports_of(&desired)
+        .difference(&current_ports(live, &current))
+        .copied()
+        .collect();
+    for port in &new_ports {
+        if live.firewall.get(port) == Some(&Some(false)) {
+            verdict.fired.push(guards::Fired {
+                guard: guards::PORT_FIREWALL,
+                message: format!(
+                    "sshd would listen on port {port}, but ufw is active and does not allow {port}/tcp: new SSH connections would be dropped. Allow it first (`ufw allow {port}/tcp`, or a rule in the playbook's ufw section), then move sshd"
+                ),
+            });
+        }
+    }
+    for warning in verdict.warnings {
+        diff.warnings.push(Warning {
+            resource: Sshd::NAME.into(),
+            message: warning,
+        });
+    }
+    let (overridden, refused): (Vec<_>, Vec<_>) = verdict
+        .fired
+        .into_iter()
+        .partition(|f| cx.overridden(f.guard));
+    for f in &overridden {
+        diff.warnings.push(Warning {
+            resource: Sshd::NAME.into(),
+            message: format!(
+                "lockout guard {} overridden by --allow {}: {}",
+                f.guard, f.guard, f.message
+            ),
+        });
+    }
+    if let Some(first) = refused.first() {
+        let mut message = first.message.clone();
+        for other in &refused[1..] {
+            message.push_str(&format!(
+                "\nalso refused by {}: {} (override with --allow {})",
+                other.guard, other.message, other.guard
+            ));
+        }
+        return Err(Failure::Refused(Refusal {
+            resource: Sshd::NAME.into(),
+            guard: first.guard.into(),
+            message,
+        }));
+    }
+
+    diff.changes.push(change(
+        &wanted, live, cx, &built, &desired, &current, writes, details,
+    ));
+    Ok(diff)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn change(
+    wanted: &[Wanted<'_>],
+    live: &Live,
+    cx: &Context<'_>,
+    built: &Built,
+    desired: &Config,
+    current: &Config,
+    writes: Vec<(PathBuf, Option<String>, String)>,
+    details: Vec<Detail>,
+) -> Change {
+    let installed = live.sshd.is_some();
+    let sshd = live
+        .sshd
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(probe::SSHD_PATH))
+        .display()
+        .to_string();
+    let mut steps = Vec::new();
+    let mut on_rollback = Vec::new();
+    if !installed {
+        steps.push(Step::Run(
+            Command::new([
+                "apt-get",
+                "install",
+                "-y",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                "-o",
+                "DPkg::Lock::Timeout=300",
+                "openssh-server",
+            ])
+            .timeout(probe::INSTALL_TIMEOUT),
+        ));
+    }
+    let file_attrs = Attrs {
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+    };
+    let dir_attrs = Attrs {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    if let Mode::DropIn(dir) = &built.mode {
+        if installed && !live.stats.contains_key(dir) {
+            steps.push(Step::CreateDir {
+                path: dir.clone(),
+                attrs: dir_attrs,
+            });
+        }
+    }
+    let mut writes = writes;
+    // Harden's own file last: edits elsewhere first, as they only ever comment lines out.
+    writes.sort_by_key(|(path, _, _)| *path == built.target);
+    for (path, before, content) in writes {
+        let attrs = attrs_for(&path, live, cx, file_attrs);
+        steps.push(Step::WriteFile {
+            path,
+            content,
+            attrs,
+            before,
+        });
+    }
+    if !installed {
+        steps.push(Step::Run(
+            Command::new(["mkdir", "-p", "-m", "0755", "/run/sshd"]).timeout(10),
+        ));
+    }
+    steps.push(Step::Validate(
+        Command::new([sshd.as_str(), "-t"]).timeout(probe::SSHD_TIMEOUT),
+    ));
+
+    let listen_changed = ports_of(desired) != ports_of(current)
+        || desired
+            .global("listenaddress")
+            .iter()
+            .map(|l| &l.args)
+            .collect::<Vec<_>>()
+            != current
+                .global("listenaddress")
+                .iter()
+                .map(|l| &l.args)
+                .collect::<Vec<_>>();
+    let ports: Vec<u16> = ports_of(desired).into_iter().collect();
+    let old_ports: Vec<u16> = current_ports(live, current).into_iter().collect();
+    match live.activation.clone().unwrap_or(Activation::Offline) {
+        Activation::Offline => {}
+        Activation::Systemd {
+            unit,
+            socket,
+            active,
+        } => {
+            if let (Some(socket), true) = (&socket, listen_changed) {
+                let reload =
+                    Command::new(["systemctl", "daemon-reload"]).timeout(probe::SSHD_TIMEOUT);
+                let restart = Command::new(["systemctl", "restart", &format!("{unit}.socket")])
+                    .timeout(probe::SSHD_TIMEOUT);
+                if !socket.generator {
+                    let path = probe::socket_drop_in(&unit);
+                    if let Some(dir) = path.parent() {
+                        if matches!(cx.host.stat(dir), Ok(None)) {
+                            steps.push(Step::CreateDir {
+                                path: dir.to_path_buf(),
+                                attrs: dir_attrs,
+                            });
+                        }
+                    }
+                    let mut text = String::from("# Managed by harden: sshd's listening ports, from the playbook's sshd section.\n[Socket]\nListenStream=\n");
+                    for l in desired.global("listenaddress") {
+                        if let Some(addr) = l.args.first() {
+                            if listen_port(addr).is_some() {
+                                text.push_str(&format!("ListenStream={addr}\n"));
+                            } else {
+                                for p in &ports {
+                                    text.push_str(&format!("ListenStream={addr}:{p}\n"));
+                                }
+                            }
+                        }
+                    }
+                    if desired.global("listenaddress").is_empty() {
+                        for p in &ports {
+                            text.push_str(&format!("ListenStream={p}\n"));
+                        }
+                    }
+                    if socket.drop_in.as_deref() != Some(text.as_str()) {
+                        steps.push(Step::WriteFile {
+                            path,
+                            content: text,
+                            attrs: Attrs {
+                                mode: 0o644,
+                                uid: 0,
+                                gid: 0,
+                            },
+                            before: socket.drop_in.clone(),
+                        });
+                    }
+                }
+                steps.push(Step::Run(reload.clone()));
+                steps.push(Step::Run(restart.clone()));
+                on_rollback.push(reload);
+                on_rollback.push(restart);
+            }
+            let service = format!("{unit}.service");
+            if socket.is_some() {
+                // Started on demand: reload it only if it runs; the socket owns the ports.
+                let command =
+                    Command::new(["systemctl", "try-reload-or-restart", &service]).timeout(60);
+                steps.push(Step::Reload {
+                    service: unit.clone(),
+                    command: command.clone(),
+                });
+                on_rollback.push(command);
+            } else if active {
+                let command =
+                    Command::new(["systemctl", "try-reload-or-restart", &service]).timeout(60);
+                steps.push(Step::Reload {
+                    service: unit.clone(),
+                    command,
+                });
+                let alive = format!("systemctl is-active --quiet {service}");
+                steps.push(Step::Validate(running_check(&alive, &ports, cx)));
+                // A rollback brings sshd back even if the new configuration made it exit.
+                on_rollback
+                    .push(Command::new(["systemctl", "reload-or-restart", &service]).timeout(60));
+                on_rollback.push(running_check(&alive, &old_ports, cx));
+            }
+        }
+        Activation::Daemon { pidfile, running } => {
+            let pid = pidfile.display().to_string();
+            if running {
+                let command = Command::new([
+                    "sh".to_owned(),
+                    "-c".to_owned(),
+                    format!("pkill -HUP -F {pid} -x sshd || exec {sshd}"),
+                ])
+                .timeout(60);
+                steps.push(Step::Reload {
+                    service: "sshd".into(),
+                    command: command.clone(),
+                });
+                on_rollback.push(command);
+                // The new configuration may name another pidfile.
+                let pid_after = desired
+                    .global("pidfile")
+                    .first()
+                    .and_then(|l| l.args.first().cloned())
+                    .unwrap_or_else(|| pid.clone());
+                let alive_after = format!("pkill -0 -F {pid_after} -x sshd");
+                steps.push(Step::Validate(running_check(&alive_after, &ports, cx)));
+                let alive = format!("pkill -0 -F {pid} -x sshd");
+                // After a rollback, wait until sshd serves the restored configuration.
+                on_rollback.push(running_check(&alive, &old_ports, cx));
+            } else if !installed {
+                let command = Command::new([
+                    "sh".to_owned(),
+                    "-c".to_owned(),
+                    format!("if pkill -0 -F {pid} -x sshd 2>/dev/null; then pkill -HUP -F {pid} -x sshd; fi"),
+                ])
+                .timeout(60);
+                steps.push(Step::Reload {
+                    service: "sshd".into(),
+                    command: command.clone(),
+                });
+                on_rollback.push(command);
+            }
+        }
+    }
+
+    let changed = details.iter().filter(|d| d.desired.is_some()).count();
+    let reason = if !installed {
+        "openssh-server is not installed".to_owned()
+    } else if changed > 0 {
+        format!(
+            "{changed} of {} directive(s) differ in the effective configuration",
+            wanted.len()
+        )
+    } else if live.snapshot.text(&built.target).is_none() {
+        format!(
+            "{} does not exist yet (the values are already in effect)",
+            built.target.display()
+        )
+    } else {
+        format!(
+            "{} differs from the playbook (the values are already in effect)",
+            built.target.display()
+        )
+    };
+    Change {
+        resource: Sshd::NAME.into(),
+        target: built.target.display().to_string(),
+        reason,
+        details,
+        steps,
+        on_rollback,
+    }
+}
+
+/// A check that sshd runs and listens on every port, retried for up to five seconds.
+fn running_check(alive: &str, ports: &[u16], cx: &Context<'_>) -> Command {
+    let mut test = alive.to_owned();
+    if cx.host.which("ss").is_some() {
+        for p in ports {
+            test.push_str(&format!(" && ss -Hltn 'sport = :{p}' | grep -q ."));
+        }
+    }
+    let list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let script = format!(
+        "i=0; while [ $i -lt 50 ]; do if {test}; then exit 0; fi; i=$((i+1)); sleep 0.1; done; echo 'sshd is not running, or not listening on port(s) {list}' >&2; exit 1"
+    );
+    Command::new(["sh".to_owned(), "-c".to_owned(), script]).timeout(30)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,779 @@
+//! Reading the live state: configuration files, what the installed sshd says about them,
+//! the algorithms this OpenSSH supports, accounts and their keys, how sshd is run, and the
+//! firewall. Nothing here writes, except creating sshd's privilege separation directory
+//! (`/run/sshd`), without which `sshd -T` refuses to run on a host where the daemon has
+//! never started; it is empty, lives under `/run` and is what the daemon creates itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use harden_host::{Host, Kind, Stat};
+use harden_plan::Command;
+
+use super::config::{self, Snapshot, Source};
+use super::guards::{self, AccountFacts, KeyFile};
+use super::keywords::{self, Query, Repeat};
+use super::{Directive, Sshd};
+use crate::resource::{Context, Failure};
+
+/// Bound on each `sshd`/`ssh` query.
+pub(crate) const SSHD_TIMEOUT: u64 = 20;
+/// Bound on installing openssh-server (dpkg lock waits up to 300 s of it).
+pub(crate) const INSTALL_TIMEOUT: u64 = 900;
+/// Where sshd is when it is installed but not found by name (for commands planned before
+/// installation).
+pub(crate) const SSHD_PATH: &str = "/usr/sbin/sshd";
+
+/// The Debian default sshd_config, used to plan when openssh-server is not installed yet.
+pub(crate) const DEBIAN_DEFAULT: &str = include_str!("debian_sshd_config");
+
+/// What `sshd -T` printed: values by lower-case key, one entry per printed line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dump(pub BTreeMap<String, Vec<String>>);
+
+impl Dump {
+    fn parse(text: &str) -> Self {
+        let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for line in text.lines() {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            if !key.is_empty() {
+                values
+                    .entry(key.to_ascii_lowercase())
+                    .or_default()
+                    .push(value.to_owned());
+            }
+        }
+        Dump(values)
+    }
+
+    /// The printed values of `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&[String]> {
+        self.0.get(key).map(Vec::as_slice)
+    }
+}
+
+/// How the running sshd takes up a new configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// An image under `--root`: nothing runs, nothing reloads.
+    Offline,
+    /// A systemd unit (`ssh` on Debian and Ubuntu, `sshd` elsewhere).
+    Systemd {
+        /// Unit name without `.service`.
+        unit: String,
+        /// Ubuntu's socket activation: `ssh.socket` is active and owns the listening ports.
+        socket: Option<SocketActivation>,
+        /// The service is running now.
+        active: bool,
+    },
+    /// A daemon started without systemd, found through its pidfile.
+    Daemon {
+        /// The effective `PidFile`.
+        pidfile: PathBuf,
+        /// True when the pidfile names a running sshd.
+        running: bool,
+    },
+}
+
+/// Ubuntu's `ssh.socket`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SocketActivation {
+    /// True when openssh's systemd generator derives the socket's ports from sshd_config
+    /// (Ubuntu 24.04 and later); otherwise harden writes a socket drop-in itself.
+    pub generator: bool,
+    /// The drop-in harden would own, and its current text.
+    pub drop_in: Option<String>,
+}
+
+/// Everything the diff needs to know about the live system.
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    /// Path of the sshd binary; `None` when openssh-server is not installed.
+    pub(crate) sshd: Option<PathBuf>,
+    /// Configuration files and directory listings read.
+    pub(crate) snapshot: Snapshot,
+    /// Status of every existing file in the snapshot (and of directories that matter).
+    pub(crate) stats: BTreeMap<PathBuf, Stat>,
+    /// True when the main file was missing and the Debian default stands in for it.
+    pub(crate) synthesized: bool,
+    /// `sshd -T` for the current configuration.
+    pub(crate) dump: Option<Dump>,
+    /// Why `sshd -T` failed, when it did.
+    pub(crate) dump_error: Option<String>,
+    /// `sshd -T -C user=...` for accounts that `Match` blocks cover: (account, dump).
+    pub(crate) per_user: Vec<(String, Dump)>,
+    /// Errors the installed sshd reported for playbook directives, by index in the section.
+    pub(crate) rejected: BTreeMap<usize, String>,
+    /// Algorithms this OpenSSH supports, by query.
+    pub(crate) algorithms: BTreeMap<Query, BTreeSet<String>>,
+    /// Accounts with a login shell.
+    pub(crate) accounts: Vec<AccountFacts>,
+    /// Authorized keys files found, by path.
+    pub(crate) key_files: BTreeMap<PathBuf, KeyFile>,
+    /// How sshd is run.
+    pub(crate) activation: Option<Activation>,
+    /// TCP ports some program listens on now (live systems only).
+    pub(crate) listening: Option<BTreeSet<u16>>,
+    /// What the active firewall says about each port the playbook asks for.
+    pub(crate) firewall: BTreeMap<u16, Option<bool>>,
+    /// `sshd -V`, for messages.
+    pub(crate) version: Option<String>,
+}
+
+/// A [`Source`] over the managed system.
+pub(crate) struct HostSource<'a>(pub &'a Host);
+
+impl Source for HostSource<'_> {
+    fn read(&self, path: &Path) -> Result<Option<String>, String> {
+        self.0.read_to_string(path).map_err(|e| e.to_string())
+    }
+    fn list(&self, dir: &Path) -> Result<Vec<String>, String> {
+        self.0
+            .read_dir(dir)
+            .map(|names| {
+                names
+                    .into_iter()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Creates `/run/sshd` when it is missing, so that `sshd -T` and `sshd -t` can run.
+pub(crate) async fn ensure_privsep_dir(host: &Host) {
+    if matches!(host.stat(Path::new("/run/sshd")), Ok(None))
+        && matches!(host.stat(Path::new("/run")), Ok(Some(_)))
+    {
+        let _ = host
+            .run(&Command::new(["mkdir", "-p", "-m", "0755", "/run/sshd"]).timeout(10))
+            .await;
+    }
+}
+
+/// Runs commands concurrently, returning their outputs in order.
+async fn run_all(host: &Host, commands: Vec<Command>) -> Vec<Result<harden_host::Output, String>> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, cmd) in commands.into_iter().enumerate() {
+        let host = host.clone();
+        set.spawn(async move { (i, host.run(&cmd).await.map_err(|e| e.to_string())) });
+    }
+    let mut results: Vec<Option<Result<harden_host::Output, String>>> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, result)) = joined {
+            if results.len() <= i {
+                results.resize_with(i + 1, || None);
+            }
+            results[i] = Some(result);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("the command did not complete".into())))
+        .collect()
+}
+
+/// The `-o` arguments that put a directive in front of the configuration.
+fn overlay_args(d: &Directive) -> Vec<String> {
+    let Ok(lines) = d.rendered() else {
+        return Vec::new();
+    };
+    lines
+        .into_iter()
+        .flat_map(|l| ["-o".to_owned(), l])
+        .collect()
+}
+
+/// The error lines sshd printed, without its noise.
+fn complaint(out: &harden_host::Output) -> String {
+    let text = if out.stderr.trim().is_empty() {
+        out.stdout.trim()
+    } else {
+        out.stderr.trim()
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            // "command-line line 0: Bad SSH2 cipher spec 'x'." -> "Bad SSH2 cipher spec 'x'."
+            match l.split_once(" line 0: ") {
+                Some((head, rest)) if head.starts_with("command-line") => rest.to_owned(),
+                _ => (*l).to_owned(),
+            }
+        })
+        .collect();
+    lines.join("; ")
+}
+
+/// Reads the live state for `section`.
+pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Failure> {
+    let host = cx.host;
+    let mut live = Live {
+        sshd: host.which("sshd"),
+        ..Live::default()
+    };
+
+    // 1. The configuration files, as sshd would read them.
+    let source = HostSource(host);
+    let recording = config::Recording::new(&source);
+    let parsed = config::parse(&recording);
+    live.snapshot = recording.into_snapshot();
+    if !parsed.main_exists && live.sshd.is_none() {
+        // Not installed: plan against the configuration the package will install.
+        live.synthesized = true;
+        live.snapshot
+            .put(Path::new(config::MAIN), DEBIAN_DEFAULT.to_owned());
+    }
+    let parsed = config::parse(&live.snapshot);
+    let mut interesting: Vec<PathBuf> = live.snapshot.files.keys().cloned().collect();
+    for include in &parsed.includes {
+        if let Some(dir) = include.pattern.parent() {
+            interesting.push(dir.to_path_buf());
+        }
+    }
+    for path in interesting {
+        if let Ok(Some(stat)) = host.stat(&path) {
+            live.stats.insert(path, stat);
+        }
+    }
+
+    // 2. What the installed sshd says, and which algorithms it has.
+    let queries: BTreeSet<Query> = section
+        .config
+        .0
+        .iter()
+        .filter_map(|d| match d.keyword()?.kind {
+            keywords::Kind::Algorithms(q) => Some(q),
+            _ => None,
+        })
+        .collect();
+    if let Some(sshd) = live.sshd.clone() {
+        ensure_privsep_dir(host).await;
+        let sshd = sshd.display().to_string();
+        let mut commands = vec![Command::new([sshd.as_str(), "-T"]).timeout(SSHD_TIMEOUT)];
+        let checked: Vec<usize> = section
+            .config
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.keyword().is_none_or(|k| k.repeat != Repeat::Named))
+            .map(|(i, _)| i)
+            .collect();
+        // When the files already say what the playbook says, the base run is the check.
+        let written = super::desired::already_written(section, &live.snapshot);
+        let checked: Vec<usize> = if written { Vec::new() } else { checked };
+        if !checked.is_empty() {
+            let mut all = vec![sshd.clone(), "-T".to_owned()];
+            for &i in &checked {
+                all.extend(overlay_args(&section.config.0[i]));
+            }
+            commands.push(Command::new(all).timeout(SSHD_TIMEOUT));
+        }
+        let users = match_users(&parsed, cx);
+        for user in &users {
+            commands.push(
+                Command::new([
+                    sshd.clone(),
+                    "-T".into(),
+                    "-C".into(),
+                    connection_spec(user),
+                ])
+                .timeout(SSHD_TIMEOUT),
+            );
+        }
+        let mut results = run_all(host, commands).await.into_iter();
+        let base = results.next();
+        let overlay = if checked.is_empty() {
+            None
+        } else {
+            results.next()
+        };
+        match base {
+            Some(Ok(out)) if out.success() => live.dump = Some(Dump::parse(&out.stdout)),
+            Some(Ok(out)) => live.dump_error = Some(complaint(&out)),
+            Some(Err(e)) => live.dump_error = Some(e),
+            None => {}
+        }
+        for user in users {
+            if let Some(Ok(out)) = results.next() {
+                if out.success() {
+                    live.per_user.push((user, Dump::parse(&out.stdout)));
+                }
+            }
+        }
+        // The installed sshd's own verdict on each directive. Only meaningful when the
+        // current configuration passes on its own.
+        let overlay_failed = matches!(&overlay, Some(Ok(out)) if !out.success());
+        // Something is wrong (a directive rejected, or sshd cannot read the current
+        // configuration): ask about each directive alone, `ssh -Q` for the algorithms, and
+        // the version for the messages. Only now, so that the common path is one or two
+        // sshd runs.
+        if !written && (overlay_failed || live.dump.is_none()) {
+            let singles: Vec<usize> = if live.dump.is_some() {
+                checked.clone()
+            } else {
+                Vec::new()
+            };
+            let ssh = host.which("ssh").map(|p| p.display().to_string());
+            let query_list: Vec<Query> = match &ssh {
+                Some(_) => queries.iter().copied().collect(),
+                None => Vec::new(),
+            };
+            let mut commands = vec![Command::new([sshd.as_str(), "-V"]).timeout(SSHD_TIMEOUT)];
+            for q in &query_list {
+                commands.push(
+                    Command::new([ssh.clone().unwrap_or_default(), "-Q".into(), q.arg().into()])
+                        .timeout(SSHD_TIMEOUT),
+                );
+            }
+            commands.extend(singles.iter().map(|&i| {
+                let mut argv = vec![sshd.clone(), "-T".to_owned()];
+                argv.extend(overlay_args(&section.config.0[i]));
+                Command::new(argv).timeout(SSHD_TIMEOUT)
+            }));
+            let mut results = run_all(host, commands).await.into_iter();
+            if let Some(Ok(out)) = results.next() {
+                live.version = out
+                    .stderr
+                    .lines()
+                    .next()
+                    .and_then(|l| l.split(',').next())
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| l.starts_with("OpenSSH"));
+            }
+            for q in &query_list {
+                if let Some(Ok(out)) = results.next() {
+                    if out.success() {
+                        live.algorithms.insert(
+                            *q,
+                            out.stdout
+                                .lines()
+                                .map(|l| l.trim().to_owned())
+                                .filter(|l| !l.is_empty())
+                                .collect(),
+                        );
+                    }
+                }
+            }
+            for (&i, result) in singles.iter().zip(results) {
+                if let Ok(out) = result {
+                    if !out.success() {
+                        live.rejected.insert(i, complaint(&out));
+                    }
+                }
+            }
+        }
+    } else if let Some(ssh) = host.which("ssh") {
+        // sshd is to be installed: the client of the same OpenSSH tells which algorithms
+        // exist (the package pulls a matching client version).
+        let query_list: Vec<Query> = queries.iter().copied().collect();
+        let commands = query_list
+            .iter()
+            .map(|q| {
+                Command::new([ssh.display().to_string(), "-Q".into(), q.arg().into()])
+                    .timeout(SSHD_TIMEOUT)
+            })
+            .collect();
+        for (q, result) in query_list.iter().zip(run_all(host, commands).await) {
+            if let Ok(out) = result {
+                if out.success() {
+                    live.algorithms.insert(
+                        *q,
+                        out.stdout
+                            .lines()
+                            .map(|l| l.trim().to_owned())
+                            .filter(|l| !l.is_empty())
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+
+    // 3. Accounts and their keys, for the lockout guards.
+    let mut patterns: BTreeSet<String> = BTreeSet::new();
+    for line in parsed
+        .lines
+        .iter()
+        .filter(|l| l.key == "authorizedkeysfile")
+    {
+        patterns.extend(line.args.iter().cloned());
+    }
+    if let Some(d) = section
+        .config
+        .0
+        .iter()
+        .find(|d| d.key() == "authorizedkeysfile")
+    {
+        if let Ok(lines) = d.lines() {
+            patterns.extend(lines.into_iter().flatten());
+        }
+    }
+    patterns.extend([
+        ".ssh/authorized_keys".to_owned(),
+        ".ssh/authorized_keys2".to_owned(),
+    ]);
+    let shadow = host
+        .read_to_string(Path::new("/etc/shadow"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let today = days_since_epoch();
+    for account in cx.users.accounts() {
+        if !login_shell(host, &account.shell) {
+            continue;
+        }
+        let facts = guards::account_facts(account, cx.users.groups_of(account), &shadow, today);
+        for pattern in &patterns {
+            if pattern.eq_ignore_ascii_case("none") {
+                continue;
+            }
+            let path = guards::expand(pattern, &facts);
+            if live.key_files.contains_key(&path) {
+                continue;
+            }
+            if let Some(file) = read_key_file(host, cx.users, &path, &facts.home) {
+                live.key_files.insert(path, file);
+            }
+        }
+        live.accounts.push(facts);
+    }
+
+    // 4. How sshd runs and what listens where.
+    live.activation = Some(activation(host, &parsed, live.dump.as_ref()).await);
+    if host.is_live() {
+        live.listening = Some(listening_ports(host));
+    }
+    let mut ports: BTreeSet<u16> = super::desired_ports(cx.playbook)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for d in section
+        .config
+        .0
+        .iter()
+        .filter(|d| d.key() == "listenaddress")
+    {
+        for line in d.lines().unwrap_or_default() {
+            ports.extend(line.first().and_then(|a| super::desired::listen_port(a)));
+        }
+    }
+    for port in ports {
+        live.firewall.insert(port, super::firewall_allows(cx, port));
+    }
+    Ok(live)
+}
+
+/// Accounts to ask `sshd -T -C` about: one named by each `Match User` block, and the first
+/// ordinary login account, when `Match` blocks exist.
+fn match_users(parsed: &config::Config, cx: &Context<'_>) -> Vec<String> {
+    if parsed.matches.is_empty() {
+        return Vec::new();
+    }
+    let mut users: Vec<String> = Vec::new();
+    for block in &parsed.matches {
+        for (attr, value) in &block.criteria {
+            if attr.eq_ignore_ascii_case("user") {
+                for name in value.split(',') {
+                    if !name.contains(['*', '?', '!'])
+                        && cx.users.account(name).is_some()
+                        && !users.iter().any(|u| u == name)
+                    {
+                        users.push(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(admin) = cx
+        .users
+        .accounts()
+        .iter()
+        .find(|a| a.uid >= 1000 && a.uid < 60000)
+    {
+        if !users.contains(&admin.name) {
+            users.push(admin.name.clone());
+        }
+    }
+    users.truncate(4);
+    users
+}
+
+/// A `-C` specification: the account, and addresses from the documentation ranges so that
+/// address-dependent `Match` blocks do not apply (as for an administrator connecting from
+/// anywhere else).
+fn connection_spec(user: &str) -> String {
+    format!("user={user},host=harden.invalid,addr=203.0.113.254,laddr=203.0.113.253,lport=22")
+}
+
+fn days_since_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs() / 86_400).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// True when `shell` lets an account log in: it exists and is not nologin or false.
+fn login_shell(host: &Host, shell: &str) -> bool {
+    let shell = if shell.is_empty() { "/bin/sh" } else { shell };
+    if shell.ends_with("/nologin") || shell.ends_with("/false") || !shell.starts_with('/') {
+        return false;
+    }
+    matches!(host.stat(Path::new(shell)), Ok(Some(s)) if s.kind == Kind::File || s.kind == Kind::Symlink)
+}
+
+/// Reads an authorized keys file and the status of it and the directories sshd's StrictModes
+/// checks (up to the home directory, or to `/` for a file outside it).
+fn read_key_file(
+    host: &Host,
+    users: &harden_host::UserDb,
+    path: &Path,
+    home: &Path,
+) -> Option<KeyFile> {
+    let stat = host.stat(path).ok()??;
+    let text = host.read_to_string(path).ok()??;
+    let mut chain = vec![guards::Link::new(path.to_path_buf(), Some(stat), users)];
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        chain.push(guards::Link::new(
+            d.to_path_buf(),
+            host.stat(d).ok().flatten(),
+            users,
+        ));
+        if d == home || d == Path::new("/") {
+            break;
+        }
+        dir = d.parent();
+    }
+    Some(KeyFile {
+        keys: guards::parse_keys(&text),
+        chain,
+    })
+}
+
+/// How sshd is run on this host.
+async fn activation(host: &Host, parsed: &config::Config, dump: Option<&Dump>) -> Activation {
+    if !host.is_live() {
+        return Activation::Offline;
+    }
+    if host.has_systemd() {
+        let ssh_unit = [
+            "/etc/systemd/system/ssh.service",
+            "/usr/lib/systemd/system/ssh.service",
+            "/lib/systemd/system/ssh.service",
+        ]
+        .iter()
+        .any(|p| matches!(host.stat(Path::new(p)), Ok(Some(_))));
+        let unit = if ssh_unit { "ssh" } else { "sshd" };
+        let active = host
+            .run(
+                &Command::new(["systemctl", "is-active", &format!("{unit}.socket")])
+                    .timeout(SSHD_TIMEOUT),
+            )
+            .await
+            .is_ok_and(|out| out.stdout.trim() == "active");
+        let socket = active.then(|| SocketActivation {
+            generator: [
+                "/usr/lib/systemd/system-generators/sshd-socket-generator",
+                "/lib/systemd/system-generators/sshd-socket-generator",
+            ]
+            .iter()
+            .any(|p| matches!(host.stat(Path::new(p)), Ok(Some(_)))),
+            drop_in: host.read_to_string(&socket_drop_in(unit)).ok().flatten(),
+        });
+        let active = host
+            .run(
+                &Command::new(["systemctl", "is-active", &format!("{unit}.service")])
+                    .timeout(SSHD_TIMEOUT),
+            )
+            .await
+            .is_ok_and(|out| out.stdout.trim() == "active");
+        return Activation::Systemd {
+            unit: unit.to_owned(),
+            socket,
+            active,
+        };
+    }
+    let pidfile = dump
+        .and_then(|d| d.get("pidfile"))
+        .and_then(|v| v.first().cloned())
+        .or_else(|| {
+            parsed
+                .global("pidfile")
+                .first()
+                .and_then(|l| l.args.first().cloned())
+        })
+        .unwrap_or_else(|| "/run/sshd.pid".to_owned());
+    let pidfile = PathBuf::from(pidfile);
+    let running = host
+        .read_to_string(&pidfile)
+        .ok()
+        .flatten()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .and_then(|pid| {
+            host.read_to_string(&PathBuf::from(format!("/proc/{pid}/comm")))
+                .ok()
+                .flatten()
+        })
+        .is_some_and(|comm| comm.trim() == "sshd");
+    Activation::Daemon { pidfile, running }
+}
+
+/// The socket drop-in harden owns on systems with socket activation and no generator.
+pub(crate) fn socket_drop_in(unit: &str) -> PathBuf {
+    PathBuf::from(format!(
+        "/etc/systemd/system/{unit}.socket.d/00-harden-listen.conf"
+    ))
+}
+
+/// TCP ports in LISTEN state, from `/proc/net/tcp` and `/proc/net/tcp6`.
+fn listening_ports(host: &Host) -> BTreeSet<u16> {
+    let mut ports = BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(Some(text)) = host.read_to_string(Path::new(table)) else {
+            continue;
+        };
+        ports.extend(parse_listening(&text));
+    }
+    ports
+}
+
+fn parse_listening(text: &str) -> BTreeSet<u16> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            let state = fields.get(3)?;
+            if *state != "0A" {
+                return None;
+            }
+            let port = local.rsplit(':').next()?;
+            u16::from_str_radix(port, 16).ok()
+        })
+        .collect()
+}
+
+/// ufw's verdict on TCP `port` from its persisted state; see [`super::firewall_allows`].
+pub(crate) fn ufw_allows(host: &Host, port: u16) -> Option<bool> {
+    let read = |p: &str| host.read_to_string(Path::new(p)).ok().flatten();
+    let conf = read("/etc/ufw/ufw.conf")?;
+    let enabled = conf.lines().any(|l| {
+        let l = l.trim();
+        l.strip_prefix("ENABLED=")
+            .is_some_and(|v| v.trim_matches(['"', '\'']).eq_ignore_ascii_case("yes"))
+    });
+    if !enabled {
+        return None;
+    }
+    let rules = [read("/etc/ufw/user.rules"), read("/etc/ufw/user6.rules")];
+    for text in rules.iter().flatten() {
+        if let Some(verdict) = ufw_rules_verdict(text, port) {
+            return Some(verdict);
+        }
+    }
+    let policy = read("/etc/default/ufw").unwrap_or_default();
+    let accept = policy.lines().any(|l| {
+        l.trim()
+            .strip_prefix("DEFAULT_INPUT_POLICY=")
+            .is_some_and(|v| v.trim_matches(['"', '\'']).eq_ignore_ascii_case("ACCEPT"))
+    });
+    Some(accept)
+}
+
+/// The first ufw rule (in file order, as ufw evaluates them) about incoming TCP to `port`:
+/// `Some(true)` for allow/limit, `Some(false)` for deny/reject from anywhere, `None` when no
+/// rule decides.
+pub(crate) fn ufw_rules_verdict(text: &str, port: u16) -> Option<bool> {
+    for line in text.lines() {
+        let Some(tuple) = line.trim().strip_prefix("### tuple ###") else {
+            continue;
+        };
+        let tuple = tuple.split(" comment=").next().unwrap_or("");
+        let f: Vec<&str> = tuple.split_whitespace().collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let (action, proto, dport, src) = (f[0], f[1], f[2], f[5]);
+        let direction = f.last().copied().unwrap_or("in");
+        if !direction.starts_with("in") || action.starts_with("route") {
+            continue;
+        }
+        if proto != "tcp" && proto != "any" {
+            continue;
+        }
+        if !port_in(dport, port) {
+            continue;
+        }
+        let action = action.split('_').next().unwrap_or(action);
+        match action {
+            "allow" | "limit" => return Some(true),
+            "deny" | "reject" if src == "0.0.0.0/0" || src == "::/0" || src == "any" => {
+                return Some(false)
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn port_in(spec: &str, port: u16) -> bool {
+    if spec == "any" {
+        return true;
+    }
+    spec.split(',').any(|part| match part.split_once(':') {
+        Some((lo, hi)) => matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= port && port <= hi),
+        None => part.parse::<u16>() == Ok(port),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sshd_dump_keeps_repeated_keys() {
+        let d = Dump::parse("port 22\nport 2222\npasswordauthentication no\nsubsystem sftp /usr/lib/openssh/sftp-server\n");
+        assert_eq!(
+            d.get("port"),
+            Some(&["22".to_string(), "2222".to_string()][..])
+        );
+        assert_eq!(
+            d.get("subsystem").map(|v| v[0].as_str()),
+            Some("sftp /usr/lib/openssh/sftp-server")
+        );
+    }
+
+    #[test]
+    fn listening_sockets_come_from_proc() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n   1: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n";
+        assert_eq!(parse_listening(tcp), BTreeSet::from([22]));
+    }
+
+    #[test]
+    fn ufw_rules_are_read_in_order() {
+        let rules = "*filter\n### RULES ###\n\n### tuple ### deny tcp 2222 0.0.0.0/0 any 203.0.113.0/24 in\n-A ufw-user-input ...\n\n### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 OpenSSH - in\n\n### tuple ### limit tcp 2200:2300 0.0.0.0/0 any 0.0.0.0/0 in comment=7373680a\n### tuple ### deny any 8080,9090 0.0.0.0/0 any 0.0.0.0/0 in_eth0\n### END RULES ###\n";
+        assert_eq!(ufw_rules_verdict(rules, 22), Some(true));
+        assert_eq!(
+            ufw_rules_verdict(rules, 2222),
+            Some(true),
+            "a deny from one network does not close the port"
+        );
+        assert_eq!(ufw_rules_verdict(rules, 9090), Some(false));
+        assert_eq!(ufw_rules_verdict(rules, 443), None);
+    }
+
+    #[test]
+    fn sshds_complaints_lose_their_prefix() {
+        let out = harden_host::Output {
+            code: Some(255),
+            stdout: String::new(),
+            stderr: "command-line line 0: Bad SSH2 cipher spec 'aes128-ctr,foo'.\n".into(),
+        };
+        assert_eq!(complaint(&out), "Bad SSH2 cipher spec 'aes128-ctr,foo'.");
+    }
+}
