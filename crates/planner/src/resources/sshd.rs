@@ -398,10 +398,15 @@ pub(crate) async fn listen_ports(cx: &Context<'_>) -> Vec<u16> {
 /// firewall harden understands is active (ufw disabled or absent), `Some(true)` when a rule
 /// (or an accepting default policy) allows it, `Some(false)` when ufw is active and would
 /// drop it. Reads ufw's persisted state (`/etc/ufw/ufw.conf`, `/etc/default/ufw`,
-/// `/etc/ufw/user.rules`, `/etc/ufw/user6.rules`); the lead extends it with the playbook's
-/// own `ufw` section once that exists.
+/// `/etc/ufw/user.rules`, `/etc/ufw/user6.rules`), then the same plan's `ufw` section: a
+/// rule there that opens the port counts, as the firewall will hold it when the run ends.
 pub(crate) fn firewall_allows(cx: &Context<'_>, port: u16) -> Option<bool> {
-    probe::ufw_allows(cx.host, port)
+    let live = probe::ufw_allows(cx.host, port);
+    let planned = cx.playbook.ufw.as_ref();
+    if live == Some(false) && planned.is_some_and(|ufw| super::ufw::playbook_admits(ufw, port)) {
+        return Some(true);
+    }
+    live
 }
 
 /// Where harden keeps its own sshd settings when the main file includes a drop-in directory.

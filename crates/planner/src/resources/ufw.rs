@@ -531,6 +531,25 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
     inputs
 }
 
+/// True when `section` lists a rule that lets TCP `port` in from anywhere: a port rule that
+/// covers it, or the `sshd` target (which follows sshd's port). Used by sshd's guard, so that a
+/// playbook moving sshd and opening the new port in the same run is not refused.
+pub(crate) fn playbook_admits(section: &Ufw, port: u16) -> bool {
+    section.rules.iter().any(|rule| {
+        let open = rule.effect.action.admits()
+            && rule.direction == rule::Direction::In
+            && rule.from.is_none()
+            && rule.to.is_none()
+            && rule.interface.is_none();
+        open && match &rule.target.value {
+            Target::Ports { ports, proto } => {
+                matches!(proto, Proto::Tcp | Proto::Any) && ports.contains(port)
+            }
+            Target::Name { name, .. } => name == SSHD_TARGET,
+        }
+    })
+}
+
 /// Settings a plan ends with, and whether the firewall ends up active.
 struct Posture {
     active: bool,

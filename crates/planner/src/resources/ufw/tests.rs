@@ -665,3 +665,21 @@ fn an_action_change_keeps_ufw_s_own_spelling() {
         ["ufw deny in from 2001:db8::1/64 to ::/0 port 22 proto tcp"]
     );
 }
+
+#[test]
+fn a_playbook_rule_open_to_anyone_admits_a_new_ssh_port() {
+    let ufw = section("ufw:\n  rules:\n    - { allow: 2222/tcp }\n    - { allow: \"80,443/tcp\" }\n    - { limit: sshd }\n");
+    assert!(playbook_admits(&ufw, 2222));
+    assert!(playbook_admits(&ufw, 443));
+    assert!(
+        playbook_admits(&ufw, 1234),
+        "the sshd target follows sshd's port"
+    );
+    let narrow = section("ufw:\n  rules:\n    - { allow: 2222/tcp, from: 203.0.113.0/24 }\n    - { deny: 2200/tcp }\n    - { allow: 2201/udp }\n");
+    assert!(
+        !playbook_admits(&narrow, 2222),
+        "one network only is not the operator's side for sure"
+    );
+    assert!(!playbook_admits(&narrow, 2200));
+    assert!(!playbook_admits(&narrow, 2201));
+}
