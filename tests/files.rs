@@ -110,9 +110,20 @@ fn plan_writes_nothing() {
         Vec::<String>::new(),
         "the sandbox starts clean"
     );
-    sb.harden(&["plan"]).assert_ok();
-    sb.harden(&["plan", "--format", "json"]).assert_ok();
-    sb.harden(&["apply", "--dry-run"]).assert_ok();
+    // No account has a key here, so the baseline's sshd section is refused: the plan of
+    // the rest is still shown, with exit 1. Nothing is written either way.
+    let refused = sb.harden(&["plan"]);
+    assert_eq!(refused.status, 1, "{refused:?}");
+    assert!(refused.stdout.contains("Plan:"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("--allow sshd-no-keyed-login"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        sb.harden(&["plan", "--format", "json"]).json()["status"],
+        "refused"
+    );
+    assert_eq!(sb.harden(&["apply", "--dry-run"]).status, 1);
     sb.harden(&["validate"]).assert_ok();
     sb.harden(&["snapshots"]).assert_ok();
     assert_eq!(
@@ -120,6 +131,18 @@ fn plan_writes_nothing() {
         Vec::<String>::new(),
         "plan, dry-run, validate or snapshots wrote to the system"
     );
+}
+
+#[test]
+fn the_baseline_plan_writes_nothing_on_a_server_with_a_keyed_admin() {
+    let Some(sb) = crate::sandbox!() else { return };
+    crate::cli::keyed_admin(&sb);
+    let upper = sb.upper_entries();
+    let plan = sb.harden(&["plan"]).assert_ok();
+    assert!(plan.stdout.contains("~ sshd"), "{plan:?}");
+    sb.harden(&["plan", "--format", "json"]).assert_ok();
+    sb.harden(&["apply", "--dry-run"]).assert_ok();
+    assert_eq!(sb.upper_entries(), upper, "plan wrote to the system");
 }
 
 #[test]

@@ -188,23 +188,41 @@ fn options(args: &Args) -> Options {
     }
 }
 
-/// Plans, printing refusals and errors; `Err(code)` when no plan could be made.
-async fn make_plan(args: &Args, host: &Host, loaded: &Loaded) -> Result<Plan, u8> {
+/// Plans, printing refusals and errors; `Err(code)` when no plan could be made. A refused
+/// plan is still shown (without the refused resources' changes) when `show_refused`.
+async fn make_plan(
+    args: &Args,
+    host: &Host,
+    loaded: &Loaded,
+    show_refused: bool,
+) -> Result<Plan, u8> {
     match harden_planner::plan(host, loaded, &options(args)).await {
         Ok(plan) => Ok(plan),
         Err(PlanError::Invalid(diagnostics)) => {
             report_invalid(args, &diagnostics);
             Err(exit::FAILED)
         }
-        Err(e @ PlanError::Refused(_)) => {
+        Err(e @ PlanError::Refused(..)) => {
+            let PlanError::Refused(_, partial) = &e else {
+                return Err(exit::FAILED);
+            };
             match args.format {
                 Format::Json => println!(
                     "{}",
-                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "refused", "error": e.to_string() })
+                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "refused", "error": e.to_string(),
+                            "plan": if show_refused { Some(partial) } else { None } })
                 ),
-                Format::Text => anstream::eprintln!("{}", e),
+                Format::Text => {
+                    if show_refused {
+                        let _ = print(|out| render::plan_text(out, partial, false));
+                        anstream::eprintln!("apply would be refused:");
+                    }
+                    anstream::eprintln!("{e}");
+                }
             }
-            say!(args, "nothing was changed");
+            if !show_refused {
+                say!(args, "nothing was changed");
+            }
             Err(exit::FAILED)
         }
         Err(e) => {
@@ -231,7 +249,7 @@ async fn plan_only(
     if let Some(id) = executor.interrupted()? {
         say!(args, "warning: an earlier apply was interrupted; the next `harden apply` or `harden rollback` first restores snapshot {id}");
     }
-    let plan = match make_plan(args, host, loaded).await {
+    let plan = match make_plan(args, host, loaded, true).await {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
@@ -318,7 +336,7 @@ async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> 
     let executor = Executor::new(host.clone());
     // A read-only plan first: an impossible playbook, a refusal or nothing to do must leave
     // the system exactly as it was, not even a lock file created.
-    let first = match make_plan(args, host, loaded).await {
+    let first = match make_plan(args, host, loaded, false).await {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
@@ -336,7 +354,7 @@ async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> 
                 return Ok(exit::ROLLBACK_INCOMPLETE);
             }
         }
-        let plan = match make_plan(args, host, loaded).await {
+        let plan = match make_plan(args, host, loaded, false).await {
             Ok(plan) => plan,
             Err(code) => return Ok(code),
         };

@@ -42,9 +42,10 @@ pub enum PlanError {
     /// The playbooks ask for something this system makes impossible.
     #[error("{0}")]
     Invalid(Diagnostics),
-    /// A lockout guard refused; nothing may be changed.
+    /// A lockout guard refused; nothing may be changed. The plan of the resources that did
+    /// not refuse is kept, so that `harden plan` can still show it.
     #[error("{}", refusals_text(.0))]
-    Refused(Vec<Refusal>),
+    Refused(Vec<Refusal>, Box<Plan>),
     /// The live state could not be read.
     #[error("cannot read the live state of {resource}: {message}")]
     Probe {
@@ -104,7 +105,7 @@ pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Pla
         return Err(PlanError::Invalid(loaded.diagnostics(invalid)));
     }
     if !refused.is_empty() {
-        return Err(PlanError::Refused(refused));
+        return Err(PlanError::Refused(refused, Box::new(plan)));
     }
     Ok(plan)
 }
