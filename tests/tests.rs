@@ -5,6 +5,7 @@
 
 mod support;
 
+mod baseline;
 mod cli;
 mod fail2ban;
 mod files;

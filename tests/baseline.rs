@@ -1,0 +1,96 @@
+//! End-to-end test of the built-in baseline on a server as a cloud image leaves it: an admin
+//! with an authorized key, sshd running, cloud-init's drop-in allowing passwords.
+
+use crate::cli::keyed_admin;
+
+#[test]
+fn the_baseline_hardens_a_cloud_server_converges_and_keeps_key_logins() {
+    let Some(sb) = crate::sandbox!() else { return };
+    keyed_admin(&sb);
+    sb.sh(
+        "set -e; echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/50-cloud-init.conf; \
+         chmod 644 /etc/ssh/sshd_config; mkdir -p /run/sshd; /usr/sbin/sshd; \
+         for i in $(seq 50); do ssh-keyscan -T 1 127.0.0.1 >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
+    )
+    .assert_ok();
+
+    let plan = sb.harden(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status, 2, "changes are pending: {plan:?}");
+    let apply = sb.harden(&["apply"]).assert_ok();
+    assert!(apply.stderr.contains("Applied"), "{apply:?}");
+
+    // A second apply changes nothing.
+    let again = sb.harden(&["apply"]).assert_ok();
+    assert!(again.stdout.contains("No changes."), "{again:?}");
+    assert_eq!(sb.harden(&["plan", "--detailed-exitcode"]).status, 0);
+
+    // Independent probes, not harden's own report.
+    let effective = sb
+        .sh("sshd -T -C user=admin,host=x,addr=127.0.0.1")
+        .assert_ok()
+        .stdout;
+    for line in [
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "permitrootlogin without-password",
+        "maxauthtries 3",
+        "logingracetime 30",
+        "x11forwarding no",
+        "loglevel VERBOSE",
+    ] {
+        assert!(
+            effective.lines().any(|l| l == line),
+            "sshd -T lacks {line:?}:\n{effective}"
+        );
+    }
+    let macs = effective
+        .lines()
+        .find(|l| l.starts_with("macs "))
+        .unwrap_or_default();
+    assert!(
+        !macs.contains("sha1") && !macs.contains("umac-64"),
+        "{macs}"
+    );
+    let ufw = sb.sh("ufw status verbose").assert_ok().stdout;
+    assert!(ufw.contains("Status: active"), "{ufw}");
+    // ufw prints "disabled (routed)" while IP forwarding is off; the policy is in its file.
+    assert!(
+        ufw.contains("Default: deny (incoming), allow (outgoing)"),
+        "{ufw}"
+    );
+    sb.sh("grep -qx 'DEFAULT_FORWARD_POLICY=\"DROP\"' /etc/default/ufw")
+        .assert_ok();
+    assert!(
+        ufw.lines()
+            .any(|l| l.starts_with("22/tcp") && l.contains("ALLOW IN")),
+        "{ufw}"
+    );
+    let apt = sb.sh("apt-config dump").assert_ok().stdout;
+    assert!(
+        apt.contains("APT::Periodic::Unattended-Upgrade \"1\";"),
+        "{apt}"
+    );
+    assert!(
+        apt.contains("codename=${distro_codename}-security,label=Debian-Security"),
+        "{apt}"
+    );
+    let jail = sb.sh("fail2ban-client -d").assert_ok().stdout;
+    assert!(jail.contains("['set', 'sshd', 'maxretry', 5]"), "{jail}");
+    assert!(jail.contains("['set', 'sshd', 'bantime', '1h']"), "{jail}");
+    assert!(jail.contains("['add', 'sshd', 'systemd']"), "{jail}");
+    assert!(
+        jail.contains("['set', 'sshd', 'addaction', 'nftables-multiport']"),
+        "{jail}"
+    );
+    sb.sh("test \"$(stat -c '%a %U' /etc/ssh/sshd_config)\" = '600 root' && test \"$(stat -c '%a' /etc/shadow)\" = 640").assert_ok();
+
+    // The admin still logs in with the key; a password is refused.
+    sb.sh("ssh -i /root/admin_key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null admin@127.0.0.1 true")
+        .assert_ok();
+    sb.sh("echo 'admin:Secret-pass-1' | chpasswd").assert_ok();
+    let password = sb.sh(
+        "timeout 20 sshpass -p Secret-pass-1 ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+         -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 admin@127.0.0.1 true",
+    );
+    assert_ne!(password.status, 0, "a password login worked: {password:?}");
+}
