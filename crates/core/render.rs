@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
-use harden_plan::{Attrs, Change, Plan, Step};
+use harden_plan::{Attrs, Change, Command, Plan, Step};
 use similar::{ChangeTag, TextDiff};
 
 const ADD: Style = AnsiColor::Green.on_default();
@@ -97,8 +97,10 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
                     diff_text(out, old, "", &path.display().to_string(), "/dev/null")?;
                 }
             }
-            Step::Run(cmd) => writeln!(out, "    {DIM}run:{DIM:#} {}", cmd.display())?,
-            Step::Validate(cmd) => writeln!(out, "    {DIM}check:{DIM:#} {}", cmd.display())?,
+            Step::Run(cmd) => writeln!(out, "    {DIM}run:{DIM:#} {}", command_text(cmd, dry_run))?,
+            Step::Validate(cmd) => {
+                writeln!(out, "    {DIM}check:{DIM:#} {}", command_text(cmd, dry_run))?
+            }
             Step::Reload { service, command } => {
                 if dry_run {
                     writeln!(
@@ -118,6 +120,21 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// A command line; in a plan for reading, a multi-line script shows its first line only
+/// (`--dry-run` and the JSON plan show every word).
+fn command_text(cmd: &Command, whole: bool) -> String {
+    let text = cmd.display();
+    match text.split_once('\n') {
+        Some((first, rest)) if !whole => {
+            format!(
+                "{first} ... ({} more lines; --dry-run shows them)",
+                rest.lines().count()
+            )
+        }
+        _ => text,
+    }
 }
 
 fn attrs_text(a: &Attrs) -> String {
@@ -162,7 +179,7 @@ fn diff_text(out: &mut dyn Write, old: &str, new: &str, from: &str, to: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use harden_plan::{Command, Detail};
+    use harden_plan::Detail;
 
     fn render(plan: &Plan, dry_run: bool) -> String {
         let mut out = Vec::new();
@@ -225,6 +242,26 @@ mod tests {
             !render(&plan, false).contains("systemctl"),
             "commands of reloads only in dry runs"
         );
+    }
+
+    #[test]
+    fn multi_line_scripts_are_abbreviated_unless_dry_run() {
+        let mut plan = Plan::new("/".into(), vec![]);
+        plan.changes.push(Change {
+            resource: "x".into(),
+            target: "y".into(),
+            reason: "z".into(),
+            details: vec![],
+            steps: vec![Step::Validate(Command::new([
+                "sh",
+                "-c",
+                "one\ntwo\nthree",
+            ]))],
+            on_rollback: vec![],
+        });
+        assert!(render(&plan, false)
+            .contains("check: sh -c 'one ... (2 more lines; --dry-run shows them)"));
+        assert!(render(&plan, true).contains("two\nthree'"));
     }
 
     #[test]
