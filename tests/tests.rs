@@ -6,9 +6,11 @@
 mod support;
 
 mod cli;
+mod examples;
 mod fail2ban;
 mod files;
 mod sandbox;
+mod seeds;
 mod sshd;
 mod ufw;
 mod unattended_upgrades;
