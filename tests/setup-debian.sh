@@ -59,12 +59,15 @@ if [ ! -e "$policy" ]; then
     chmod 755 "$policy"
 fi
 
-# cloud-init is installed only for `cloud-init schema`: it must never run on
-# this machine. Its package enables its units (systemd and sysv) for the next
-# boot; the documented off switch, /etc/cloud/cloud-init.disabled, keeps its
-# generator from ever activating them. Written only when this script installs
-# cloud-init (a machine that already has it keeps its own setting), before the
-# package, so there is no moment at which it is installed and enabled.
+# cloud-init is installed for the tests only (`cloud-init schema`, and first
+# boots that tests/examples.rs runs inside sandboxes): it must never run on this
+# machine. Its package enables its units for the next boot; the documented off
+# switch, /etc/cloud/cloud-init.disabled, makes its systemd generator leave them
+# inactive (on every boot: it is checked before any datasource). Written only
+# when this script installs cloud-init (a machine that already has it keeps its
+# own setting), before the package, so there is no moment at which it is
+# installed and enabled. Installing starts nothing: no init system here, and
+# policy-rc.d above.
 cloud_init_off=/etc/cloud/cloud-init.disabled
 for package in "${missing_tools[@]}"; do
     if [ "$package" = cloud-init ] && [ ! -e "$cloud_init_off" ]; then
@@ -77,14 +80,14 @@ export DEBIAN_FRONTEND=noninteractive
 apt_options=(-o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 # Refresh the package lists only when the current ones cannot satisfy the
 # install (so a machine with fresh lists fetches nothing but the packages).
-install() {
+apt_install() {
     apt-get "${apt_options[@]}" install -y "$@" ||
         { apt-get "${apt_options[@]}" update && apt-get "${apt_options[@]}" install -y "$@"; }
 }
 if [ "${#missing[@]}" != 0 ]; then
-    install "${missing[@]}"
+    apt_install "${missing[@]}"
 fi
 if [ "${#missing_tools[@]}" != 0 ]; then
-    install --no-install-recommends "${missing_tools[@]}"
+    apt_install --no-install-recommends "${missing_tools[@]}"
 fi
 echo "setup-debian.sh: done"
