@@ -552,6 +552,22 @@ fn ansible_rollout_reports_changed_then_ok() {
     app_secret(&sb);
     sb.write("/srv/site.yaml", SITE_FILES_ONLY);
 
+    // --check on a host harden has never reached: the new binary plans the new playbook from
+    // a staging directory; nothing is installed or changed, and the staging is removed.
+    let preview = rollout(&sb, "/srv/site.yaml", "--check").assert_ok();
+    assert!(
+        task(&preview, "Plan the site playbook").contains("changed: [localhost]"),
+        "{preview}"
+    );
+    assert!(
+        task(&preview, "Summary (check mode)")
+            .contains("localhost: 1 change(s) pending (/srv/app/secret)"),
+        "{preview}"
+    );
+    sb.sh("test ! -e /usr/local/sbin/harden && test ! -e /etc/harden && ! ls -d /tmp/harden-check.* 2>/dev/null")
+        .assert_ok();
+    assert_stat(&sb, "/srv/app/secret", "644 root root");
+
     let first = rollout(&sb, "/srv/site.yaml", "").assert_ok();
     assert!(
         task(&first, "Apply the site playbook").contains("changed: [localhost]"),
@@ -589,7 +605,7 @@ fn ansible_rollout_reports_changed_then_ok() {
     sb.sh("chmod 644 /srv/app/secret").assert_ok();
     let check = rollout(&sb, "/srv/site.yaml", "--check").assert_ok();
     assert!(
-        task(&check, "Plan (check mode)").contains("changed: [localhost]"),
+        task(&check, "Plan the site playbook").contains("changed: [localhost]"),
         "{check}"
     );
     assert!(
