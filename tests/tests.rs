@@ -7,9 +7,11 @@ mod support;
 
 mod baseline;
 mod cli;
+mod examples;
 mod fail2ban;
 mod files;
 mod sandbox;
+mod seeds;
 mod sshd;
 mod ufw;
 mod unattended_upgrades;
