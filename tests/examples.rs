@@ -268,7 +268,6 @@ fn a_failing_apply_fails_the_first_boot_even_with_commands_after_it() {
 /// The shipped site playbook on a first boot: sshd's drop-in overrides cloud-init's, the
 /// firewall is up, and the default user still gets in with the instance's key.
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn cloud_init_first_boot_applies_the_shipped_site_playbook() {
     let Some(sb) = crate::sandbox!() else { return };
     sb.sh("mkdir -p /run/sshd && /usr/sbin/sshd -E /var/log/sshd.log")
@@ -452,7 +451,6 @@ fn the_drift_check_reports_drift_without_failing_and_the_drop_in_corrects_it() {
 /// The read-only drift check against a full playbook, with sshd, fail2ban and the firewall
 /// running: what ProtectSystem=strict and ReadWritePaths=/run leave is enough for every probe.
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn the_drift_check_of_a_full_playbook_works_read_only() {
     let Some(sb) = crate::sandbox!() else { return };
     install_units(&sb);

@@ -239,7 +239,6 @@ fn mist_files_hold(sb: &Sandbox) {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn mist_playbook_is_valid() {
     validate("mist");
 }
@@ -254,7 +253,6 @@ fn mist_files_are_applied_and_converge() {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn mist_playbook_is_applied_and_converges() {
     let Some(sb) = crate::sandbox!() else { return };
     mist_fixture(&sb);
@@ -337,7 +335,6 @@ fn server_monitor_files_hold(sb: &Sandbox) {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn server_monitor_playbook_is_valid() {
     validate("server-monitor");
 }
@@ -356,7 +353,6 @@ fn server_monitor_files_are_applied_and_converge() {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn server_monitor_playbook_is_applied_and_converges() {
     let Some(sb) = crate::sandbox!() else { return };
     server_monitor_fixture(&sb);
@@ -430,7 +426,6 @@ fn nself_fixture(sb: &Sandbox) {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn nself_playbook_is_valid() {
     validate("nself");
 }
@@ -445,7 +440,6 @@ fn nself_files_are_applied_and_converge() {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn nself_playbook_is_applied_and_converges() {
     let Some(sb) = crate::sandbox!() else { return };
     nself_fixture(&sb);
@@ -483,13 +477,11 @@ fn nself_playbook_is_applied_and_converges() {
 // InsightEngine (seeds/003_8fe3552f797bdd1c.txt): no `files` section.
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn insightengine_playbook_is_valid() {
     validate("insightengine");
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn insightengine_playbook_is_applied_and_converges() {
     let Some(sb) = crate::sandbox!() else { return };
     admin_and_sshd(&sb);
@@ -555,7 +547,6 @@ fn streaming_files_hold(sb: &Sandbox) {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn streaming_app_playbook_is_valid() {
     validate("streaming-app");
 }
@@ -574,7 +565,6 @@ fn streaming_app_files_are_applied_and_converge() {
 }
 
 #[test]
-#[ignore = "needs the sshd/ufw/fail2ban/unattended_upgrades resources"]
 fn streaming_app_playbook_is_applied_and_converges() {
     let Some(sb) = crate::sandbox!() else { return };
     streaming_fixture(&sb);

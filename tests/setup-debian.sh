@@ -82,7 +82,11 @@ apt_options=(-o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dp
 # install (so a machine with fresh lists fetches nothing but the packages).
 apt_install() {
     apt-get "${apt_options[@]}" install -y "$@" ||
-        { apt-get "${apt_options[@]}" update && apt-get "${apt_options[@]}" install -y "$@"; }
+        {
+            # A third-party list that cannot be fetched must not stop Debian's packages.
+            apt-get "${apt_options[@]}" update || echo "setup-debian.sh: apt-get update reported errors; trying the install anyway" >&2
+            apt-get "${apt_options[@]}" install -y "$@"
+        }
 }
 if [ "${#missing[@]}" != 0 ]; then
     apt_install "${missing[@]}"
