@@ -97,7 +97,8 @@ pub fn remove_leftover_temp(host: &Host, path: &Path) -> io::Result<()> {
         OsStr::from_bytes(&temp_name(&name)),
         UnlinkatFlags::NoRemoveDir,
     ) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        // Nothing left behind; or a read-only filesystem, where nothing can have been written.
+        Ok(()) | Err(Errno::ENOENT) | Err(Errno::EROFS) => Ok(()),
         Err(e) => Err(at(path, e)),
     }
 }
@@ -105,16 +106,7 @@ pub fn remove_leftover_temp(host: &Host, path: &Path) -> io::Result<()> {
 /// Sets owner and mode of the file at `path` without following it if it is a symlink.
 /// Works for sockets and devices too (through an `O_PATH` descriptor).
 pub fn set_attrs(host: &Host, path: &Path, attrs: Attrs) -> io::Result<()> {
-    let (dir, name) = host
-        .open_parent(path, Links::RootOwned)
-        .map_err(|e| at(path, e))?;
-    let fd = openat(
-        &dir,
-        name.as_os_str(),
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| at(path, e))?;
+    let fd = open_final(host, path, OFlag::O_PATH)?;
     let current = Stat::from_raw(&fstat(&fd).map_err(|e| at(path, e))?);
     if current.kind == Kind::Symlink {
         return Err(at(
@@ -232,17 +224,25 @@ pub fn write_private(host: &Host, path: &Path, content: &[u8]) -> io::Result<()>
 
 /// Opens `path` for reading without following a final symlink.
 pub fn open_read(host: &Host, path: &Path) -> io::Result<std::fs::File> {
+    Ok(std::fs::File::from(open_final(
+        host,
+        path,
+        OFlag::O_RDONLY,
+    )?))
+}
+
+/// Opens the final component of `path` with `flags`, never following it.
+fn open_final(host: &Host, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
     let (dir, name) = host
         .open_parent(path, Links::RootOwned)
         .map_err(|e| at(path, e))?;
-    let fd = openat(
+    openat(
         &dir,
         name.as_os_str(),
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| at(path, e))?;
-    Ok(std::fs::File::from(fd))
+    .map_err(|e| at(path, e))
 }
 
 #[cfg(test)]

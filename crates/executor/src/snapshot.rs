@@ -223,7 +223,10 @@ pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> Vec<Str
         let result = (|| -> std::io::Result<()> {
             fs::remove_leftover_temp(host, path)?;
             match &entry.saved {
-                None => fs::remove(host, path),
+                None => match host.stat(path)? {
+                    None => Ok(()),
+                    Some(_) => fs::remove(host, path),
+                },
                 Some(Saved {
                     blob: Some(blob),
                     attrs,
@@ -232,7 +235,16 @@ pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> Vec<Str
                     let content = host.read(&dir.join(blob))?.ok_or_else(|| {
                         std::io::Error::other(format!("snapshot content {blob} is missing"))
                     })?;
-                    fs::write_atomic(host, path, &content, *attrs)
+                    // A file already as saved is left untouched: restores stay minimal, and
+                    // succeed where nothing was changed (a read-only filesystem).
+                    let same = host.stat(path)?.is_some_and(|now| {
+                        (now.mode, now.uid, now.gid) == (attrs.mode, attrs.uid, attrs.gid)
+                    }) && host.read(path)?.as_deref() == Some(content.as_slice());
+                    if same {
+                        Ok(())
+                    } else {
+                        fs::write_atomic(host, path, &content, *attrs)
+                    }
                 }
                 Some(Saved {
                     blob: None, attrs, ..
