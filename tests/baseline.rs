@@ -93,4 +93,46 @@ fn the_baseline_hardens_a_cloud_server_converges_and_keeps_key_logins() {
          -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 admin@127.0.0.1 true",
     );
     assert_ne!(password.status, 0, "a password login worked: {password:?}");
+
+    // The judges a careful admin would ask find nothing weak. ssh-audit: no failure, and
+    // warnings only for algorithms Debian 12's ssh-audit 2.5.0 predates (the post-quantum
+    // sntrup761 hybrid, OpenSSH's default since 9.0, and the strict-kex marker).
+    let audit = sb.sh("ssh-audit -n 127.0.0.1 2>&1").stdout;
+    let unknown_to_old_ssh_audit = [
+        "sntrup761x25519-sha512",
+        "sntrup761x25519-sha512@openssh.com",
+        "kex-strict-s-v00@openssh.com",
+    ];
+    let mut algorithm = String::new();
+    for line in audit.lines() {
+        if line.starts_with('(') {
+            algorithm = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+        }
+        assert!(
+            !line.contains("[fail]"),
+            "ssh-audit fails {algorithm}:\n{audit}"
+        );
+        if line.contains("[warn]") {
+            assert!(
+                unknown_to_old_ssh_audit.contains(&algorithm.as_str()),
+                "ssh-audit warns about {algorithm}:\n{audit}"
+            );
+        }
+    }
+    // Lynis' SSH tests: the one suggestion left is moving off port 22, a site decision.
+    sb.sh("lynis audit system --tests-from-group ssh --quick --no-colors >/dev/null 2>&1")
+        .assert_ok();
+    let report = sb.read("/var/log/lynis-report.dat");
+    let suggestions: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("suggestion[]=SSH-"))
+        .collect();
+    assert!(
+        suggestions.iter().all(|l| l.contains("|Port (")),
+        "Lynis suggests more than the port: {suggestions:#?}"
+    );
 }

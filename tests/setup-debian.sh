@@ -16,10 +16,11 @@ packages=(
 )
 
 # Tools that only check the examples (tests/examples.rs): `cloud-init schema`,
-# `systemd-analyze verify`, `ansible-playbook`. Installed without their
+# `systemd-analyze verify`, `ansible-playbook`; and independent judges of the
+# baseline's sshd settings (tests/baseline.rs): `ssh-audit`, `lynis`. Installed without their
 # recommends (those would pull in the whole `ansible` collection bundle,
 # sudo, eatmydata...), and they never run as services here (see below).
-tool_packages=(systemd cloud-init ansible-core)
+tool_packages=(systemd cloud-init ansible-core ssh-audit lynis)
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup-debian.sh: must run as root" >&2
