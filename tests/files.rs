@@ -479,3 +479,29 @@ fn a_second_run_waits_for_the_lock_and_gives_up_with_a_clear_message() {
     sb.sh("test \"$(stat -c '%a' /etc/issue)\" = 644")
         .assert_ok();
 }
+
+#[test]
+fn a_signal_mid_apply_stops_between_steps_and_rolls_back_at_once() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("mkdir -p /srv/sig && cd /srv/sig && seq 1 30000 | xargs touch && chmod 644 *")
+        .assert_ok();
+    let pristine = content_and_attrs(&sb, "/srv/sig");
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/sig, mode: \"0700\", recurse: true }\n",
+    );
+    // Signal as soon as the journal exists: the snapshot is taken and steps are running.
+    let run = sb.sh(
+        "/run/harden-test/bin/harden apply /tmp/pb.yaml >/tmp/out 2>&1 & pid=$!; \
+         while [ ! -e /var/lib/harden/journal.json ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done; \
+         kill -TERM $pid; wait $pid; echo rc=$?; cat /tmp/out",
+    );
+    assert!(run.stdout.contains("rc=1"), "{run:?}");
+    assert!(run.stdout.contains("interrupted by a signal"), "{run:?}");
+    assert!(
+        run.stdout.contains("rolled back: restored snapshot"),
+        "{run:?}"
+    );
+    sb.sh("test ! -e /var/lib/harden/journal.json").assert_ok();
+    assert_eq!(content_and_attrs(&sb, "/srv/sig"), pristine);
+}

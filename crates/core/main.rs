@@ -9,6 +9,8 @@ mod render;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,6 +20,7 @@ use harden_host::Host;
 use harden_plan::{Plan, Step};
 use harden_planner::{Loaded, Options, PlanError};
 use serde_json::json;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use args::{Args, Cmd, Format};
 
@@ -386,6 +389,13 @@ async fn execute(
     if args.format == Format::Text {
         print(|out| render::plan_text(out, &plan, false))?;
     }
+    // From here on, Ctrl-C, SIGTERM and SIGHUP stop the run between two steps and roll it
+    // back, rather than leave the restore to the next run. (SIGKILL still can't be caught:
+    // the journal covers it.)
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
+    }
     let mut tx = executor
         .begin(lock, &plan)
         .context("cannot take the snapshot; nothing was changed")?;
@@ -395,7 +405,7 @@ async fn execute(
         "snapshot {snapshot} taken; applying {} changes",
         plan.changes.len()
     );
-    let failure = match tx.execute(&mut on).await {
+    let failure = match tx.execute(&stop, &mut on).await {
         Err(failed) => Some(failed.to_string()),
         // Verify: a change that did not take must not be reported as made.
         Ok(()) => match harden_planner::plan(host, loaded, &options(args)).await {

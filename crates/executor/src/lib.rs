@@ -14,6 +14,7 @@ mod snapshot;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use harden_host::Host;
@@ -293,11 +294,23 @@ impl Transaction<'_> {
     }
 
     /// Runs every step in order; stops at the first failure (the caller then rolls back).
-    pub async fn execute(&mut self, on: &mut dyn FnMut(Event<'_>)) -> Result<(), StepFailed> {
+    /// `stop` is checked before each step: a signal handler sets it so that an interrupted
+    /// run stops between two steps, where the snapshot restores it cleanly.
+    pub async fn execute(
+        &mut self,
+        stop: &AtomicBool,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), StepFailed> {
         let host = &self.executor.host;
         let total = self.plan.steps().count();
         for (number, (change, step)) in self.plan.steps().enumerate() {
             let number = number + 1;
+            if stop.load(Ordering::SeqCst) {
+                return Err(StepFailed {
+                    number,
+                    message: "interrupted by a signal before this step".into(),
+                });
+            }
             on(Event::Step {
                 number,
                 total,
@@ -453,7 +466,10 @@ mod tests {
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         let mut tx = executor.begin(&lock, &plan).expect("begin");
-        let err = tx.execute(&mut |_| {}).await.expect_err("validate fails");
+        let err = tx
+            .execute(&AtomicBool::new(false), &mut |_| {})
+            .await
+            .expect_err("validate fails");
         assert_eq!(err.number, 3);
         assert_eq!(
             std::fs::read_to_string(root.join("etc/a")).expect("read"),
@@ -490,7 +506,9 @@ mod tests {
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         {
             let mut tx = executor.begin(&lock, &plan).expect("begin");
-            tx.execute(&mut |_| {}).await.expect("execute");
+            tx.execute(&AtomicBool::new(false), &mut |_| {})
+                .await
+                .expect("execute");
             // Dropped without commit: as if the process had been killed here.
         }
         assert!(executor.interrupted().expect("journal").is_some());
@@ -506,7 +524,9 @@ mod tests {
         );
 
         let mut tx = executor.begin(&lock, &plan).expect("begin");
-        tx.execute(&mut |_| {}).await.expect("execute");
+        tx.execute(&AtomicBool::new(false), &mut |_| {})
+            .await
+            .expect("execute");
         let id = tx.commit().expect("commit");
         assert_eq!(
             std::fs::read_to_string(root.join("f")).expect("read"),
@@ -549,6 +569,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stop_request_ends_the_run_before_the_next_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(root.join("f"), "old").expect("write");
+        let (uid, gid) = me();
+        let plan = plan(vec![Step::WriteFile {
+            path: "/f".into(),
+            content: "new".into(),
+            attrs: Attrs {
+                mode: 0o600,
+                uid,
+                gid,
+            },
+            before: None,
+        }]);
+        let executor = Executor::new(Host::new(root));
+        let lock = executor.lock(Duration::from_secs(1)).expect("lock");
+        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        let err = tx
+            .execute(&AtomicBool::new(true), &mut |_| {})
+            .await
+            .expect_err("stopped");
+        assert!(err.message.contains("interrupted"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(root.join("f")).expect("read"),
+            "old"
+        );
+        assert!(tx
+            .roll_back(&mut |_| {})
+            .await
+            .expect("rollback")
+            .complete());
+    }
+
+    #[tokio::test]
     async fn only_the_newest_snapshots_are_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
@@ -567,7 +622,9 @@ mod tests {
                 before: None,
             }]);
             let mut tx = executor.begin(&lock, &plan).expect("begin");
-            tx.execute(&mut |_| {}).await.expect("execute");
+            tx.execute(&AtomicBool::new(false), &mut |_| {})
+                .await
+                .expect("execute");
             tx.commit().expect("commit");
         }
         assert_eq!(executor.snapshots().expect("list").len(), KEEP);
