@@ -13,13 +13,14 @@ mod lock;
 mod snapshot;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use harden_host::Host;
 use harden_plan::{Command, Plan, Step};
 use serde::{Deserialize, Serialize};
+use snapshot::Request;
 
 pub use lock::Lock;
 pub use snapshot::{Entry, Manifest, Saved, KEEP};
@@ -161,7 +162,7 @@ impl Executor {
 
     /// Snapshots everything `plan` touches and opens the journal. Needs the lock.
     pub fn begin<'a>(&'a self, _lock: &'a Lock, plan: &'a Plan) -> Result<Transaction<'a>, Error> {
-        let manifest = snapshot::take(&self.host, &self.state, plan, "apply")?;
+        let manifest = snapshot::take(&self.host, &self.state, Request::for_plan(plan))?;
         self.open_journal(&manifest)?;
         Ok(Transaction {
             executor: self,
@@ -208,28 +209,7 @@ impl Executor {
                 .find(|m| m.purpose == "apply")
                 .ok_or_else(|| Error::NoSnapshot("(no apply has taken one yet)".into()))?,
         };
-        // The paths of the target, as a plan of attribute changes, to snapshot them now.
-        let mut current = Plan::new(
-            self.host.root().to_path_buf(),
-            vec![format!("rollback to {}", target.id)],
-        );
-        current.changes.push(harden_plan::Change {
-            resource: "rollback".into(),
-            target: target.id.clone(),
-            reason: "rollback".into(),
-            details: Vec::new(),
-            steps: target
-                .entries
-                .iter()
-                .map(|e| Step::Run(Command::new(["true"]).touching([e.path.clone()])))
-                .chain(target.after_restore.iter().map(|c| Step::Reload {
-                    service: "restored".into(),
-                    command: c.clone(),
-                }))
-                .collect(),
-            on_rollback: Vec::new(),
-        });
-        let before = snapshot::take(&self.host, &self.state, &current, "rollback")?;
+        let before = snapshot::take(&self.host, &self.state, Request::to_undo(&target))?;
         self.open_journal(&before)?;
         let restored = self.restore(&target, None, on).await;
         if restored.complete() {
@@ -396,17 +376,13 @@ impl Transaction<'_> {
     }
 }
 
-/// The state directory's path for `root`, for display.
-pub fn state_dir_on(root: &Path) -> PathBuf {
-    Host::new(root).outside_path(Path::new(STATE_DIR))
-}
-
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests build their fixtures directly
 mod tests {
     use super::*;
     use harden_plan::{Attrs, Change};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::Path;
 
     fn me() -> (u32, u32) {
         let meta = std::fs::metadata("/proc/self").expect("proc");
@@ -601,6 +577,90 @@ mod tests {
             .await
             .expect("rollback")
             .complete());
+    }
+
+    #[tokio::test]
+    async fn restores_touch_only_what_differs_and_undo_snapshots_copy_only_rewritten_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(root.join("attrs-only"), "a").expect("write");
+        std::fs::write(root.join("rewritten"), "old").expect("write");
+        let (uid, gid) = me();
+        let plan = plan(vec![
+            Step::SetAttrs {
+                path: "/attrs-only".into(),
+                from: Attrs {
+                    mode: 0o644,
+                    uid,
+                    gid,
+                },
+                to: Attrs {
+                    mode: 0o600,
+                    uid,
+                    gid,
+                },
+            },
+            Step::WriteFile {
+                path: "/rewritten".into(),
+                content: "new".into(),
+                attrs: Attrs {
+                    mode: 0o644,
+                    uid,
+                    gid,
+                },
+                before: None,
+            },
+        ]);
+        let executor = Executor::new(Host::new(root));
+        let lock = executor.lock(Duration::from_secs(1)).expect("lock");
+        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        tx.execute(&AtomicBool::new(false), &mut |_| {})
+            .await
+            .expect("execute");
+        let id = tx.commit().expect("commit");
+        let ino = |p: &str| std::fs::metadata(root.join(p)).expect("meta").ino();
+        let attrs_only = ino("attrs-only");
+
+        assert!(executor
+            .rollback(&lock, Some(&id), &mut |_| {})
+            .await
+            .expect("rollback")
+            .complete());
+        assert_eq!(
+            ino("attrs-only"),
+            attrs_only,
+            "a mode change is undone in place"
+        );
+        let undo = executor
+            .snapshots()
+            .expect("list")
+            .into_iter()
+            .find(|m| m.purpose == "rollback")
+            .expect("the rollback's own snapshot");
+        let blobs: Vec<&str> = undo
+            .entries
+            .iter()
+            .filter(|e| e.saved.as_ref().is_some_and(|s| s.blob.is_some()))
+            .map(|e| e.path.to_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            blobs,
+            vec!["/rewritten"],
+            "only the file the restore rewrote is copied"
+        );
+
+        // Restoring again finds everything as saved and rewrites nothing.
+        let rewritten = ino("rewritten");
+        assert!(executor
+            .rollback(&lock, Some(&id), &mut |_| {})
+            .await
+            .expect("again")
+            .complete());
+        assert_eq!(ino("rewritten"), rewritten);
+        assert_eq!(
+            std::fs::read_to_string(root.join("rewritten")).expect("read"),
+            "old"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! Snapshots: what every path a plan touches looked like before, and how to put it back.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -68,32 +69,78 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// Paths whose content (not only attributes) a plan may change.
-fn content_paths(plan: &Plan) -> Vec<&PathBuf> {
-    plan.steps()
-        .flat_map(|(_, step)| match step {
-            Step::WriteFile { path, .. } | Step::RemoveFile { path, .. } => vec![path],
-            Step::Run(cmd) => cmd.touches.iter().collect(),
-            _ => Vec::new(),
-        })
-        .collect()
+/// What a snapshot must hold: paths (with or without their content) and the commands that
+/// make services take up restored files.
+pub(crate) struct Request {
+    purpose: &'static str,
+    playbooks: Vec<String>,
+    changes: usize,
+    /// Every path to save, sorted, each with whether its content must be saved too (only
+    /// attributes otherwise: a mode change on 100,000 files copies no file).
+    paths: BTreeMap<PathBuf, bool>,
+    after_restore: Vec<Command>,
 }
 
-/// Takes a snapshot of every path `plan` touches and writes it durably.
-pub(crate) fn take(
-    host: &Host,
-    state: &Path,
-    plan: &Plan,
-    purpose: &str,
-) -> Result<Manifest, Error> {
+impl Request {
+    /// Everything `plan` may change: content where a step may rewrite or remove a file.
+    pub(crate) fn for_plan(plan: &Plan) -> Request {
+        let mut paths: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        let mut after_restore = Vec::new();
+        for change in &plan.changes {
+            for step in &change.steps {
+                let content = matches!(
+                    step,
+                    Step::WriteFile { .. } | Step::RemoveFile { .. } | Step::Run(_)
+                );
+                for path in step.touched_paths() {
+                    *paths.entry(path.clone()).or_default() |= content;
+                }
+                if let Step::Reload { command, .. } = step {
+                    after_restore.push(command.clone());
+                }
+            }
+            after_restore.extend(change.on_rollback.iter().cloned());
+        }
+        after_restore.dedup();
+        Request {
+            purpose: "apply",
+            playbooks: plan.playbooks.clone(),
+            changes: plan.changes.len(),
+            paths,
+            after_restore,
+        }
+    }
+
+    /// What restoring `target` will change, so that the restore can itself be undone: the
+    /// content of files it rewrites or removes, the attributes of the rest.
+    pub(crate) fn to_undo(target: &Manifest) -> Request {
+        let paths = target
+            .entries
+            .iter()
+            .map(|e| {
+                let rewrites = e.saved.as_ref().is_none_or(|s| s.blob.is_some());
+                (e.path.clone(), rewrites)
+            })
+            .collect();
+        Request {
+            purpose: "rollback",
+            playbooks: vec![format!("rollback to {}", target.id)],
+            changes: target.changes,
+            paths,
+            after_restore: target.after_restore.clone(),
+        }
+    }
+}
+
+/// Takes the snapshot `request` describes and writes it durably.
+pub(crate) fn take(host: &Host, state: &Path, request: Request) -> Result<Manifest, Error> {
     let base = root_dir(state);
     fs::create_private_dirs(host, &base).map_err(Error::Io)?;
     let id = new_id(host, &base)?;
     let dir = base.join(&id);
     fs::create_private_dirs(host, &dir).map_err(Error::Io)?;
-    let with_content = content_paths(plan);
     let mut entries = Vec::new();
-    for path in plan.touched_paths() {
+    for (path, with_content) in request.paths {
         let saved = match host.stat(&path).map_err(Error::Io)? {
             None => None,
             Some(st) if st.kind == Kind::Symlink => {
@@ -103,7 +150,7 @@ pub(crate) fn take(
                 )));
             }
             Some(st) => {
-                let blob = if st.kind == Kind::File && with_content.contains(&&path) {
+                let blob = if st.kind == Kind::File && with_content {
                     let name = format!("blob-{:06}", entries.len());
                     let mut content = Vec::new();
                     fs::open_read(host, &path)
@@ -127,24 +174,14 @@ pub(crate) fn take(
         };
         entries.push(Entry { path, saved });
     }
-    let mut after_restore = Vec::new();
-    for change in &plan.changes {
-        for step in &change.steps {
-            if let Step::Reload { command, .. } = step {
-                after_restore.push(command.clone());
-            }
-        }
-        after_restore.extend(change.on_rollback.iter().cloned());
-    }
-    after_restore.dedup();
     let manifest = Manifest {
         id,
         created: jiff::Timestamp::now(),
-        purpose: purpose.into(),
-        playbooks: plan.playbooks.clone(),
-        changes: plan.changes.len(),
+        purpose: request.purpose.into(),
+        playbooks: request.playbooks,
+        changes: request.changes,
         entries,
-        after_restore,
+        after_restore: request.after_restore,
     };
     let json = serde_json::to_vec(&manifest).map_err(|e| Error::Corrupt(e.to_string()))?;
     // The manifest is written last: a snapshot without one is incomplete and ignored.
