@@ -8,7 +8,9 @@
 //! [`Spec`] turns either form back into the arguments of a `ufw` command.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use serde::{Deserialize, Deserializer};
 
@@ -271,24 +273,16 @@ impl fmt::Display for Ports {
 
 /// An address or network, host bits cleared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Net {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Net(IpNet);
 
 impl Net {
     /// Everything in `family`.
     pub fn anywhere(family: Family) -> Net {
-        match family {
-            Family::V4 => Net {
-                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                prefix: 0,
-            },
-            Family::V6 => Net {
-                addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                prefix: 0,
-            },
-        }
+        // The default networks are 0.0.0.0/0 and ::/0.
+        Net(match family {
+            Family::V4 => IpNet::V4(Ipv4Net::default()),
+            Family::V6 => IpNet::V6(Ipv6Net::default()),
+        })
     }
 
     /// Parses `192.0.2.1`, `192.0.2.0/24`, `2001:db8::/32`; a v4 netmask in dotted form is
@@ -302,79 +296,39 @@ impl Net {
             None => (s, None),
         };
         let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
-                match p.parse::<u8>() {
-                    Ok(n) if n <= max => n,
-                    _ => return Err(format!("prefix /{p} of `{s}` is out of range (0 to {max})")),
-                }
+        let net = match prefix {
+            None => IpNet::from(addr),
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                p.parse::<u8>()
+                    .ok()
+                    .and_then(|n| IpNet::new(addr, n).ok())
+                    .ok_or_else(|| format!("prefix /{p} of `{s}` is out of range (0 to {max})"))?
             }
-            Some(p) => match (addr, p.parse::<Ipv4Addr>()) {
-                (IpAddr::V4(_), Ok(mask)) => {
-                    let bits = u32::from(mask);
-                    if bits.leading_ones() + bits.trailing_zeros() != 32 {
-                        return Err(bad());
-                    }
-                    bits.leading_ones() as u8
-                }
-                _ => return Err(bad()),
-            },
-        };
-        Ok(Net { addr, prefix }.truncated())
-    }
-
-    fn truncated(self) -> Net {
-        let addr = match self.addr {
-            IpAddr::V4(a) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.prefix))
-                };
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-            }
-            IpAddr::V6(a) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.prefix))
-                };
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            Some(p) => {
+                let mask: Ipv4Addr = p.parse().map_err(|_| bad())?;
+                IpNet::with_netmask(addr, IpAddr::V4(mask)).map_err(|_| bad())?
             }
         };
-        Net {
-            addr,
-            prefix: self.prefix,
-        }
+        Ok(Net(net.trunc()))
     }
 
     /// Its family.
     pub fn family(&self) -> Family {
-        if self.addr.is_ipv4() {
-            Family::V4
-        } else {
-            Family::V6
+        match self.0 {
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
         }
     }
 
     /// True for `0.0.0.0/0` and `::/0`.
     pub fn is_anywhere(&self) -> bool {
-        self.prefix == 0
+        self.0.prefix_len() == 0
     }
 
     /// True when `other` lies within this network.
     pub fn contains(&self, other: &Net) -> bool {
-        self.family() == other.family()
-            && self.prefix <= other.prefix
-            && (Net {
-                addr: other.addr,
-                prefix: self.prefix,
-            })
-            .truncated()
-            .addr
-                == self.addr
+        self.0.contains(&other.0)
     }
 
     /// True when some address is in both.
@@ -384,12 +338,12 @@ impl Net {
 }
 
 impl fmt::Display for Net {
+    /// A single host without its prefix, as ufw writes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let max = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.prefix == max {
-            write!(f, "{}", self.addr)
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            write!(f, "{}", self.0.addr())
         } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
+            write!(f, "{}", self.0)
         }
     }
 }
