@@ -199,6 +199,30 @@ fn a_port_the_firewall_drops_is_refused_until_it_is_allowed() {
 }
 
 #[test]
+fn a_new_port_the_same_playbook_opens_in_ufw_goes_through() {
+    let Some(sb) = crate::sandbox!() else { return };
+    setup(&sb);
+    start_sshd(&sb);
+    sb.sh("ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null")
+        .assert_ok();
+    // The live firewall drops 2222, but the playbook's own ufw rule opens it in this run.
+    sb.write(
+        "/tmp/pb.yaml",
+        "sshd:\n  config:\n    Port: 2222\nufw:\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 2222/tcp }\n",
+    );
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    wait_listening(&sb, 2222);
+    key_login(&sb, 2222).assert_ok();
+    let rules = sb.sh("ufw status").assert_ok().stdout;
+    assert!(
+        rules
+            .lines()
+            .any(|l| l.starts_with("2222/tcp") && l.contains("ALLOW")),
+        "{rules}"
+    );
+}
+
+#[test]
 fn disabling_passwords_with_no_key_anywhere_is_refused() {
     let Some(sb) = crate::sandbox!() else { return };
     setup(&sb);
