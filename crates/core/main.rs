@@ -205,10 +205,7 @@ async fn make_plan(
             report_invalid(args, &diagnostics);
             Err(exit::FAILED)
         }
-        Err(e @ PlanError::Refused(..)) => {
-            let PlanError::Refused(_, partial) = &e else {
-                return Err(exit::FAILED);
-            };
+        Err(ref e @ PlanError::Refused(_, ref partial)) => {
             match args.format {
                 Format::Json => println!(
                     "{}",
@@ -286,12 +283,7 @@ fn progress(args: &Args) -> impl FnMut(Event<'_>) + '_ {
                     anstream::eprintln!("[{number}/{total}] {}", step_text(step));
                 }
             }
-            Event::Ran {
-                command,
-                code: Some(0),
-            } => {
-                let _ = command;
-            }
+            Event::Ran { code: Some(0), .. } => {}
             Event::Ran { command, code } => {
                 anstream::eprintln!("  `{}` exited with {code:?}", command.display())
             }
