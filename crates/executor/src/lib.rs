@@ -389,6 +389,17 @@ mod tests {
         (meta.uid(), meta.gid())
     }
 
+    /// A step writing `content` to `path` with `mode`, owned by whoever runs the test.
+    fn write(path: &str, content: &str, mode: u32) -> Step {
+        let (uid, gid) = me();
+        Step::WriteFile {
+            path: path.into(),
+            content: content.into(),
+            attrs: Attrs { mode, uid, gid },
+            before: None,
+        }
+    }
+
     fn plan(steps: Vec<Step>) -> Plan {
         let mut plan = Plan::new("/".into(), vec!["test.yaml".into()]);
         plan.changes.push(Change {
@@ -418,25 +429,9 @@ mod tests {
         std::fs::write(root.join("etc/a"), "old a").expect("write");
         std::fs::set_permissions(root.join("etc/a"), std::fs::Permissions::from_mode(0o644))
             .expect("chmod");
-        let (uid, gid) = me();
-        let attrs = Attrs {
-            mode: 0o600,
-            uid,
-            gid,
-        };
         let plan = plan(vec![
-            Step::WriteFile {
-                path: "/etc/a".into(),
-                content: "new a".into(),
-                attrs,
-                before: None,
-            },
-            Step::WriteFile {
-                path: "/etc/b".into(),
-                content: "new b".into(),
-                attrs,
-                before: None,
-            },
+            write("/etc/a", "new a", 0o600),
+            write("/etc/b", "new b", 0o600),
             Step::Validate(Command::new(["false"])),
         ]);
         let executor = Executor::new(Host::new(root));
@@ -468,16 +463,7 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join("f"), "old").expect("write");
         let (uid, gid) = me();
-        let plan = plan(vec![Step::WriteFile {
-            path: "/f".into(),
-            content: "new".into(),
-            attrs: Attrs {
-                mode: 0o640,
-                uid,
-                gid,
-            },
-            before: None,
-        }]);
+        let plan = plan(vec![write("/f", "new", 0o640)]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         {
@@ -550,16 +536,7 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join("f"), "old").expect("write");
         let (uid, gid) = me();
-        let plan = plan(vec![Step::WriteFile {
-            path: "/f".into(),
-            content: "new".into(),
-            attrs: Attrs {
-                mode: 0o600,
-                uid,
-                gid,
-            },
-            before: None,
-        }]);
+        let plan = plan(vec![write("/f", "new", 0o600)]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         let mut tx = executor.begin(&lock, &plan).expect("begin");
@@ -600,16 +577,7 @@ mod tests {
                     gid,
                 },
             },
-            Step::WriteFile {
-                path: "/rewritten".into(),
-                content: "new".into(),
-                attrs: Attrs {
-                    mode: 0o644,
-                    uid,
-                    gid,
-                },
-                before: None,
-            },
+            write("/rewritten", "new", 0o644),
         ]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
@@ -671,16 +639,7 @@ mod tests {
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         for i in 0..KEEP + 3 {
-            let plan = plan(vec![Step::WriteFile {
-                path: "/f".into(),
-                content: i.to_string(),
-                attrs: Attrs {
-                    mode: 0o600,
-                    uid,
-                    gid,
-                },
-                before: None,
-            }]);
+            let plan = plan(vec![write("/f", &i.to_string(), 0o600)]);
             let mut tx = executor.begin(&lock, &plan).expect("begin");
             tx.execute(&AtomicBool::new(false), &mut |_| {})
                 .await
