@@ -397,11 +397,11 @@ pub(crate) async fn listen_ports(cx: &Context<'_>) -> Vec<u16> {
 /// Whether the host's active firewall lets TCP connections to `port` in: `None` when no
 /// firewall harden understands is active (ufw disabled or absent), `Some(true)` when a rule
 /// (or an accepting default policy) allows it, `Some(false)` when ufw is active and would
-/// drop it. Reads ufw's persisted state (`/etc/ufw/ufw.conf`, `/etc/default/ufw`,
-/// `/etc/ufw/user.rules`, `/etc/ufw/user6.rules`), then the same plan's `ufw` section: a
-/// rule there that opens the port counts, as the firewall will hold it when the run ends.
+/// drop it. Asks the ufw resource about the rules ufw holds now (the same judgement as its
+/// own guard), then the same plan's `ufw` section: a rule there that opens the port counts,
+/// as the firewall will hold it when the run ends.
 pub(crate) fn firewall_allows(cx: &Context<'_>, port: u16) -> Option<bool> {
-    let live = probe::ufw_allows(cx.host, port);
+    let live = super::ufw::live_admits(cx.host, port);
     let planned = cx.playbook.ufw.as_ref();
     if live == Some(false) && planned.is_some_and(|ufw| super::ufw::playbook_admits(ufw, port)) {
         return Some(true);

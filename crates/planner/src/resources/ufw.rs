@@ -41,6 +41,7 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use harden_host::Host;
 use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
 use serde::Deserialize;
 
@@ -529,6 +530,30 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
         }
     }
     inputs
+}
+
+/// Whether the firewall ufw holds now lets a new TCP connection to `port` in, by the same
+/// rule the `ufw-ssh-port` guard applies to a plan's end state; `None` when ufw is not
+/// installed or not enabled. sshd's port guard asks this.
+pub(crate) fn live_admits(host: &Host, port: u16) -> Option<bool> {
+    let read = |path: &str| host.read_to_string(Path::new(path)).ok().flatten();
+    host.which("ufw")?;
+    let settings = Settings::parse(&read(UFW_CONF)?, &read(DEFAULTS).unwrap_or_default());
+    if !settings.enabled {
+        return None;
+    }
+    if settings.incoming == Policy::Allow {
+        return Some(true);
+    }
+    let mut families = vec![(Family::V4, USER_RULES)];
+    if settings.ipv6 && Path::new("/proc/sys/net/ipv6").exists() {
+        families.push((Family::V6, USER6_RULES));
+    }
+    Some(families.into_iter().any(|(family, path)| {
+        let (tuples, _) = rule::parse_rules_file(&read(path).unwrap_or_default());
+        let held: Vec<Final> = units(family, &tuples).iter().map(Final::of_live).collect();
+        order::admits_port(&held, port)
+    }))
 }
 
 /// True when `section` lists a rule that lets TCP `port` in from anywhere: a port rule that

@@ -658,79 +658,6 @@ fn parse_listening(text: &str) -> BTreeSet<u16> {
         .collect()
 }
 
-/// ufw's verdict on TCP `port` from its persisted state; see [`super::firewall_allows`].
-pub(crate) fn ufw_allows(host: &Host, port: u16) -> Option<bool> {
-    let read = |p: &str| host.read_to_string(Path::new(p)).ok().flatten();
-    let conf = read("/etc/ufw/ufw.conf")?;
-    let enabled = conf.lines().any(|l| {
-        let l = l.trim();
-        l.strip_prefix("ENABLED=")
-            .is_some_and(|v| v.trim_matches(['"', '\'']).eq_ignore_ascii_case("yes"))
-    });
-    if !enabled {
-        return None;
-    }
-    let rules = [read("/etc/ufw/user.rules"), read("/etc/ufw/user6.rules")];
-    for text in rules.iter().flatten() {
-        if let Some(verdict) = ufw_rules_verdict(text, port) {
-            return Some(verdict);
-        }
-    }
-    let policy = read("/etc/default/ufw").unwrap_or_default();
-    let accept = policy.lines().any(|l| {
-        l.trim()
-            .strip_prefix("DEFAULT_INPUT_POLICY=")
-            .is_some_and(|v| v.trim_matches(['"', '\'']).eq_ignore_ascii_case("ACCEPT"))
-    });
-    Some(accept)
-}
-
-/// The first ufw rule (in file order, as ufw evaluates them) about incoming TCP to `port`:
-/// `Some(true)` for allow/limit, `Some(false)` for deny/reject from anywhere, `None` when no
-/// rule decides.
-pub(crate) fn ufw_rules_verdict(text: &str, port: u16) -> Option<bool> {
-    for line in text.lines() {
-        let Some(tuple) = line.trim().strip_prefix("### tuple ###") else {
-            continue;
-        };
-        let tuple = tuple.split(" comment=").next().unwrap_or("");
-        let f: Vec<&str> = tuple.split_whitespace().collect();
-        if f.len() < 6 {
-            continue;
-        }
-        let (action, proto, dport, src) = (f[0], f[1], f[2], f[5]);
-        let direction = f.last().copied().unwrap_or("in");
-        if !direction.starts_with("in") || action.starts_with("route") {
-            continue;
-        }
-        if proto != "tcp" && proto != "any" {
-            continue;
-        }
-        if !port_in(dport, port) {
-            continue;
-        }
-        let action = action.split('_').next().unwrap_or(action);
-        match action {
-            "allow" | "limit" => return Some(true),
-            "deny" | "reject" if src == "0.0.0.0/0" || src == "::/0" || src == "any" => {
-                return Some(false)
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn port_in(spec: &str, port: u16) -> bool {
-    if spec == "any" {
-        return true;
-    }
-    spec.split(',').any(|part| match part.split_once(':') {
-        Some((lo, hi)) => matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= port && port <= hi),
-        None => part.parse::<u16>() == Ok(port),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,19 +679,6 @@ mod tests {
     fn listening_sockets_come_from_proc() {
         let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n   1: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n";
         assert_eq!(parse_listening(tcp), BTreeSet::from([22]));
-    }
-
-    #[test]
-    fn ufw_rules_are_read_in_order() {
-        let rules = "*filter\n### RULES ###\n\n### tuple ### deny tcp 2222 0.0.0.0/0 any 203.0.113.0/24 in\n-A ufw-user-input ...\n\n### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 OpenSSH - in\n\n### tuple ### limit tcp 2200:2300 0.0.0.0/0 any 0.0.0.0/0 in comment=7373680a\n### tuple ### deny any 8080,9090 0.0.0.0/0 any 0.0.0.0/0 in_eth0\n### END RULES ###\n";
-        assert_eq!(ufw_rules_verdict(rules, 22), Some(true));
-        assert_eq!(
-            ufw_rules_verdict(rules, 2222),
-            Some(true),
-            "a deny from one network does not close the port"
-        );
-        assert_eq!(ufw_rules_verdict(rules, 9090), Some(false));
-        assert_eq!(ufw_rules_verdict(rules, 443), None);
     }
 
     #[test]

@@ -377,6 +377,19 @@ impl<'a> Fam<'a> {
     }
 }
 
+impl Final {
+    /// A rule ufw holds now, taken as it stands.
+    pub fn of_live(unit: &Unit) -> Final {
+        Final {
+            key: unit.key.clone(),
+            effect: unit.effect,
+            alts: unit.alts.clone(),
+            rule: None,
+            unlisted: None,
+        }
+    }
+}
+
 fn finals(fam: &Fam<'_>) -> Vec<Final> {
     fam.slots
         .iter()

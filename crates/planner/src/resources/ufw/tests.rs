@@ -683,3 +683,67 @@ fn a_playbook_rule_open_to_anyone_admits_a_new_ssh_port() {
     assert!(!playbook_admits(&narrow, 2200));
     assert!(!playbook_admits(&narrow, 2201));
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // builds a fixture tree
+fn the_live_verdict_reads_ufw_s_own_files_as_the_guard_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    for d in ["etc/ufw", "etc/default", "usr/sbin"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    std::fs::write(root.join("usr/sbin/ufw"), "").expect("write");
+    std::fs::write(
+        root.join("etc/default/ufw"),
+        "IPV6=no\nDEFAULT_INPUT_POLICY=\"DROP\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("etc/ufw/user.rules"),
+        "*filter\n### RULES ###\n\
+         ### tuple ### deny tcp 2222 0.0.0.0/0 any 203.0.113.0/24 in\n\
+         ### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in\n\
+         ### tuple ### limit tcp 2200:2300 0.0.0.0/0 any 0.0.0.0/0 in comment=7373680a\n\
+         ### tuple ### deny tcp 9090 0.0.0.0/0 any 0.0.0.0/0 in\n\
+         ### tuple ### allow tcp 9090 0.0.0.0/0 any 0.0.0.0/0 in\n\
+         ### END RULES ###\n",
+    )
+    .expect("write");
+    let host = Host::new(root);
+    let conf = |enabled: &str| {
+        std::fs::write(
+            root.join("etc/ufw/ufw.conf"),
+            format!("ENABLED={enabled}\nLOGLEVEL=low\n"),
+        )
+        .expect("write")
+    };
+    conf("no");
+    assert_eq!(
+        live_admits(&host, 22),
+        None,
+        "an inactive firewall decides nothing"
+    );
+    conf("yes");
+    assert_eq!(live_admits(&host, 22), Some(true));
+    assert_eq!(
+        live_admits(&host, 2222),
+        Some(true),
+        "a deny from one network does not close the port"
+    );
+    assert_eq!(
+        live_admits(&host, 9090),
+        Some(false),
+        "the first rule for everyone wins"
+    );
+    assert_eq!(
+        live_admits(&host, 443),
+        Some(false),
+        "the default policy drops it"
+    );
+    std::fs::write(
+        root.join("etc/default/ufw"),
+        "IPV6=no\nDEFAULT_INPUT_POLICY=\"ACCEPT\"\n",
+    )
+    .expect("write");
+    assert_eq!(live_admits(&host, 443), Some(true));
+}
