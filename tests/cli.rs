@@ -89,7 +89,7 @@ fn later_playbooks_override_earlier_ones() {
 #[test]
 fn text_output_is_plain_without_a_terminal() {
     let Some(sb) = crate::sandbox!() else { return };
-    keyed_admin(&sb);
+    crate::support::keyed_admin(&sb);
     let plan = sb.harden(&["plan"]).assert_ok();
     assert!(
         !plan.stdout.contains('\u{1b}'),
@@ -101,16 +101,4 @@ fn text_output_is_plain_without_a_terminal() {
         "{}",
         plan.stdout
     );
-}
-
-/// An admin account with an authorized ed25519 key, as a cloud server has one: the baseline's
-/// sshd guards then let passwords be turned off.
-pub fn keyed_admin(sb: &crate::support::Sandbox) {
-    sb.sh(
-        "set -e; useradd -m -s /bin/bash admin; mkdir -p /home/admin/.ssh; \
-         ssh-keygen -q -t ed25519 -N '' -f /root/admin_key; \
-         cp /root/admin_key.pub /home/admin/.ssh/authorized_keys; \
-         chown -R admin:admin /home/admin/.ssh; chmod 700 /home/admin/.ssh; chmod 600 /home/admin/.ssh/authorized_keys",
-    )
-    .assert_ok();
 }

@@ -136,7 +136,7 @@ fn plan_writes_nothing() {
 #[test]
 fn the_baseline_plan_writes_nothing_on_a_server_with_a_keyed_admin() {
     let Some(sb) = crate::sandbox!() else { return };
-    crate::cli::keyed_admin(&sb);
+    crate::support::keyed_admin(&sb);
     let upper = sb.upper_entries();
     let plan = sb.harden(&["plan"]).assert_ok();
     assert!(plan.stdout.contains("~ sshd"), "{plan:?}");
@@ -347,15 +347,7 @@ fn json_plan_matches_the_documented_schema() {
         .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
         .assert_ok()
         .json();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../crates/plan/plan.schema.json"))
-            .expect("schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&plan)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    crate::support::assert_plan_schema(&plan);
     assert_eq!(plan["changes"].as_array().map(Vec::len), Some(2));
 }
 

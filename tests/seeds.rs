@@ -10,7 +10,7 @@
 
 use std::process::Command;
 
-use crate::support::{Run, Sandbox};
+use crate::support::{sshd_t, wait_listening, Run, Sandbox};
 
 const SSH_OPTS: &str = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR";
 
@@ -86,15 +86,6 @@ fn assert_stat(sb: &Sandbox, path: &str, want: &str) {
     assert_eq!(got.trim(), want, "mode and owner of {path}");
 }
 
-/// The `key value` lines `sshd -T` prints for `key` (lower case), joined.
-fn sshd_t(sb: &Sandbox, key: &str) -> String {
-    let out = sb.sh("/usr/sbin/sshd -T").assert_ok().stdout;
-    out.lines()
-        .filter(|l| l.split(' ').next() == Some(key))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// `ufw status verbose`, each line with its runs of spaces collapsed to one. (The seeds do
 /// not set the routed policy; with forwarding off, as in a fresh sandbox, ufw shows it as
 /// "disabled".)
@@ -146,13 +137,6 @@ fn admin_and_sshd(sb: &Sandbox) {
          /usr/sbin/sshd -E /var/log/sshd.log")
         .assert_ok();
     wait_listening(sb, 22);
-}
-
-fn wait_listening(sb: &Sandbox, port: u16) {
-    sb.sh(&format!(
-        "for i in $(seq 50); do ss -Hltn 'sport = :{port}' | grep -q . && exit 0; sleep 0.1; done; echo 'nothing listens on {port}' >&2; exit 1"
-    ))
-    .assert_ok();
 }
 
 /// The administrator logs in with the key on `port`; passwords are refused.

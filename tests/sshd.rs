@@ -3,7 +3,7 @@
 //! change, every lockout guard, value errors, rollback of a configuration `sshd -t` rejects,
 //! idempotence, and in-place editing when there is no drop-in directory.
 
-use crate::support::{Run, Sandbox};
+use crate::support::{sshd_t, start_sshd, wait_listening, Run, Sandbox};
 
 const SSH_OPTS: &str = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR";
 const PASSWORD: &str = "Correct-Horse-42";
@@ -23,19 +23,6 @@ fn setup(sb: &Sandbox) {
     .assert_ok();
 }
 
-fn start_sshd(sb: &Sandbox) {
-    sb.sh("mkdir -p /run/sshd && /usr/sbin/sshd -E /var/log/sshd.log")
-        .assert_ok();
-    wait_listening(sb, 22);
-}
-
-fn wait_listening(sb: &Sandbox, port: u16) {
-    sb.sh(&format!(
-        "for i in $(seq 50); do ss -Hltn 'sport = :{port}' | grep -q . && exit 0; sleep 0.1; done; echo 'nothing listens on {port}' >&2; exit 1"
-    ))
-    .assert_ok();
-}
-
 fn key_login(sb: &Sandbox, port: u16) -> Run {
     sb.sh(&format!(
         "ssh {SSH_OPTS} -o BatchMode=yes -i /root/alice_key -p {port} alice@127.0.0.1 true"
@@ -47,14 +34,6 @@ fn password_login(sb: &Sandbox, method: &str, port: u16) -> Run {
     sb.sh(&format!(
         "sshpass -p '{PASSWORD}' ssh {SSH_OPTS} -o PubkeyAuthentication=no -o PreferredAuthentications={method} -o NumberOfPasswordPrompts=1 -p {port} alice@127.0.0.1 true"
     ))
-}
-
-fn sshd_t(sb: &Sandbox, key: &str) -> String {
-    let out = sb.sh("/usr/sbin/sshd -T").assert_ok().stdout;
-    out.lines()
-        .filter(|l| l.split(' ').next() == Some(key))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Modes, owners, times and checksums of everything under /etc/ssh, plus sshd's effective
@@ -462,15 +441,7 @@ fn plan_writes_nothing_even_before_sshd_ever_ran() {
         ])
         .assert_ok()
         .json();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../crates/plan/plan.schema.json"))
-            .expect("schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&json)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    crate::support::assert_plan_schema(&json);
     let change = &json["changes"][0];
     assert_eq!(change["resource"], "sshd");
     assert_eq!(change["details"][0]["name"], "PasswordAuthentication");

@@ -17,7 +17,10 @@
 // Not every test module uses every helper.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+pub mod fixtures;
 pub mod sandbox;
+
+pub use fixtures::{assert_plan_schema, keyed_admin, sshd_t, start_sshd, wait_listening};
 
 pub use sandbox::{
     is_root, root_available, Peer, Run, Sandbox, COMMAND_TIMEOUT, HARDEN_IN_SANDBOX, SANDBOX_PATH,
