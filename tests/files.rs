@@ -409,6 +409,7 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
     let timed = sb.sh("s=$(date +%s%N); /run/harden-test/bin/harden apply /tmp/pb.yaml >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 ))").assert_ok();
     let micros: u64 = timed.stdout.trim().parse().expect("duration");
     let mut interrupted = 0;
+    let mut journals = 0;
     for k in 0..16u64 {
         sb.sh(setup).assert_ok();
         let delay = micros * k / 15;
@@ -426,6 +427,15 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
                 text == format!("old {i}\n") || text == format!("new {i}\n"),
                 "kill {k}: /etc/k{i}.conf is {text:?}"
             );
+        }
+        // plan only reads, but says that the next apply or rollback will restore first.
+        if sb.exists("/var/lib/harden/journal.json") {
+            let plan = sb.harden(&["plan", "/tmp/pb.yaml"]);
+            assert!(
+                plan.stderr.contains("an earlier apply was interrupted"),
+                "{plan:?}"
+            );
+            journals += 1;
         }
         // The next run restores the state from before the killed apply.
         let next = sb.harden(&["rollback"]);
@@ -446,6 +456,7 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
         sb.sh("ls /etc/.k*.harden-tmp 2>/dev/null | wc -l | grep -qx 0")
             .assert_ok();
     }
+    assert!(journals > 0, "no kill landed after the journal was written");
     assert!(
         interrupted >= 8,
         "only {interrupted} of 16 runs were killed mid-way; the test proves little"
