@@ -456,3 +456,117 @@ fn plan_writes_nothing_even_before_sshd_ever_ran() {
     entries.retain(|e| !e.starts_with("tmp"));
     assert_eq!(after, entries, "plan wrote to the system");
 }
+
+/// Issue 16, finding 1: a drop-in sshd rejects, written by another tool, makes `plan` say
+/// that apply will not touch sshd (naming the file and line), and `apply` changes nothing:
+/// the running sshd is never reloaded onto it.
+#[test]
+fn issue16_a_foreign_drop_in_sshd_rejects_is_named_at_plan_time_and_sshd_keeps_running() {
+    let Some(sb) = crate::sandbox!() else { return };
+    setup(&sb);
+    start_sshd(&sb);
+    sb.write("/etc/ssh/sshd_config.d/60-bad.conf", "BogusDirective yes\n");
+    sb.write("/tmp/pb.yaml", "sshd:\n  config:\n    MaxAuthTries: 3\n");
+    let pid = sb.sh("cat /run/sshd.pid").assert_ok().stdout;
+    let plan = sb.harden(&["plan", "/tmp/pb.yaml"]);
+    assert_eq!(plan.status, 1, "{plan}");
+    assert!(
+        plan.stderr
+            .contains("/etc/ssh/sshd_config.d/60-bad.conf:1 is fixed"),
+        "{plan}"
+    );
+    let apply = sb.harden(&["apply", "/tmp/pb.yaml"]);
+    assert_eq!(apply.status, 1, "{apply}");
+    assert!(!sb.exists("/var/lib/harden"), "apply started: {apply}");
+    assert!(!sb.exists(DROP_IN));
+    assert_eq!(sb.sh("cat /run/sshd.pid").assert_ok().stdout, pid);
+    sb.sh("pkill -0 -F /run/sshd.pid -x sshd").assert_ok();
+    key_login(&sb, 22).assert_ok();
+}
+
+/// Issue 16, finding 1: the same drop-in appearing after the plan, while the apply runs.
+/// `sshd -t` fails, the rollback restores the files, and, since sshd was never reloaded,
+/// it is not reloaded now either: the old one keeps serving (a SIGHUP onto the foreign
+/// file would make it exit).
+#[test]
+fn issue16_a_bad_drop_in_appearing_mid_apply_rolls_back_without_reloading_sshd() {
+    let Some(sb) = crate::sandbox!() else { return };
+    setup(&sb);
+    start_sshd(&sb);
+    // A files section slow enough to widen the window between the journal and `sshd -t`.
+    sb.sh("mkdir -p /srv/tree && cd /srv/tree && for d in $(seq 1 40); do mkdir $d && (cd $d && touch $(seq 1 500)); done")
+        .assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/tree, mode: \"u=rwX,g=,o=\", recurse: true }\nsshd:\n  config:\n    MaxAuthTries: 3\n",
+    );
+    sb.harden(&["plan", "/tmp/pb.yaml"]).assert_ok();
+    let pid = sb.sh("cat /run/sshd.pid").assert_ok().stdout;
+    let run = sb.sh(&format!(
+        "(while [ ! -e /var/lib/harden/journal.json ]; do sleep 0.001; done; \
+          printf 'BogusDirective yes\\n' > /etc/ssh/sshd_config.d/60-bad.conf) & \
+         {} apply /tmp/pb.yaml; echo rc=$?; wait",
+        crate::support::HARDEN_IN_SANDBOX
+    ));
+    assert!(run.stdout.contains("rc=1"), "{run}");
+    assert!(run.stderr.contains("sshd -t"), "{run}");
+    assert!(!sb.exists(DROP_IN));
+    assert_eq!(
+        sb.sh("cat /run/sshd.pid").assert_ok().stdout,
+        pid,
+        "sshd was restarted"
+    );
+    sb.sh("pkill -0 -F /run/sshd.pid -x sshd").assert_ok();
+    key_login(&sb, 22).assert_ok();
+}
+
+/// Issue 16, finding 2: a key sshd would refuse for an option on its line (an
+/// `expiry-time` in the past) is no key: turning passwords off is refused.
+#[test]
+fn issue16_an_expired_key_is_no_key_and_passwords_off_is_refused() {
+    let Some(sb) = crate::sandbox!() else { return };
+    setup(&sb);
+    sb.sh("sed -i 's/^/expiry-time=\"20000101\" /' /home/alice/.ssh/authorized_keys")
+        .assert_ok();
+    start_sshd(&sb);
+    key_login(&sb, 22).assert_fails();
+    assert_refused(
+        &sb,
+        "sshd:\n  config:\n    PasswordAuthentication: false\n    KbdInteractiveAuthentication: false\n",
+        "sshd-no-keyed-login",
+        "expired",
+    );
+}
+
+/// Issue 16, finding 2: a ForceCommand that cannot give a shell, or a ChrootDirectory that
+/// does not exist, leaves no session for the keyed admin: refused, as sshd itself answers
+/// for the account (`sshd -T -C user=alice` with the candidate configuration).
+#[test]
+fn issue16_a_force_command_or_chroot_that_leaves_no_session_is_refused() {
+    let Some(sb) = crate::sandbox!() else { return };
+    setup(&sb);
+    start_sshd(&sb);
+    assert_refused(
+        &sb,
+        "sshd:\n  config:\n    PasswordAuthentication: false\n    ForceCommand: /bin/false\n",
+        "sshd-no-session",
+        "ForceCommand /bin/false",
+    );
+    assert_refused(
+        &sb,
+        "sshd:\n  config:\n    PasswordAuthentication: false\n    ChrootDirectory: /srv/jail\n",
+        "sshd-no-session",
+        "ChrootDirectory /srv/jail does not exist",
+    );
+    // A Match block that limits the command to another account is fine: alice keeps a shell.
+    sb.write(
+        "/etc/ssh/sshd_config.d/40-backup.conf",
+        "Match User backup\n  ForceCommand /usr/bin/true\n",
+    );
+    sb.write(
+        "/tmp/ok.yaml",
+        "sshd:\n  config:\n    PasswordAuthentication: false\n",
+    );
+    sb.harden(&["apply", "/tmp/ok.yaml"]).assert_ok();
+    key_login(&sb, 22).assert_ok();
+}

@@ -288,7 +288,10 @@ fn progress(args: &Args) -> impl FnMut(Event<'_>) + '_ {
                 anstream::eprintln!("  `{}` exited with {code:?}", command.display())
             }
             Event::Skipped { command } => {
-                anstream::eprintln!("  not live (--root): skipped `{}`", command.display())
+                anstream::eprintln!(
+                    "  not live (--root, or no systemd): skipped `{}`",
+                    command.display()
+                )
             }
         }
     }
@@ -309,6 +312,7 @@ fn step_text(step: &Step) -> String {
         Step::Run(cmd) => format!("run {}", cmd.display()),
         Step::Validate(cmd) => format!("check {}", cmd.display()),
         Step::Reload { service, .. } => format!("reload {service}"),
+        Step::Unit(unit) => format!("unit {}", unit.summary()),
     }
 }
 
@@ -390,6 +394,7 @@ async fn execute(
     }
     let mut tx = executor
         .begin(lock, &plan)
+        .await
         .context("cannot take the snapshot; nothing was changed")?;
     let snapshot = tx.snapshot().to_owned();
     say!(

@@ -112,9 +112,20 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
                     writeln!(out, "    {DIM}reload {service}{DIM:#}")?;
                 }
             }
+            Step::Unit(unit) => {
+                writeln!(out, "    {DIM}unit:{DIM:#} {}", unit.summary())?;
+                if dry_run {
+                    for cmd in unit.enable_commands().iter().chain(&unit.action_command()) {
+                        writeln!(out, "    {DIM}run:{DIM:#} {}", cmd.display())?;
+                    }
+                }
+            }
         }
     }
     if dry_run {
+        for cmd in &change.rollback_checks {
+            writeln!(out, "    {DIM}on rollback, check:{DIM:#} {}", cmd.display())?;
+        }
         for cmd in &change.on_rollback {
             writeln!(out, "    {DIM}on rollback:{DIM:#} {}", cmd.display())?;
         }
@@ -219,6 +230,7 @@ mod tests {
                 },
             ],
             on_rollback: vec![],
+            rollback_checks: Vec::new(),
         });
         let text = render(&plan, true);
         assert!(
@@ -258,6 +270,7 @@ mod tests {
                 "one\ntwo\nthree",
             ]))],
             on_rollback: vec![],
+            rollback_checks: Vec::new(),
         });
         assert!(render(&plan, false)
             .contains("check: sh -c 'one ... (2 more lines; --dry-run shows them)"));

@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use harden_host::Host;
-use harden_plan::{Command, Plan, Step};
+use harden_plan::{Change, Command, Enablement, Plan, Step, UnitState, UnitStep};
 use serde::{Deserialize, Serialize};
 use snapshot::Request;
 
 pub use lock::Lock;
-pub use snapshot::{Entry, Manifest, Saved, KEEP};
+pub use snapshot::{Entry, Manifest, Reactivation, Saved, SavedUnit, KEEP};
 
 /// Where harden keeps its state on the managed system.
 pub const STATE_DIR: &str = "/var/lib/harden";
@@ -67,7 +67,8 @@ pub enum Event<'a> {
         /// Its exit code.
         code: Option<i32>,
     },
-    /// A reload was skipped because the system is not live (`--root`).
+    /// A command was skipped: a reload under `--root`, a unit's run state where systemd
+    /// does not run.
     Skipped {
         /// The command not run.
         command: &'a Command,
@@ -90,6 +91,11 @@ struct Journal {
     snapshot: String,
     pid: u32,
     started: jiff::Timestamp,
+    /// Changes of the plan that were activated (a command, reload or unit step started),
+    /// so that recovery after a crash reloads only services that saw a new configuration.
+    /// `None` in journals of harden 0.1: then every service is reloaded (after its check).
+    #[serde(default)]
+    activated: Option<BTreeSet<usize>>,
 }
 
 /// What a restore did.
@@ -135,25 +141,35 @@ impl Executor {
 
     /// The snapshot an interrupted run left to restore from, if any. Reads only.
     pub fn interrupted(&self) -> Result<Option<String>, Error> {
+        Ok(self.journal()?.map(|j| j.snapshot))
+    }
+
+    fn journal(&self) -> Result<Option<Journal>, Error> {
         let Some(bytes) = self.host.read(&self.journal_path()).map_err(Error::Io)? else {
             return Ok(None);
         };
-        let journal: Journal = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt(format!("{}: {e}", self.journal_path().display())))?;
-        Ok(Some(journal.snapshot))
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", self.journal_path().display())))
     }
 
-    /// Finishes an interrupted run by restoring the snapshot it took. Needs the lock.
+    /// Finishes an interrupted run by restoring the snapshot it took, and clears what a
+    /// run killed mid-write leaves behind (a snapshot without manifest, temporary files).
+    /// Needs the lock.
     pub async fn recover(
         &self,
         _lock: &Lock,
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Option<Restored>, Error> {
-        let Some(id) = self.interrupted()? else {
+        fs::remove_leftover_temp(&self.host, &self.journal_path()).map_err(Error::Io)?;
+        snapshot::remove_incomplete(&self.host, &self.state)?;
+        let Some(journal) = self.journal()? else {
             return Ok(None);
         };
-        let manifest = snapshot::load(&self.host, &self.state, &id)?;
-        let restored = self.restore(&manifest, None, on).await;
+        let manifest = snapshot::load(&self.host, &self.state, &journal.snapshot)?;
+        let restored = self
+            .restore(&manifest, journal.activated.as_ref(), on)
+            .await;
         if restored.complete() {
             fs::remove(&self.host, &self.journal_path()).map_err(Error::Io)?;
         }
@@ -161,22 +177,32 @@ impl Executor {
     }
 
     /// Snapshots everything `plan` touches and opens the journal. Needs the lock.
-    pub fn begin<'a>(&'a self, _lock: &'a Lock, plan: &'a Plan) -> Result<Transaction<'a>, Error> {
-        let manifest = snapshot::take(&self.host, &self.state, Request::for_plan(plan))?;
-        self.open_journal(&manifest)?;
+    pub async fn begin<'a>(
+        &'a self,
+        _lock: &'a Lock,
+        plan: &'a Plan,
+    ) -> Result<Transaction<'a>, Error> {
+        let manifest = snapshot::take(&self.host, &self.state, Request::for_plan(plan)).await?;
+        let activated = BTreeSet::new();
+        self.write_journal(&manifest, Some(&activated))?;
         Ok(Transaction {
             executor: self,
             plan,
             manifest,
-            touched: BTreeSet::new(),
+            activated,
         })
     }
 
-    fn open_journal(&self, manifest: &Manifest) -> Result<(), Error> {
+    fn write_journal(
+        &self,
+        manifest: &Manifest,
+        activated: Option<&BTreeSet<usize>>,
+    ) -> Result<(), Error> {
         let journal = Journal {
             snapshot: manifest.id.clone(),
             pid: std::process::id(),
-            started: jiff::Timestamp::now(),
+            started: manifest.created,
+            activated: activated.cloned(),
         };
         let json = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
         fs::write_private(&self.host, &self.journal_path(), &json).map_err(Error::Io)
@@ -209,8 +235,8 @@ impl Executor {
                 .find(|m| m.purpose == "apply")
                 .ok_or_else(|| Error::NoSnapshot("(no apply has taken one yet)".into()))?,
         };
-        let before = snapshot::take(&self.host, &self.state, Request::to_undo(&target))?;
-        self.open_journal(&before)?;
+        let before = snapshot::take(&self.host, &self.state, Request::to_undo(&target)).await?;
+        self.write_journal(&before, None)?;
         let restored = self.restore(&target, None, on).await;
         if restored.complete() {
             self.close_journal()?;
@@ -219,43 +245,134 @@ impl Executor {
         Ok(restored)
     }
 
-    /// Restores `manifest` and runs its reloads (only `limit`'s, when given).
+    /// Restores `manifest`: files, then units, then the reloads of the changes in
+    /// `activated` (all of them when `None`), each only after its checks accept the restored
+    /// configuration.
     async fn restore(
         &self,
         manifest: &Manifest,
-        limit: Option<&[Command]>,
+        activated: Option<&BTreeSet<usize>>,
         on: &mut dyn FnMut(Event<'_>),
     ) -> Restored {
         let mut failures = snapshot::restore(&self.host, &self.state, manifest);
-        let commands = limit.unwrap_or(&manifest.after_restore);
-        for command in commands {
-            if !self.host.is_live() {
-                on(Event::Skipped { command });
+        for saved in &manifest.units {
+            failures.extend(self.restore_unit(saved, on).await);
+        }
+        for reactivation in &manifest.reactivate {
+            if activated.is_some_and(|a| !a.contains(&reactivation.change)) {
                 continue;
             }
-            match self.host.run(command).await {
-                Ok(out) => {
-                    on(Event::Ran {
-                        command,
-                        code: out.code,
-                    });
-                    if !out.success() {
-                        failures.push(format!(
-                            "`{}` exited with {:?}: {}",
-                            command.display(),
-                            out.code,
-                            out.stderr.trim()
-                        ));
-                    }
-                }
-                Err(e) => failures.push(e.to_string()),
-            }
+            failures.extend(self.reactivate(reactivation, on).await);
+        }
+        for command in &manifest.after_restore {
+            failures.extend(self.run_restoring(command, on).await.err());
         }
         Restored {
             snapshot: manifest.id.clone(),
             failures,
         }
     }
+
+    /// Brings one unit back to its saved enablement and run state through systemctl.
+    async fn restore_unit(&self, saved: &SavedUnit, on: &mut dyn FnMut(Event<'_>)) -> Vec<String> {
+        let Some(now) = self.host.unit_state(&saved.unit).await else {
+            return vec![format!(
+                "{}: systemctl is gone; cannot restore the unit's state",
+                saved.unit
+            )];
+        };
+        let commands = unit_restore(&saved.unit, &saved.state, &now, self.host.has_systemd());
+        let mut failures = Vec::new();
+        for command in &commands {
+            failures.extend(self.run_restoring(command, on).await.err());
+        }
+        failures
+    }
+
+    /// Runs one change's reload commands after its checks accept the restored files; when a
+    /// check rejects them, the running service is left alone (a reload onto a configuration
+    /// its own checker rejects can stop it: sshd exits on a SIGHUP it cannot parse).
+    async fn reactivate(
+        &self,
+        reactivation: &Reactivation,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Vec<String> {
+        if !self.host.is_live() {
+            for command in &reactivation.commands {
+                on(Event::Skipped { command });
+            }
+            return Vec::new();
+        }
+        for check in &reactivation.checks {
+            if let Err(why) = self.run_restoring(check, on).await {
+                let service = reactivation
+                    .commands
+                    .first()
+                    .map(Command::display)
+                    .unwrap_or_default();
+                return vec![format!(
+                    "the restored configuration does not pass its check, so the running service was left as it is (not `{service}`): {why}. Fix the configuration, then reload the service"
+                )];
+            }
+        }
+        let mut failures = Vec::new();
+        for command in &reactivation.commands {
+            failures.extend(self.run_restoring(command, on).await.err());
+        }
+        failures
+    }
+
+    /// Runs a command of a restore; `Err` says why it failed.
+    async fn run_restoring(
+        &self,
+        command: &Command,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), String> {
+        let out = self.host.run(command).await.map_err(|e| e.to_string())?;
+        on(Event::Ran {
+            command,
+            code: out.code,
+        });
+        if out.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` exited with {:?}: {}",
+                command.display(),
+                out.code,
+                out.stderr.trim()
+            ))
+        }
+    }
+}
+
+/// The systemctl commands that bring `unit` from `now` back to `saved`. Enablement is put
+/// back where it was one harden can set; the run state only where systemd runs.
+fn unit_restore(unit: &str, saved: &UnitState, now: &UnitState, running: bool) -> Vec<Command> {
+    let systemctl = |verb: &str| Command::new(["systemctl", verb, unit]).timeout(120);
+    let mut commands = Vec::new();
+    if let Some(enablement) = Enablement::from_word(&saved.enablement) {
+        if now.enablement != saved.enablement {
+            if now.enablement == "masked" {
+                commands.push(systemctl("unmask"));
+            }
+            match enablement {
+                Enablement::Enabled => commands.push(systemctl("enable")),
+                Enablement::Disabled => commands.push(systemctl("disable")),
+                Enablement::Masked => commands.push(systemctl("mask")),
+            }
+        }
+    }
+    if running {
+        let was = saved.active == "active";
+        let is = now.active == "active";
+        if was && !is {
+            commands.push(systemctl("start"));
+        } else if !was && is {
+            commands.push(systemctl("stop"));
+        }
+    }
+    commands
 }
 
 /// An apply in progress: the snapshot is taken and the journal open.
@@ -264,7 +381,7 @@ pub struct Transaction<'a> {
     executor: &'a Executor,
     plan: &'a Plan,
     manifest: Manifest,
-    touched: BTreeSet<usize>,
+    activated: BTreeSet<usize>,
 }
 
 impl Transaction<'_> {
@@ -296,8 +413,14 @@ impl Transaction<'_> {
                 total,
                 step,
             });
-            self.touched.insert(change);
             let fail = |message: String| StepFailed { number, message };
+            if Change::activates(step) && self.activated.insert(change) {
+                // Recorded before the step runs: a crash from here on must reload this
+                // change's service on recovery.
+                self.executor
+                    .write_journal(&self.manifest, Some(&self.activated))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
             match step {
                 Step::WriteFile {
                     path,
@@ -319,25 +442,9 @@ impl Transaction<'_> {
                 }
                 Step::Reload { command, .. } if !host.is_live() => on(Event::Skipped { command }),
                 Step::Run(command) | Step::Validate(command) | Step::Reload { command, .. } => {
-                    let out = host.run(command).await.map_err(|e| fail(e.to_string()))?;
-                    on(Event::Ran {
-                        command,
-                        code: out.code,
-                    });
-                    if !out.success() {
-                        let said = if out.stderr.trim().is_empty() {
-                            out.stdout.trim()
-                        } else {
-                            out.stderr.trim()
-                        };
-                        return Err(fail(format!(
-                            "`{}` exited with {}: {}",
-                            command.display(),
-                            out.code.map_or("a signal".into(), |c| c.to_string()),
-                            said
-                        )));
-                    }
+                    run_step(host, command, on).await.map_err(fail)?
                 }
+                Step::Unit(unit) => run_unit(host, unit, on).await.map_err(fail)?,
             }
         }
         Ok(())
@@ -350,30 +457,65 @@ impl Transaction<'_> {
         Ok(self.manifest.id)
     }
 
-    /// Ends the run as a failure: restores the snapshot and reloads what this run touched.
+    /// Ends the run as a failure: restores the snapshot and reloads only the services this
+    /// run activated, each after its checker accepts the restored configuration.
     pub async fn roll_back(self, on: &mut dyn FnMut(Event<'_>)) -> Result<Restored, Error> {
-        let mut reloads = Vec::new();
-        for &index in &self.touched {
-            let Some(change) = self.plan.changes.get(index) else {
-                continue;
-            };
-            for step in &change.steps {
-                if let Step::Reload { command, .. } = step {
-                    reloads.push(command.clone());
-                }
-            }
-            reloads.extend(change.on_rollback.iter().cloned());
-        }
-        reloads.dedup();
         let restored = self
             .executor
-            .restore(&self.manifest, Some(&reloads), on)
+            .restore(&self.manifest, Some(&self.activated), on)
             .await;
         if restored.complete() {
             self.executor.close_journal()?;
         }
         Ok(restored)
     }
+}
+
+/// Runs a command step; `Err` says why it failed.
+async fn run_step(
+    host: &Host,
+    command: &Command,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<(), String> {
+    let out = host.run(command).await.map_err(|e| e.to_string())?;
+    on(Event::Ran {
+        command,
+        code: out.code,
+    });
+    if out.success() {
+        return Ok(());
+    }
+    let said = if out.stderr.trim().is_empty() {
+        out.stdout.trim()
+    } else {
+        out.stderr.trim()
+    };
+    Err(format!(
+        "`{}` exited with {}: {}",
+        command.display(),
+        out.code.map_or("a signal".into(), |c| c.to_string()),
+        said
+    ))
+}
+
+/// Sets a unit's enablement (offline too: in a chroot or under `--root`, systemctl edits
+/// the unit links itself), then its run state where systemd runs.
+async fn run_unit(
+    host: &Host,
+    unit: &UnitStep,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<(), String> {
+    for command in unit.enable_commands() {
+        run_step(host, &command, on).await?;
+    }
+    if let Some(command) = unit.action_command() {
+        if host.has_systemd() {
+            run_step(host, &command, on).await?;
+        } else {
+            on(Event::Skipped { command: &command });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -409,6 +551,7 @@ mod tests {
             details: vec![],
             steps,
             on_rollback: vec![],
+            rollback_checks: Vec::new(),
         });
         plan
     }
@@ -436,7 +579,7 @@ mod tests {
         ]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
-        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        let mut tx = executor.begin(&lock, &plan).await.expect("begin");
         let err = tx
             .execute(&AtomicBool::new(false), &mut |_| {})
             .await
@@ -467,7 +610,7 @@ mod tests {
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         {
-            let mut tx = executor.begin(&lock, &plan).expect("begin");
+            let mut tx = executor.begin(&lock, &plan).await.expect("begin");
             tx.execute(&AtomicBool::new(false), &mut |_| {})
                 .await
                 .expect("execute");
@@ -485,7 +628,7 @@ mod tests {
             "old"
         );
 
-        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        let mut tx = executor.begin(&lock, &plan).await.expect("begin");
         tx.execute(&AtomicBool::new(false), &mut |_| {})
             .await
             .expect("execute");
@@ -539,7 +682,7 @@ mod tests {
         let plan = plan(vec![write("/f", "new", 0o600)]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
-        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        let mut tx = executor.begin(&lock, &plan).await.expect("begin");
         let err = tx
             .execute(&AtomicBool::new(true), &mut |_| {})
             .await
@@ -581,7 +724,7 @@ mod tests {
         ]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
-        let mut tx = executor.begin(&lock, &plan).expect("begin");
+        let mut tx = executor.begin(&lock, &plan).await.expect("begin");
         tx.execute(&AtomicBool::new(false), &mut |_| {})
             .await
             .expect("execute");
@@ -640,7 +783,7 @@ mod tests {
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         for i in 0..KEEP + 3 {
             let plan = plan(vec![write("/f", &i.to_string(), 0o600)]);
-            let mut tx = executor.begin(&lock, &plan).expect("begin");
+            let mut tx = executor.begin(&lock, &plan).await.expect("begin");
             tx.execute(&AtomicBool::new(false), &mut |_| {})
                 .await
                 .expect("execute");

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use harden_host::{Host, Kind};
-use harden_plan::{Attrs, Command, Plan, Step};
+use harden_plan::{Attrs, Command, Plan, Step, UnitState};
 use serde::{Deserialize, Serialize};
 
 use crate::fs;
@@ -29,8 +29,37 @@ pub struct Manifest {
     pub changes: usize,
     /// The saved state of every touched path.
     pub entries: Vec<Entry>,
-    /// Commands that make services take up restored files (reloads), run after a restore.
+    /// The saved state of every unit the plan changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<SavedUnit>,
+    /// What makes services take up restored files, change by change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactivate: Vec<Reactivation>,
+    /// Reload commands of snapshots taken by harden 0.1, which had no checks: still run
+    /// after restoring such a snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after_restore: Vec<Command>,
+}
+
+/// How one change's service takes up the restored files.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reactivation {
+    /// Index of the change in its plan.
+    pub change: usize,
+    /// Checkers that must accept the restored configuration first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Command>,
+    /// The reload (or restart) commands.
+    pub commands: Vec<Command>,
+}
+
+/// A unit as it was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedUnit {
+    /// Full unit name.
+    pub unit: String,
+    /// Its state then.
+    pub state: UnitState,
 }
 
 /// One path as it was.
@@ -69,8 +98,8 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// What a snapshot must hold: paths (with or without their content) and the commands that
-/// make services take up restored files.
+/// What a snapshot must hold: paths (with or without their content), units, and what makes
+/// services take up restored files.
 pub(crate) struct Request {
     purpose: &'static str,
     playbooks: Vec<String>,
@@ -78,6 +107,8 @@ pub(crate) struct Request {
     /// Every path to save, sorted, each with whether its content must be saved too (only
     /// attributes otherwise: a mode change on 100,000 files copies no file).
     paths: BTreeMap<PathBuf, bool>,
+    units: Vec<String>,
+    reactivate: Vec<Reactivation>,
     after_restore: Vec<Command>,
 }
 
@@ -85,34 +116,43 @@ impl Request {
     /// Everything `plan` may change: content where a step may rewrite or remove a file.
     pub(crate) fn for_plan(plan: &Plan) -> Request {
         let mut paths: BTreeMap<PathBuf, bool> = BTreeMap::new();
-        let mut after_restore = Vec::new();
-        for change in &plan.changes {
-            for step in &change.steps {
-                let content = matches!(
-                    step,
-                    Step::WriteFile { .. } | Step::RemoveFile { .. } | Step::Run(_)
-                );
-                for path in step.touched_paths() {
-                    *paths.entry(path.clone()).or_default() |= content;
-                }
-                if let Step::Reload { command, .. } = step {
-                    after_restore.push(command.clone());
-                }
+        for step in plan.changes.iter().flat_map(|c| &c.steps) {
+            let content = matches!(
+                step,
+                Step::WriteFile { .. } | Step::RemoveFile { .. } | Step::Run(_)
+            );
+            for path in step.touched_paths() {
+                *paths.entry(path.clone()).or_default() |= content;
             }
-            after_restore.extend(change.on_rollback.iter().cloned());
         }
-        after_restore.dedup();
+        let reactivate = plan
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.on_rollback.is_empty())
+            .map(|(change, c)| Reactivation {
+                change,
+                checks: c.rollback_checks.clone(),
+                commands: c.on_rollback.clone(),
+            })
+            .collect();
         Request {
             purpose: "apply",
             playbooks: plan.playbooks.clone(),
             changes: plan.changes.len(),
             paths,
-            after_restore,
+            units: plan
+                .touched_units()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            reactivate,
+            after_restore: Vec::new(),
         }
     }
 
     /// What restoring `target` will change, so that the restore can itself be undone: the
-    /// content of files it rewrites or removes, the attributes of the rest.
+    /// content of files it rewrites or removes, the attributes of the rest, and the units.
     pub(crate) fn to_undo(target: &Manifest) -> Request {
         let paths = target
             .entries
@@ -127,13 +167,27 @@ impl Request {
             playbooks: vec![format!("rollback to {}", target.id)],
             changes: target.changes,
             paths,
+            units: target.units.iter().map(|u| u.unit.clone()).collect(),
+            reactivate: target.reactivate.clone(),
             after_restore: target.after_restore.clone(),
         }
     }
 }
 
 /// Takes the snapshot `request` describes and writes it durably.
-pub(crate) fn take(host: &Host, state: &Path, request: Request) -> Result<Manifest, Error> {
+pub(crate) async fn take(host: &Host, state: &Path, request: Request) -> Result<Manifest, Error> {
+    let mut units = Vec::new();
+    for unit in &request.units {
+        let state = host.unit_state(unit).await.ok_or_else(|| {
+            Error::Refused(format!(
+                "cannot read the state of {unit}: systemctl is not installed"
+            ))
+        })?;
+        units.push(SavedUnit {
+            unit: unit.clone(),
+            state,
+        });
+    }
     let base = root_dir(state);
     fs::create_private_dirs(host, &base).map_err(Error::Io)?;
     let id = new_id(host, &base)?;
@@ -181,6 +235,8 @@ pub(crate) fn take(host: &Host, state: &Path, request: Request) -> Result<Manife
         playbooks: request.playbooks,
         changes: request.changes,
         entries,
+        units,
+        reactivate: request.reactivate,
         after_restore: request.after_restore,
     };
     let json = serde_json::to_vec(&manifest).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -246,6 +302,31 @@ pub(crate) fn prune(host: &Host, state: &Path, keep_also: Option<&str>) -> Resul
         // Our own 0700 directory: nobody else can plant links in it.
         #[allow(clippy::disallowed_methods)]
         std::fs::remove_dir_all(host.outside_path(&base.join(name))).map_err(Error::Io)?;
+    }
+    Ok(())
+}
+
+/// Deletes snapshot directories that have no manifest: a run killed while it took its
+/// snapshot leaves one (with a half-written blob's temporary file), and nothing can ever
+/// restore from it. Only under the lock, so no snapshot is being taken meanwhile.
+pub(crate) fn remove_incomplete(host: &Host, state: &Path) -> Result<(), Error> {
+    let base = root_dir(state);
+    for name in host.read_dir(&base).map_err(Error::Io)? {
+        let dir = base.join(&name);
+        let is_dir = host
+            .stat(&dir)
+            .map_err(Error::Io)?
+            .is_some_and(|s| s.kind == Kind::Dir);
+        if is_dir
+            && host
+                .stat(&dir.join("manifest.json"))
+                .map_err(Error::Io)?
+                .is_none()
+        {
+            // Our own 0700 directory: nobody else can plant links in it.
+            #[allow(clippy::disallowed_methods)]
+            std::fs::remove_dir_all(host.outside_path(&dir)).map_err(Error::Io)?;
+        }
     }
     Ok(())
 }

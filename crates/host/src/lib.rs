@@ -27,6 +27,9 @@ pub use stat::{stat_at, Kind, Stat};
 pub use users::{Account, Group, UserDb};
 pub use walk::WalkEntry;
 
+/// Bound on one `systemctl is-enabled` or `is-active` query.
+const UNIT_QUERY_TIMEOUT: u64 = 15;
+
 /// The managed system: `/` or an image mounted at `--root`.
 #[derive(Clone, Debug)]
 pub struct Host {
@@ -130,6 +133,30 @@ impl Host {
             matches!(self.stat(p), Ok(Some(s)) if s.kind != Kind::Dir)
                 || self.outside_path(p).is_file()
         })
+    }
+
+    /// A unit's state in `systemctl`'s words. Enablement is read offline where systemd does
+    /// not run (in a chroot and under `--root`, `systemctl` reads the unit files itself);
+    /// the run state is `unknown` there. `None` when `systemctl` is not installed.
+    pub async fn unit_state(&self, unit: &str) -> Option<harden_plan::UnitState> {
+        self.which("systemctl")?;
+        let ask = |verb: &str| {
+            harden_plan::Command::new(["systemctl", verb, unit]).timeout(UNIT_QUERY_TIMEOUT)
+        };
+        // Both print their answer on stdout and exit non-zero for "no": the word is what counts.
+        let word = |out: Result<Output, CommandError>| {
+            out.ok()
+                .and_then(|o| o.stdout.lines().next().map(|l| l.trim().to_owned()))
+                .filter(|w| !w.is_empty())
+        };
+        let enablement =
+            word(self.run(&ask("is-enabled")).await).unwrap_or_else(|| "not-found".into());
+        let active = if self.has_systemd() {
+            word(self.run(&ask("is-active")).await).unwrap_or_else(|| "unknown".into())
+        } else {
+            "unknown".into()
+        };
+        Some(harden_plan::UnitState { enablement, active })
     }
 
     /// Runs `cmd` inside the managed system (chrooted under `--root`) with its timeout.

@@ -58,6 +58,20 @@ impl Plan {
             .flat_map(|(i, c)| c.steps.iter().map(move |s| (i, s)))
     }
 
+    /// Every unit a step changes, sorted and unique; the snapshot saves their state.
+    pub fn touched_units(&self) -> Vec<&str> {
+        let mut units: Vec<&str> = self
+            .steps()
+            .filter_map(|(_, s)| match s {
+                Step::Unit(u) => Some(u.unit.as_str()),
+                _ => None,
+            })
+            .collect();
+        units.sort_unstable();
+        units.dedup();
+        units
+    }
+
     /// Every path a step may modify; the snapshot must hold all of them.
     pub fn touched_paths(&self) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = self
@@ -86,10 +100,26 @@ pub struct Change {
     pub details: Vec<Detail>,
     /// The primitive operations, in order.
     pub steps: Vec<Step>,
-    /// Commands to run after a rollback has restored the snapshot, when any step of this
-    /// change had run (for example `ufw reload`, so restored rule files take effect).
+    /// Commands that make the system take up the restored files again after a rollback
+    /// (for example `ufw reload`, or reloading sshd). They run only when this change was
+    /// *activated*: one of its [`Step::Run`], [`Step::Reload`] or [`Step::Unit`] steps had
+    /// started, so a daemon that never saw the new configuration is never disturbed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_rollback: Vec<Command>,
+    /// The daemon's own checkers (`sshd -t`, `fail2ban-client -t`), run on the restored
+    /// configuration before `on_rollback`: when one rejects it (a foreign file another tool
+    /// broke), the rollback leaves the running daemon alone and says so, rather than
+    /// reloading it onto a configuration that would make it exit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_checks: Vec<Command>,
+}
+
+impl Change {
+    /// True when `step` makes the system take up a change (a command, a reload, a unit
+    /// operation), as opposed to writing files or checking them.
+    pub fn activates(step: &Step) -> bool {
+        matches!(step, Step::Run(_) | Step::Reload { .. } | Step::Unit(_))
+    }
 }
 
 /// One value a change is about: where it stands now, where it comes from, what it becomes.
@@ -169,6 +199,158 @@ pub enum Step {
         /// The command that reloads it.
         command: Command,
     },
+    /// Set a systemd unit's enablement and/or run state through `systemctl`. Its state
+    /// before the apply is saved in the snapshot and restored by rollback; the symlinks that
+    /// record enablement are systemd's and never touched by harden's file code.
+    Unit(UnitStep),
+}
+
+/// A unit's enablement, as `systemctl is-enabled` names it.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enablement {
+    /// `systemctl enable` (after `unmask` when masked).
+    Enabled,
+    /// `systemctl disable`.
+    Disabled,
+    /// `systemctl mask`.
+    Masked,
+}
+
+impl Enablement {
+    /// The word `systemctl is-enabled` prints for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Enablement::Enabled => "enabled",
+            Enablement::Disabled => "disabled",
+            Enablement::Masked => "masked",
+        }
+    }
+
+    /// The enablement `systemctl is-enabled` reports as `word`, for the states harden can
+    /// set; `None` for the others (static, alias, generated, not-found...).
+    pub fn from_word(word: &str) -> Option<Enablement> {
+        match word {
+            "enabled" => Some(Enablement::Enabled),
+            "disabled" => Some(Enablement::Disabled),
+            "masked" => Some(Enablement::Masked),
+            _ => None,
+        }
+    }
+}
+
+/// What to do to a unit's run state. Only on a system booted with systemd: skipped in a
+/// chroot, in a container without init, and under `--root`.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitAction {
+    /// `systemctl start`.
+    Start,
+    /// `systemctl stop`.
+    Stop,
+    /// `systemctl restart`.
+    Restart,
+    /// `systemctl reload`.
+    Reload,
+    /// `systemctl try-reload-or-restart`: only if it runs.
+    TryReloadOrRestart,
+}
+
+impl UnitAction {
+    /// The `systemctl` verb.
+    pub fn verb(self) -> &'static str {
+        match self {
+            UnitAction::Start => "start",
+            UnitAction::Stop => "stop",
+            UnitAction::Restart => "restart",
+            UnitAction::Reload => "reload",
+            UnitAction::TryReloadOrRestart => "try-reload-or-restart",
+        }
+    }
+}
+
+/// A unit's state in `systemctl`'s words: `is-enabled` and `is-active`.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitState {
+    /// `enabled`, `disabled`, `masked`, `static`, `not-found`...
+    pub enablement: String,
+    /// `active`, `inactive`, `failed`, `activating`... (`unknown` without systemd).
+    pub active: String,
+}
+
+/// One operation on one systemd unit.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitStep {
+    /// Full unit name (`fail2ban.service`, `apt-daily.timer`).
+    pub unit: String,
+    /// Enablement to set, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enablement: Option<Enablement>,
+    /// Run state to reach, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<UnitAction>,
+    /// The state seen when planning, for display.
+    pub before: UnitState,
+    /// Seconds each `systemctl` call may take.
+    pub timeout_secs: u64,
+}
+
+impl UnitStep {
+    /// The state after the step, in `systemctl`'s words, for display.
+    pub fn after(&self) -> UnitState {
+        let enablement = self
+            .enablement
+            .map_or_else(|| self.before.enablement.clone(), |e| e.word().to_owned());
+        let active = match self.action {
+            None => self.before.active.clone(),
+            Some(UnitAction::Stop) => "inactive".into(),
+            Some(UnitAction::TryReloadOrRestart) if self.before.active != "active" => {
+                self.before.active.clone()
+            }
+            Some(_) => "active".into(),
+        };
+        UnitState { enablement, active }
+    }
+
+    /// `fail2ban.service: enabled, failed -> enabled, active`.
+    pub fn summary(&self) -> String {
+        let after = self.after();
+        format!(
+            "{}: {}, {} -> {}, {}",
+            self.unit, self.before.enablement, self.before.active, after.enablement, after.active
+        )
+    }
+
+    /// The `systemctl` commands that set the enablement, in order.
+    pub fn enable_commands(&self) -> Vec<Command> {
+        let Some(enablement) = self.enablement else {
+            return Vec::new();
+        };
+        let systemctl = |verb: &str| {
+            Command::new(["systemctl", verb, self.unit.as_str()]).timeout(self.timeout_secs)
+        };
+        let mut commands = Vec::new();
+        if self.before.enablement == "masked" && enablement != Enablement::Masked {
+            commands.push(systemctl("unmask"));
+        }
+        commands.push(match enablement {
+            Enablement::Enabled => systemctl("enable"),
+            Enablement::Disabled => systemctl("disable"),
+            Enablement::Masked => systemctl("mask"),
+        });
+        commands
+    }
+
+    /// The `systemctl` command that reaches the run state, if any.
+    pub fn action_command(&self) -> Option<Command> {
+        self.action.map(|a| {
+            Command::new(["systemctl", a.verb(), self.unit.as_str()]).timeout(self.timeout_secs)
+        })
+    }
 }
 
 impl Step {
@@ -180,7 +362,7 @@ impl Step {
             | Step::CreateDir { path, .. }
             | Step::RemoveFile { path, .. } => vec![path],
             Step::Run(cmd) => cmd.touches.iter().collect(),
-            Step::Validate(_) | Step::Reload { .. } => Vec::new(),
+            Step::Validate(_) | Step::Reload { .. } | Step::Unit(_) => Vec::new(),
         }
     }
 
@@ -287,6 +469,7 @@ mod tests {
                 Step::Validate(Command::new(["true"]).touching(["/ignored".into()])),
             ],
             on_rollback: vec![],
+            rollback_checks: Vec::new(),
         });
         let paths = plan.touched_paths();
         assert_eq!(paths, vec![PathBuf::from("/a"), PathBuf::from("/b")]);

@@ -46,6 +46,14 @@ pub enum PlanError {
     /// not refuse is kept, so that `harden plan` can still show it.
     #[error("{}", refusals_text(.0))]
     Refused(Vec<Refusal>, Box<Plan>),
+    /// The live state is one harden must not change until the operator fixes it.
+    #[error("{resource}: {message}")]
+    Unusable {
+        /// The resource.
+        resource: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The live state could not be read.
     #[error("cannot read the live state of {resource}: {message}")]
     Probe {
@@ -95,6 +103,12 @@ pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Pla
             Err(Failure::Refused(refusal)) => refused.push(refusal),
             Err(Failure::Probe(message)) => {
                 return Err(PlanError::Probe {
+                    resource: resource.into(),
+                    message,
+                })
+            }
+            Err(Failure::Unusable(message)) => {
+                return Err(PlanError::Unusable {
                     resource: resource.into(),
                     message,
                 })

@@ -73,6 +73,9 @@ pub(crate) enum Failure {
     Refused(Refusal),
     /// The live state could not be read.
     Probe(String),
+    /// The live state is one harden must not build on (a configuration the daemon itself
+    /// rejects): the operator must fix it first.
+    Unusable(String),
 }
 
 /// A plan refused because it could cut off remote administration.

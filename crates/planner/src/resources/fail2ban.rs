@@ -28,7 +28,9 @@ mod values;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
+use harden_plan::{
+    Attrs, Change, Command, Detail, Enablement, Step, UnitAction, UnitState, UnitStep, Warning,
+};
 use serde::Deserialize;
 
 pub use duration::{BanTime, Duration};
@@ -230,6 +232,9 @@ impl Setting {
     }
 }
 
+/// fail2ban's systemd unit.
+const UNIT: &str = "fail2ban.service";
+
 /// What the probe learns.
 #[derive(Clone, Debug, Default)]
 pub struct Live {
@@ -269,6 +274,8 @@ pub struct Live {
     pub iptables: bool,
     /// python3-systemd is installed (the systemd backend needs it).
     pub python_systemd: bool,
+    /// `fail2ban.service` as systemctl sees it, when systemd runs.
+    pub unit: Option<UnitState>,
 }
 
 impl Resource for Fail2ban {
@@ -463,6 +470,9 @@ impl Resource for Fail2ban {
                 Ok(out) => live.dump_error = Some(last_error(&out.stderr, &out.stdout)),
                 Err(e) => live.dump_error = Some(e.to_string()),
             }
+            if live.systemd {
+                live.unit = host.unit_state(UNIT).await;
+            }
             if live.live {
                 let ping = host
                     .run(&Command::new(["fail2ban-client", "ping"]).timeout(15))
@@ -511,6 +521,7 @@ impl Resource for Fail2ban {
                 details: Vec::new(),
                 steps: vec![Step::Run(apt_install(&packages))],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             });
         }
 
@@ -550,6 +561,7 @@ impl Resource for Fail2ban {
                     before: live.jail_file.clone(),
                 }],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             });
         }
         for (name, filter) in &self.filters {
@@ -583,6 +595,7 @@ impl Resource for Fail2ban {
                     before: current,
                 }],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             });
             written_filters.push(path);
         }
@@ -595,9 +608,9 @@ impl Resource for Fail2ban {
         let reload = Command::new(["fail2ban-client", "reload"]).timeout(120);
         let start = !live.running && live.live && live.systemd && will_run;
         if files_change || start {
-            let mut steps = vec![Step::Validate(
-                Command::new(["fail2ban-client", "-t"]).timeout(60),
-            )];
+            let check = Command::new(["fail2ban-client", "-t"]).timeout(60);
+            let mut steps = vec![Step::Validate(check.clone())];
+            let rollback_checks = vec![check];
             for path in &written_filters {
                 // `-t` does not compile filters' expressions; fail2ban-regex does.
                 steps.push(Step::Validate(
@@ -612,16 +625,20 @@ impl Resource for Fail2ban {
                 });
                 on_rollback.push(reload);
             } else if start {
-                steps.push(Step::Run(
-                    Command::new(["systemctl", "enable", "fail2ban.service"])
-                        .timeout(60)
-                        .touching([PathBuf::from(
-                            "/etc/systemd/system/multi-user.target.wants/fail2ban.service",
-                        )]),
-                ));
-                steps.push(Step::Run(
-                    Command::new(["systemctl", "restart", "fail2ban.service"]).timeout(120),
-                ));
+                // Through systemctl, whose state the snapshot saves: a unit that is enabled
+                // but failed at boot (Debian 12's stock sshd jail wants auth.log) only needs
+                // the restart; enablement symlinks are systemd's, never harden's files.
+                let before = live.unit.clone().unwrap_or_else(|| UnitState {
+                    enablement: "unknown".into(),
+                    active: "inactive".into(),
+                });
+                steps.push(Step::Unit(UnitStep {
+                    unit: UNIT.into(),
+                    enablement: (before.enablement != "enabled").then_some(Enablement::Enabled),
+                    action: Some(UnitAction::Restart),
+                    before,
+                    timeout_secs: 120,
+                }));
             }
             diff.changes.push(Change {
                 resource: Self::NAME.into(),
@@ -636,6 +653,7 @@ impl Resource for Fail2ban {
                 details: Vec::new(),
                 steps,
                 on_rollback,
+                rollback_checks,
             });
         }
 

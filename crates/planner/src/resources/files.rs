@@ -354,6 +354,7 @@ fn diff_entry(
                     before,
                 }],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             });
             return Ok(());
         }
@@ -435,6 +436,7 @@ fn create(
         }],
         steps: vec![step],
         on_rollback: Vec::new(),
+        rollback_checks: Vec::new(),
     });
     Ok(())
 }
@@ -470,6 +472,7 @@ fn set_attrs(path: &Path, stat: &Stat, to: Attrs, users: &UserDb, diff: &mut Dif
             to,
         }],
         on_rollback: Vec::new(),
+        rollback_checks: Vec::new(),
     });
 }
 

@@ -623,6 +623,7 @@ impl Emitter {
             details,
             steps,
             on_rollback: Vec::new(),
+            rollback_checks: Vec::new(),
         });
     }
 }
@@ -986,6 +987,7 @@ fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool
                 details: Vec::new(),
                 steps: vec![step],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             },
         );
     }

@@ -16,7 +16,9 @@ mod aptconf;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
+use harden_plan::{
+    Attrs, Change, Command, Detail, Enablement, Step, UnitAction, UnitState, UnitStep, Warning,
+};
 use serde::{Deserialize, Deserializer};
 
 pub use aptconf::{AptDump, OsRelease};
@@ -538,6 +540,7 @@ impl Resource for UnattendedUpgrades {
                 details: Vec::new(),
                 steps: vec![Step::Run(apt_install(&["unattended-upgrades"]))],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             });
         }
 
@@ -583,6 +586,7 @@ impl Resource for UnattendedUpgrades {
                     before: current.clone(),
                 }],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             });
         }
         let all: Vec<&Setting> = periodic.iter().chain(drop_in.iter()).collect();
@@ -594,6 +598,7 @@ impl Resource for UnattendedUpgrades {
                 details: Vec::new(),
                 steps: vec![Step::Validate(check_command(&all))],
                 on_rollback: Vec::new(),
+                rollback_checks: Vec::new(),
             });
             // Values a later file overrides (APT reads them differently now): the check fails.
             for setting in &all {
@@ -789,28 +794,29 @@ impl UnattendedUpgrades {
             diff.warnings.push(warn("systemctl is not installed: cannot enable apt-daily.timer and apt-daily-upgrade.timer".into()));
             return;
         }
-        let mut steps = Vec::new();
-        if !disabled.is_empty() {
-            let mut argv = vec!["systemctl".to_owned(), "enable".to_owned()];
-            if live.systemd {
-                argv.push("--now".into());
-            }
-            argv.extend(disabled.iter().map(|t| t.unit.clone()));
-            let links = disabled.iter().map(|t| {
-                PathBuf::from(format!(
-                    "/etc/systemd/system/timers.target.wants/{}",
-                    t.unit
-                ))
-            });
-            steps.push(Step::Run(Command::new(argv).timeout(60).touching(links)));
-        }
-        if !inactive.is_empty() {
-            let argv = ["systemctl", "start"]
-                .into_iter()
-                .map(str::to_owned)
-                .chain(inactive.iter().map(|t| t.unit.clone()));
-            steps.push(Step::Run(Command::new(argv).timeout(60)));
-        }
+        // Through systemctl: the snapshot saves each timer's state and rollback restores it.
+        let steps = live
+            .timers
+            .iter()
+            .filter(|t| !t.enabled || t.active == Some(false))
+            .map(|t| {
+                Step::Unit(UnitStep {
+                    unit: t.unit.clone(),
+                    enablement: (!t.enabled).then_some(Enablement::Enabled),
+                    action: (live.systemd && t.active != Some(true)).then_some(UnitAction::Start),
+                    before: UnitState {
+                        enablement: if t.enabled { "enabled" } else { "disabled" }.into(),
+                        active: match t.active {
+                            Some(true) => "active",
+                            Some(false) => "inactive",
+                            None => "unknown",
+                        }
+                        .into(),
+                    },
+                    timeout_secs: 60,
+                })
+            })
+            .collect();
         let units: Vec<&str> = live.timers.iter().map(|t| t.unit.as_str()).collect();
         diff.changes.push(Change {
             resource: Self::NAME.into(),
@@ -847,6 +853,7 @@ impl UnattendedUpgrades {
                 .collect(),
             steps,
             on_rollback: Vec::new(),
+            rollback_checks: Vec::new(),
         });
     }
 }

@@ -406,7 +406,28 @@ fn under_systemd_a_stopped_server_is_started() {
         .iter()
         .map(|s| format!("{s:?}"))
         .collect();
-    assert!(steps.iter().any(|s| s.contains("\"restart\"")), "{steps:?}");
+    assert!(steps.iter().any(|s| s.contains("Restart")), "{steps:?}");
+    // Enabled but failed at boot (Debian 12's stock sshd jail): only the restart, through a
+    // unit step whose state the snapshot saves; no enablement symlink is a touched file.
+    live.unit = Some(harden_plan::UnitState {
+        enablement: "enabled".into(),
+        active: "failed".into(),
+    });
+    let diff = run(&section(EXAMPLE), &live).expect("diff");
+    let change = diff.changes.last().expect("change");
+    let units: Vec<String> = change
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Unit(u) => Some(u.summary()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        units,
+        vec!["fail2ban.service: enabled, failed -> enabled, active"]
+    );
+    assert!(change.steps.iter().all(|s| s.touched_paths().is_empty()));
     // In a container without systemd it only warns.
     live.systemd = false;
     let diff = run(&section(EXAMPLE), &live).expect("diff");

@@ -699,6 +699,26 @@ fn attrs_for(path: &Path, live: &Live, cx: &Context<'_>, default: Attrs) -> Attr
     attrs
 }
 
+/// The `file:line` places an sshd error names: sshd says `FILE: line N: ...` for an unknown
+/// keyword and `FILE line N: ...` for a bad value.
+pub(crate) fn config_error_places(error: &str) -> Vec<String> {
+    let mut places = Vec::new();
+    for part in error.split("; ") {
+        let Some((file, rest)) = part.split_once(" line ") else {
+            continue;
+        };
+        let file = file.trim().trim_end_matches(':');
+        let number: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if file.starts_with('/') && !number.is_empty() {
+            let place = format!("{file}:{number}");
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+    }
+    places
+}
+
 /// Plans the `sshd` section.
 pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff, Failure> {
     let mut diff = Diff::default();
@@ -718,9 +738,6 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
             config::MAIN
         ));
     }
-    if let Some(e) = &live.dump_error {
-        notes.push(format!("`sshd -T` fails on the current configuration ({e}); the plan rests on harden's own reading of the files, and `sshd -t` will check the result before it is used"));
-    }
     for p in &current.problems {
         notes.push(format!("sshd_config: {p}"));
     }
@@ -735,6 +752,20 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
             return Err(Failure::Probe(format!("cannot plan sshd_config safely: {e}")))
         }
     };
+    // A current configuration sshd rejects at a line harden's edit leaves in place.
+    let mut rejected: Option<(String, String)> = None;
+    if let Some(e) = &live.dump_error {
+        let places = config_error_places(e);
+        let fixed = !places.is_empty()
+            && places
+                .iter()
+                .all(|p| built.disabled.iter().any(|(place, _)| place == p));
+        if !places.is_empty() && !fixed {
+            rejected = Some((e.clone(), places.join(", ")));
+        } else {
+            notes.push(format!("`sshd -T` fails on the current configuration ({e}); the plan rests on harden's own reading of the files, and `sshd -t` will check the result before it is used"));
+        }
+    }
     let desired = config::parse(&built.snapshot);
 
     // Details: each directive's effective value now, where it comes from, and what it becomes.
@@ -848,6 +879,14 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
         .filter(|(path, _, _)| !(live.synthesized && path == Path::new(config::MAIN)))
         .collect();
 
+    if let Some((error, places)) = rejected {
+        if !writes.is_empty() {
+            return Err(Failure::Unusable(format!(
+                "sshd rejects the current configuration ({error}): `harden apply` will not change sshd until {places} is fixed, because its `sshd -t` check would fail and reloading sshd onto such a configuration stops the daemon. Fix or remove the line, check with `sshd -t`, then plan again"
+            )));
+        }
+        notes.push(format!("sshd rejects the current configuration ({error}): sshd cannot start or reload until {places} is fixed; the playbook's values are already written"));
+    }
     diff.warnings
         .extend(notes.into_iter().map(|message| Warning {
             resource: Sshd::NAME.into(),
@@ -867,7 +906,12 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
         config: &desired,
         defaults: &defaults,
     };
-    let mut verdict = guards::check_logins(&before, &after, &live.accounts, &live.key_files);
+    let evidence = guards::Evidence {
+        files: &live.key_files,
+        answers: &live.answers,
+        exists: &live.exists,
+    };
+    let mut verdict = guards::check_logins(&before, &after, &live.accounts, &evidence);
     let new_ports: BTreeSet<u16> = ports_of(&desired)
         .difference(&current_ports(live, &current))
         .copied()
@@ -992,9 +1036,11 @@ fn change(
             Command::new(["mkdir", "-p", "-m", "0755", "/run/sshd"]).timeout(10),
         ));
     }
-    steps.push(Step::Validate(
-        Command::new([sshd.as_str(), "-t"]).timeout(probe::SSHD_TIMEOUT),
-    ));
+    let check = Command::new([sshd.as_str(), "-t"]).timeout(probe::SSHD_TIMEOUT);
+    steps.push(Step::Validate(check.clone()));
+    // A rollback reloads sshd only onto a configuration sshd itself accepts: a SIGHUP onto
+    // one it rejects makes the daemon exit.
+    let rollback_checks = vec![check];
 
     let listen_changed = ports_of(desired) != ports_of(current)
         || desired
@@ -1158,6 +1204,7 @@ fn change(
         details,
         steps,
         on_rollback,
+        rollback_checks,
     }
 }
 

@@ -17,12 +17,13 @@
 //! protect anything.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use harden_host::{Account, Kind, Stat, UserDb};
 
 use super::config::{Config, Conn};
 use super::keywords::{self, Keyword};
+use super::probe::Dump;
 
 /// Passwords off while no account has a usable key.
 pub(crate) const NO_KEYED_LOGIN: &str = "sshd-no-keyed-login";
@@ -36,16 +37,33 @@ pub(crate) const PORT_FIREWALL: &str = "sshd-port-firewall";
 pub(crate) const STRICTMODES: &str = "sshd-strictmodes";
 /// `UsePAM no` refusing accounts whose password is locked.
 pub(crate) const LOCKED_ACCOUNT: &str = "sshd-locked-account";
+/// A key login that gets no shell: a `ForceCommand` that runs something else, a
+/// `ChrootDirectory` that does not exist or holds no shell.
+pub(crate) const NO_SESSION: &str = "sshd-no-session";
 
 /// Every guard, for documentation and tests.
-pub(crate) const ALL: [&str; 6] = [
+pub(crate) const ALL: [&str; 7] = [
     NO_KEYED_LOGIN,
     ROOT_ONLY_KEYED,
     ALLOWUSERS,
     PORT_FIREWALL,
     STRICTMODES,
     LOCKED_ACCOUNT,
+    NO_SESSION,
 ];
+
+/// What the guards judge a plan with, besides the configurations.
+pub(crate) struct Evidence<'a> {
+    /// Authorized keys files found, by path.
+    pub files: &'a BTreeMap<PathBuf, KeyFile>,
+    /// sshd's own answer (`sshd -T -C user=...` with the candidate configuration) for each
+    /// keyed account it was asked about: where present, it replaces harden's reading of the
+    /// candidate, so `Match` blocks, `ForceCommand` and `ChrootDirectory` are sshd's.
+    pub answers: &'a BTreeMap<String, Dump>,
+    /// Whether paths a session depends on exist (chroot directories, the shell inside them,
+    /// forced commands).
+    pub exists: &'a BTreeMap<PathBuf, bool>,
+}
 
 /// What the probe learnt about an account with a login shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +74,8 @@ pub(crate) struct AccountFacts {
     pub uid: u32,
     /// Home directory.
     pub home: PathBuf,
+    /// Login shell.
+    pub shell: PathBuf,
     /// Its groups.
     pub groups: Vec<String>,
     /// Password field starts with `!`.
@@ -150,6 +170,8 @@ pub(crate) struct KeyLine {
     pub kind: String,
     /// It carries `command=`: it runs one command, not a login.
     pub forced_command: bool,
+    /// Its `expiry-time` has passed: sshd refuses it.
+    pub expired: bool,
 }
 
 /// The facts about `account` from its passwd entry and `/etc/shadow`.
@@ -176,6 +198,7 @@ pub(crate) fn account_facts(
         name: account.name.clone(),
         uid: account.uid,
         home: account.home.clone(),
+        shell: PathBuf::from(&account.shell),
         groups,
         locked,
         expired,
@@ -222,8 +245,9 @@ const KEY_TYPES: &[&str] = &[
     "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
 
-/// The keys of an `authorized_keys` file: `[options] type base64 [comment]` lines.
-pub(crate) fn parse_keys(text: &str) -> Vec<KeyLine> {
+/// The keys of an `authorized_keys` file: `[options] type base64 [comment]` lines. `now` is
+/// the current time as `YYYYMMDDHHMMSS`, to judge `expiry-time` options by.
+pub(crate) fn parse_keys(text: &str, now: &str) -> Vec<KeyLine> {
     let mut keys = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -247,12 +271,16 @@ pub(crate) fn parse_keys(text: &str) -> Vec<KeyLine> {
         {
             continue;
         }
-        let forced_command = option_names(options)
+        let names = option_names(options);
+        let forced_command = names.iter().any(|(o, _)| o.eq_ignore_ascii_case("command"));
+        let expired = names
             .iter()
-            .any(|o| o.eq_ignore_ascii_case("command"));
+            .filter(|(o, _)| o.eq_ignore_ascii_case("expiry-time"))
+            .any(|(_, value)| expiry_passed(value, now));
         keys.push(KeyLine {
             kind: kind.to_owned(),
             forced_command,
+            expired,
         });
     }
     keys
@@ -277,27 +305,43 @@ fn split_options(line: &str) -> (&str, &str) {
     (line, "")
 }
 
-fn option_names(options: &str) -> Vec<String> {
+/// The options of a key line as (name, value) pairs; values without their quotes.
+fn option_names(options: &str) -> Vec<(String, String)> {
     let mut names = Vec::new();
     let mut current = String::new();
+    let mut value = String::new();
     let mut quoted = false;
     let mut in_value = false;
     for c in options.chars() {
         match c {
             '"' => quoted = !quoted,
-            '=' if !quoted => in_value = true,
+            '=' if !quoted && !in_value => in_value = true,
             ',' if !quoted => {
-                names.push(std::mem::take(&mut current));
+                names.push((std::mem::take(&mut current), std::mem::take(&mut value)));
                 in_value = false;
             }
-            _ if !in_value && !quoted => current.push(c),
+            _ if in_value => value.push(c),
+            _ if !quoted => current.push(c),
             _ => {}
         }
     }
     if !current.is_empty() {
-        names.push(current);
+        names.push((current, value));
     }
     names
+}
+
+/// True when an `expiry-time` value (`YYYYMMDD[HHMM[SS]]`, as sshd reads it) lies before
+/// `now` (`YYYYMMDDHHMMSS`). sshd reads it as local time unless it ends in `Z`; the hours
+/// that makes are not worth a time zone database here. An unreadable value makes sshd
+/// refuse the key line, so it counts as passed.
+fn expiry_passed(value: &str, now: &str) -> bool {
+    let digits = value.trim_end_matches(['Z', 'z']);
+    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let padded = format!("{digits:0<14}");
+    padded.as_str() < now
 }
 
 /// The authentication settings one account gets.
@@ -317,6 +361,8 @@ pub(crate) struct Settings {
     methods: Vec<String>,
     keys_elsewhere: bool,
     accepted: Option<String>,
+    force_command: Option<String>,
+    chroot: Option<String>,
 }
 
 impl Settings {
@@ -386,9 +432,82 @@ impl World<'_> {
             keys_elsewhere: self.set("AuthorizedKeysCommand", c)
                 || self.set("TrustedUserCAKeys", c),
             accepted: self.args("PubkeyAcceptedAlgorithms", c).first().cloned(),
+            force_command: set_value(self.args("ForceCommand", c).join(" ")),
+            chroot: set_value(self.args("ChrootDirectory", c).join(" ")),
         }
     }
 }
+
+/// A value that is not `none` (sshd's word for unset).
+fn set_value(value: String) -> Option<String> {
+    (!value.is_empty() && !value.eq_ignore_ascii_case("none")).then_some(value)
+}
+
+impl Settings {
+    /// The settings sshd itself reports for one connection (`sshd -T -C`).
+    pub(crate) fn from_dump(dump: &Dump) -> Settings {
+        let words = |key: &str| -> Vec<String> {
+            dump.get(key)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|l| l.split_whitespace().map(str::to_owned))
+                .collect()
+        };
+        let line = |key: &str| -> String {
+            dump.get(key)
+                .and_then(|l| l.first())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let flag = |key: &str| line(key).eq_ignore_ascii_case("yes");
+        Settings {
+            password: flag("passwordauthentication"),
+            kbd: flag("kbdinteractiveauthentication"),
+            pubkey: flag("pubkeyauthentication"),
+            use_pam: flag("usepam"),
+            permit_root: line("permitrootlogin").to_ascii_lowercase(),
+            strict_modes: flag("strictmodes"),
+            key_files: words("authorizedkeysfile"),
+            allow_users: words("allowusers"),
+            deny_users: words("denyusers"),
+            allow_groups: words("allowgroups"),
+            deny_groups: words("denygroups"),
+            methods: words("authenticationmethods"),
+            keys_elsewhere: set_value(line("authorizedkeyscommand")).is_some()
+                || set_value(line("trustedusercakeys")).is_some(),
+            accepted: set_value(line("pubkeyacceptedalgorithms")),
+            force_command: set_value(line("forcecommand")),
+            chroot: set_value(line("chrootdirectory")),
+        }
+    }
+
+    /// Paths whose existence decides whether `account` gets a session: the forced
+    /// command's program and the chroot directory with the shell inside it.
+    pub(crate) fn session_paths(&self, account: &AccountFacts) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        if let Some(program) = self.force_command.as_deref().and_then(forced_program) {
+            paths.push(PathBuf::from(program));
+        }
+        if let Some(chroot) = &self.chroot {
+            let dir = expand(chroot, account);
+            let shell = account.shell.strip_prefix("/").unwrap_or(&account.shell);
+            paths.push(dir.join(shell));
+            paths.push(dir);
+        }
+        paths
+    }
+}
+
+/// The absolute program a `ForceCommand` runs, when it names one.
+fn forced_program(command: &str) -> Option<&str> {
+    command
+        .split_whitespace()
+        .next()
+        .filter(|p| p.starts_with('/'))
+}
+
+/// Programs that never give an administrator a shell.
+const NO_SHELL: &[&str] = &["false", "true", "nologin", "internal-sftp", "sftp-server"];
 
 /// Why an account cannot log in with a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -409,6 +528,10 @@ pub(crate) enum Reason {
     NoKey,
     /// Keys exist but StrictModes makes sshd ignore them: why.
     StrictModes(String),
+    /// Every key it has carries an `expiry-time` in the past.
+    KeysExpired,
+    /// The key login would give no shell: why.
+    NoSession(String),
 }
 
 impl Reason {
@@ -419,9 +542,12 @@ impl Reason {
             Reason::NotAllowed(_) => ALLOWUSERS,
             Reason::StrictModes(_) => STRICTMODES,
             Reason::Locked => LOCKED_ACCOUNT,
-            Reason::Expired | Reason::PubkeyOff | Reason::Methods(_) | Reason::NoKey => {
-                NO_KEYED_LOGIN
-            }
+            Reason::NoSession(_) => NO_SESSION,
+            Reason::Expired
+            | Reason::PubkeyOff
+            | Reason::Methods(_)
+            | Reason::NoKey
+            | Reason::KeysExpired => NO_KEYED_LOGIN,
         }
     }
 
@@ -435,16 +561,21 @@ impl Reason {
             Reason::Methods(m) => format!("AuthenticationMethods {m} cannot be met with a key"),
             Reason::NoKey => "no usable authorized key".into(),
             Reason::StrictModes(why) => why.clone(),
+            Reason::KeysExpired => {
+                "its authorized keys have expired (an expiry-time in the past)".into()
+            }
+            Reason::NoSession(why) => why.clone(),
         }
     }
 }
 
-/// Whether `account` can log in with a key under `settings`.
+/// Whether `account` can log in with a key under `settings`, and get a shell.
 pub(crate) fn key_login(
     account: &AccountFacts,
     settings: &Settings,
-    files: &BTreeMap<PathBuf, KeyFile>,
+    evidence: &Evidence<'_>,
 ) -> Result<(), Vec<Reason>> {
+    let files = evidence.files;
     let mut reasons = Vec::new();
     if account.expired {
         reasons.push(Reason::Expired);
@@ -470,11 +601,46 @@ pub(crate) fn key_login(
             Err(r) => reasons.push(r),
         }
     }
+    if let Some(why) = no_session(account, settings, evidence.exists) {
+        reasons.push(Reason::NoSession(why));
+    }
     if reasons.is_empty() {
         Ok(())
     } else {
         Err(reasons)
     }
+}
+
+/// Why a key login of `account` would get no shell under `s`, if it would not.
+fn no_session(
+    account: &AccountFacts,
+    s: &Settings,
+    exists: &BTreeMap<PathBuf, bool>,
+) -> Option<String> {
+    if let Some(command) = &s.force_command {
+        let program = command.split_whitespace().next().unwrap_or_default();
+        let name = program.rsplit('/').next().unwrap_or(program);
+        if NO_SHELL.contains(&name) {
+            return Some(format!("ForceCommand {command} runs instead of a shell"));
+        }
+        if exists.get(Path::new(program)) == Some(&false) {
+            return Some(format!("ForceCommand {command}: {program} does not exist"));
+        }
+    }
+    if let Some(chroot) = &s.chroot {
+        let dir = expand(chroot, account);
+        if exists.get(&dir) == Some(&false) {
+            return Some(format!("ChrootDirectory {chroot} does not exist"));
+        }
+        let shell = account.shell.strip_prefix("/").unwrap_or(&account.shell);
+        if exists.get(&dir.join(shell)) == Some(&false) {
+            return Some(format!(
+                "ChrootDirectory {chroot} holds no {} for the session",
+                account.shell.display()
+            ));
+        }
+    }
+    None
 }
 
 fn user_part(pattern: &str) -> &str {
@@ -568,6 +734,7 @@ fn usable_keys(
     files: &BTreeMap<PathBuf, KeyFile>,
 ) -> Result<(), Reason> {
     let mut strict_problem: Option<String> = None;
+    let mut expired = false;
     for token in &s.key_files {
         if token.eq_ignore_ascii_case("none") {
             continue;
@@ -576,11 +743,12 @@ fn usable_keys(
         let Some(file) = files.get(&path) else {
             continue;
         };
-        let usable = file
-            .keys
-            .iter()
-            .any(|k| !k.forced_command && type_accepted(&k.kind, s.accepted.as_deref()));
-        if !usable {
+        let login =
+            |k: &&KeyLine| !k.forced_command && type_accepted(&k.kind, s.accepted.as_deref());
+        if !file.keys.iter().filter(login).any(|k| !k.expired) {
+            if file.keys.iter().any(|k| login(&k)) {
+                expired = true;
+            }
             continue;
         }
         if s.strict_modes {
@@ -591,7 +759,11 @@ fn usable_keys(
         }
         return Ok(());
     }
-    Err(strict_problem.map_or(Reason::NoKey, Reason::StrictModes))
+    Err(match strict_problem {
+        Some(why) => Reason::StrictModes(why),
+        None if expired => Reason::KeysExpired,
+        None => Reason::NoKey,
+    })
 }
 
 /// The first thing sshd's StrictModes check (`safe_path`, with Debian's tolerance of
@@ -649,26 +821,31 @@ pub(crate) struct Verdict {
     pub warnings: Vec<String>,
 }
 
-/// Checks the login guards for a change from `before` to `after`.
+/// Checks the login guards for a change from `before` to `after`. sshd's answers in
+/// `evidence` stand for `after` where they exist.
 pub(crate) fn check_logins(
     before: &World<'_>,
     after: &World<'_>,
     accounts: &[AccountFacts],
-    files: &BTreeMap<PathBuf, KeyFile>,
+    evidence: &Evidence<'_>,
 ) -> Verdict {
+    let files = evidence.files;
     let mut verdict = Verdict::default();
-    let judge = |world: &World<'_>| -> Vec<Judged<'_>> {
+    let judge = |world: &World<'_>, answers: Option<&BTreeMap<String, Dump>>| -> Vec<Judged<'_>> {
         accounts
             .iter()
             .map(|a| {
-                let s = world.settings(a);
-                let r = key_login(a, &s, files);
+                let s = match answers.and_then(|d| d.get(&a.name)) {
+                    Some(dump) => Settings::from_dump(dump),
+                    None => world.settings(a),
+                };
+                let r = key_login(a, &s, evidence);
                 (a, s, r)
             })
             .collect()
     };
-    let was = judge(before);
-    let will = judge(after);
+    let was = judge(before, None);
+    let will = judge(after, Some(evidence.answers));
     if will.iter().any(|(_, _, r)| r.is_ok()) {
         return verdict;
     }
@@ -678,6 +855,7 @@ pub(crate) fn check_logins(
                 name: String::new(),
                 uid: u32::MAX,
                 home: PathBuf::from("/"),
+                shell: PathBuf::from("/bin/sh"),
                 groups: vec![],
                 locked: false,
                 expired: false,
@@ -791,6 +969,9 @@ fn message(guard: &str, accounts: &[String], passwords_after: bool) -> String {
         STRICTMODES => format!(
             "sshd would ignore the only usable authorized keys because of their file modes or owners{list}: {consequence}. Fix the modes (chmod go-w on the home directory, ~/.ssh and authorized_keys)"
         ),
+        NO_SESSION => format!(
+            "the accounts that can log in with a key would get no shell{list}: {consequence}. Limit ForceCommand and ChrootDirectory to the accounts they are for with a Match block, or make the chroot hold a shell"
+        ),
         LOCKED_ACCOUNT => format!(
             "UsePAM no makes sshd refuse accounts whose password is locked, and every account with a key has one{list}: {consequence}. Keep UsePAM yes, or replace the lock with `usermod -p '*' NAME` (no password, not locked)"
         ),
@@ -811,6 +992,7 @@ mod tests {
     use std::path::Path;
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmEXAMPLEKEYexamplekeyEXAMPLEKEYexample alice@laptop\n";
+    const NOW: &str = "20261201120000";
 
     fn stat(kind: Kind, mode: u32, uid: u32) -> Option<Stat> {
         Some(Stat {
@@ -835,6 +1017,7 @@ mod tests {
             name: name.into(),
             uid,
             home,
+            shell: "/bin/bash".into(),
             groups: vec![name.into()],
             locked: false,
             expired: false,
@@ -851,7 +1034,7 @@ mod tests {
         files.insert(
             path.clone(),
             KeyFile {
-                keys: parse_keys(KEY),
+                keys: parse_keys(KEY, NOW),
                 chain: vec![
                     link(path, stat(Kind::File, 0o600, a.uid)),
                     link(a.home.join(".ssh"), stat(Kind::Dir, 0o700, a.uid)),
@@ -891,7 +1074,11 @@ mod tests {
                 defaults: d,
             },
             accounts,
-            files,
+            &Evidence {
+                files,
+                answers: &BTreeMap::new(),
+                exists: &BTreeMap::new(),
+            },
         )
     }
 
@@ -1162,10 +1349,105 @@ mod tests {
         );
         let keys = parse_keys(&format!(
             "# comment\ncommand=\"/usr/bin/backup\",no-pty {KEY}from=\"10.0.0.1,10.0.0.2\" {KEY}restrict {KEY}not a key\n"
-        ));
+        ), NOW);
         assert_eq!(keys.len(), 3);
         assert!(keys[0].forced_command);
         assert!(!keys[1].forced_command && !keys[2].forced_command);
+        assert!(keys.iter().all(|k| !k.expired));
+    }
+
+    #[test]
+    fn a_key_whose_expiry_time_has_passed_is_expired() {
+        let keys = parse_keys(
+            &format!("expiry-time=\"20000101\" {KEY}expiry-time=\"203001011200Z\",no-pty {KEY}expiry-time=\"soon\" {KEY}"),
+            NOW,
+        );
+        let expired: Vec<bool> = keys.iter().map(|k| k.expired).collect();
+        assert_eq!(expired, vec![true, false, true]);
+    }
+
+    #[test]
+    fn only_expired_keys_are_no_key_login() {
+        let alice = account("alice", 1000);
+        let mut files = BTreeMap::new();
+        keyed(&mut files, &alice, 0o755);
+        for file in files.values_mut() {
+            file.keys = parse_keys(&format!("expiry-time=\"20000101\" {KEY}"), NOW);
+        }
+        let v = verdict(
+            "PasswordAuthentication yes\n",
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+            &[alice],
+            &files,
+        );
+        assert_eq!(guards(&v), vec![NO_KEYED_LOGIN]);
+        assert!(v.fired[0].message.contains("expired"), "{v:?}");
+    }
+
+    #[test]
+    fn sshds_answer_decides_the_session_forced_commands_and_chroots() {
+        let alice = account("alice", 1000);
+        let mut files = BTreeMap::new();
+        keyed(&mut files, &alice, 0o755);
+        let answer = |extra: &str| {
+            let mut dump = Dump::default();
+            for line in [
+                "passwordauthentication no",
+                "pubkeyauthentication yes",
+                "usepam yes",
+                "permitrootlogin without-password",
+                "strictmodes yes",
+                "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2",
+                "authenticationmethods any",
+                "authorizedkeyscommand none",
+                "trustedusercakeys none",
+                extra,
+            ] {
+                let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+                dump.0.entry(k.into()).or_default().push(v.into());
+            }
+            BTreeMap::from([("alice".to_owned(), dump)])
+        };
+        let judge = |answers: &BTreeMap<String, Dump>, exists: &BTreeMap<PathBuf, bool>| {
+            let (b, a) = (
+                config("PasswordAuthentication yes\n"),
+                config("PasswordAuthentication no\n"),
+            );
+            let d: &dyn Fn(&Keyword) -> Vec<String> = &defaults;
+            check_logins(
+                &World {
+                    config: &b,
+                    defaults: d,
+                },
+                &World {
+                    config: &a,
+                    defaults: d,
+                },
+                std::slice::from_ref(&alice),
+                &Evidence {
+                    files: &files,
+                    answers,
+                    exists,
+                },
+            )
+        };
+        let none = BTreeMap::new();
+        assert!(judge(&answer("forcecommand none"), &none).fired.is_empty());
+        let v = judge(&answer("forcecommand /bin/false"), &none);
+        assert_eq!(guards(&v), vec![NO_SESSION]);
+        assert!(v.fired[0]
+            .message
+            .contains("ForceCommand /bin/false runs instead of a shell"));
+        let missing = BTreeMap::from([(PathBuf::from("/srv/jail/alice"), false)]);
+        let v = judge(&answer("chrootdirectory /srv/jail/%u"), &missing);
+        assert_eq!(guards(&v), vec![NO_SESSION]);
+        assert!(v.fired[0].message.contains("does not exist"), "{v:?}");
+        let empty = BTreeMap::from([
+            (PathBuf::from("/srv/jail/alice"), true),
+            (PathBuf::from("/srv/jail/alice/bin/bash"), false),
+        ]);
+        let v = judge(&answer("chrootdirectory /srv/jail/%u"), &empty);
+        assert!(v.fired[0].message.contains("holds no /bin/bash"), "{v:?}");
     }
 
     #[test]

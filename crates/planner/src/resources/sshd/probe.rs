@@ -102,6 +102,12 @@ pub struct Live {
     pub(crate) dump_error: Option<String>,
     /// `sshd -T -C user=...` for accounts that `Match` blocks cover: (account, dump).
     pub(crate) per_user: Vec<(String, Dump)>,
+    /// sshd's answer for each keyed account under the candidate configuration (`sshd -T -C
+    /// user=... -o ...` with the playbook's directives), for the lockout guards.
+    pub(crate) answers: BTreeMap<String, Dump>,
+    /// Whether the paths a keyed account's session depends on exist (chroot directories
+    /// and the shell inside them, forced commands).
+    pub(crate) exists: BTreeMap<PathBuf, bool>,
     /// Errors the installed sshd reported for playbook directives, by index in the section.
     pub(crate) rejected: BTreeMap<usize, String>,
     /// Algorithms this OpenSSH supports, by query.
@@ -241,7 +247,67 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         }
     }
 
-    // 2. What the installed sshd says, and which algorithms it has.
+    // 2. Accounts and their keys, for the lockout guards.
+    let mut patterns: BTreeSet<String> = BTreeSet::new();
+    for line in parsed
+        .lines
+        .iter()
+        .filter(|l| l.key == "authorizedkeysfile")
+    {
+        patterns.extend(line.args.iter().cloned());
+    }
+    if let Some(d) = section
+        .config
+        .0
+        .iter()
+        .find(|d| d.key() == "authorizedkeysfile")
+    {
+        if let Ok(lines) = d.lines() {
+            patterns.extend(lines.into_iter().flatten());
+        }
+    }
+    patterns.extend([
+        ".ssh/authorized_keys".to_owned(),
+        ".ssh/authorized_keys2".to_owned(),
+    ]);
+    let shadow = host
+        .read_to_string(Path::new("/etc/shadow"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let today = days_since_epoch();
+    let now = jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string();
+    let mut keyed: Vec<AccountFacts> = Vec::new();
+    for account in cx.users.accounts() {
+        if !login_shell(host, &account.shell) {
+            continue;
+        }
+        let facts = guards::account_facts(account, cx.users.groups_of(account), &shadow, today);
+        for pattern in &patterns {
+            if pattern.eq_ignore_ascii_case("none") {
+                continue;
+            }
+            let path = guards::expand(pattern, &facts);
+            if !live.key_files.contains_key(&path) {
+                if let Some(file) = read_key_file(host, cx.users, &path, &facts.home, &now) {
+                    live.key_files.insert(path.clone(), file);
+                }
+            }
+            let login_key = live
+                .key_files
+                .get(&path)
+                .is_some_and(|f| f.keys.iter().any(|k| !k.forced_command));
+            if login_key && !keyed.contains(&facts) {
+                keyed.push(facts.clone());
+            }
+        }
+        live.accounts.push(facts);
+    }
+    // The accounts the lockout guards ask sshd about, at most eight, root last.
+    keyed.sort_by_key(|a| a.uid == 0);
+    let keyed: Vec<String> = keyed.into_iter().take(8).map(|a| a.name).collect();
+
+    // 3. What the installed sshd says, and which algorithms it has.
     let queries: BTreeSet<Query> = section
         .config
         .0
@@ -266,12 +332,33 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         // When the files already say what the playbook says, the base run is the check.
         let written = super::desired::already_written(section, &live.snapshot);
         let checked: Vec<usize> = if written { Vec::new() } else { checked };
+        // The playbook's directives on sshd's command line: they win over the files as
+        // harden's first-sorting drop-in does, and `Match` blocks still apply on top. Asked
+        // for each keyed account, that is sshd's own answer for the lockout guards, and it
+        // checks every directive at once too.
+        let candidates: Vec<&String> = if checked.is_empty() {
+            Vec::new()
+        } else {
+            keyed.iter().collect()
+        };
         if !checked.is_empty() {
-            let mut all = vec![sshd.clone(), "-T".to_owned()];
+            let mut overlay = Vec::new();
             for &i in &checked {
-                all.extend(overlay_args(&section.config.0[i]));
+                overlay.extend(overlay_args(&section.config.0[i]));
             }
-            commands.push(Command::new(all).timeout(SSHD_TIMEOUT));
+            let asks: Vec<Option<&String>> = if candidates.is_empty() {
+                vec![None]
+            } else {
+                candidates.iter().map(|u| Some(*u)).collect()
+            };
+            for user in asks {
+                let mut all = vec![sshd.clone(), "-T".to_owned()];
+                if let Some(user) = user {
+                    all.extend(["-C".to_owned(), connection_spec(user)]);
+                }
+                all.extend(overlay.iter().cloned());
+                commands.push(Command::new(all).timeout(SSHD_TIMEOUT));
+            }
         }
         let users = match_users(&parsed, cx);
         for user in &users {
@@ -292,6 +379,20 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         } else {
             results.next()
         };
+        if let (Some(first), Some(Ok(out))) = (candidates.first(), &overlay) {
+            if out.success() {
+                live.answers
+                    .insert((*first).clone(), Dump::parse(&out.stdout));
+            }
+        }
+        for user in candidates.iter().skip(1) {
+            if let Some(Ok(out)) = results.next() {
+                if out.success() {
+                    live.answers
+                        .insert((*user).clone(), Dump::parse(&out.stdout));
+                }
+            }
+        }
         match base {
             Some(Ok(out)) if out.success() => live.dump = Some(Dump::parse(&out.stdout)),
             Some(Ok(out)) => live.dump_error = Some(complaint(&out)),
@@ -394,54 +495,7 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         }
     }
 
-    // 3. Accounts and their keys, for the lockout guards.
-    let mut patterns: BTreeSet<String> = BTreeSet::new();
-    for line in parsed
-        .lines
-        .iter()
-        .filter(|l| l.key == "authorizedkeysfile")
-    {
-        patterns.extend(line.args.iter().cloned());
-    }
-    if let Some(d) = section
-        .config
-        .0
-        .iter()
-        .find(|d| d.key() == "authorizedkeysfile")
-    {
-        if let Ok(lines) = d.lines() {
-            patterns.extend(lines.into_iter().flatten());
-        }
-    }
-    patterns.extend([
-        ".ssh/authorized_keys".to_owned(),
-        ".ssh/authorized_keys2".to_owned(),
-    ]);
-    let shadow = host
-        .read_to_string(Path::new("/etc/shadow"))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let today = days_since_epoch();
-    for account in cx.users.accounts() {
-        if !login_shell(host, &account.shell) {
-            continue;
-        }
-        let facts = guards::account_facts(account, cx.users.groups_of(account), &shadow, today);
-        for pattern in &patterns {
-            if pattern.eq_ignore_ascii_case("none") {
-                continue;
-            }
-            let path = guards::expand(pattern, &facts);
-            if live.key_files.contains_key(&path) {
-                continue;
-            }
-            if let Some(file) = read_key_file(host, cx.users, &path, &facts.home) {
-                live.key_files.insert(path, file);
-            }
-        }
-        live.accounts.push(facts);
-    }
+    live.exists = session_paths(host, section, &live);
 
     // 4. How sshd runs and what listens where.
     live.activation = Some(activation(host, &parsed, live.dump.as_ref()).await);
@@ -466,6 +520,45 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         live.firewall.insert(port, super::firewall_allows(cx, port));
     }
     Ok(live)
+}
+
+/// Stats what a keyed account's session depends on, as sshd answered or as the playbook
+/// and the files say: forced commands' programs, chroot directories and the shell in them.
+fn session_paths(host: &Host, section: &Sshd, live: &Live) -> BTreeMap<PathBuf, bool> {
+    let mut values: Vec<(&str, String)> = Vec::new();
+    for d in &section.config.0 {
+        let key = d.key();
+        if key == "forcecommand" || key == "chrootdirectory" {
+            for line in d.lines().unwrap_or_default() {
+                values.push((
+                    if key == "forcecommand" {
+                        "ForceCommand"
+                    } else {
+                        "ChrootDirectory"
+                    },
+                    line.join(" "),
+                ));
+            }
+        }
+    }
+    let mut exists = BTreeMap::new();
+    for account in &live.accounts {
+        let mut paths = Vec::new();
+        if let Some(dump) = live.answers.get(&account.name) {
+            paths.extend(guards::Settings::from_dump(dump).session_paths(account));
+        }
+        for (name, value) in &values {
+            let mut dump = Dump::default();
+            dump.0
+                .insert(name.to_ascii_lowercase(), vec![value.clone()]);
+            paths.extend(guards::Settings::from_dump(&dump).session_paths(account));
+        }
+        for path in paths {
+            let found = matches!(host.stat(&path), Ok(Some(_)));
+            exists.insert(path, found);
+        }
+    }
+    exists
 }
 
 /// Accounts to ask `sshd -T -C` about: one named by each `Match User` block, and the first
@@ -533,6 +626,7 @@ fn read_key_file(
     users: &harden_host::UserDb,
     path: &Path,
     home: &Path,
+    now: &str,
 ) -> Option<KeyFile> {
     let stat = host.stat(path).ok()??;
     let text = host.read_to_string(path).ok()??;
@@ -550,7 +644,7 @@ fn read_key_file(
         dir = d.parent();
     }
     Some(KeyFile {
-        keys: guards::parse_keys(&text),
+        keys: guards::parse_keys(&text, now),
         chain,
     })
 }

@@ -8,6 +8,7 @@ use super::*;
 use crate::resources::sshd::guards::{parse_keys, AccountFacts, GroupWrite, KeyFile, Link};
 use crate::resources::Playbook;
 
+const NOW: &str = "20261201120000";
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmEXAMPLEKEYexamplekeyEXAMPLEKEYexample alice@laptop\n";
 const CLOUD: &str = "/etc/ssh/sshd_config.d/50-cloud-init.conf";
@@ -46,6 +47,7 @@ fn live(files: &[(&str, &str)]) -> Live {
         name: "alice".into(),
         uid: 1000,
         home: "/home/alice".into(),
+        shell: "/bin/bash".into(),
         groups: vec!["alice".into()],
         locked: false,
         expired: false,
@@ -53,7 +55,7 @@ fn live(files: &[(&str, &str)]) -> Live {
     live.key_files.insert(
         "/home/alice/.ssh/authorized_keys".into(),
         KeyFile {
-            keys: parse_keys(KEY),
+            keys: parse_keys(KEY, NOW),
             chain: [
                 "/home/alice/.ssh/authorized_keys",
                 "/home/alice/.ssh",
