@@ -317,6 +317,12 @@ fn step_text(step: &Step) -> String {
 }
 
 fn report_restored(args: &Args, restored: &Restored, what: &str) {
+    for found in &restored.foreign {
+        say!(
+            args,
+            "warning: changed by someone else while harden ran, left as found: {found}"
+        );
+    }
     if restored.complete() {
         say!(args, "{what}: restored snapshot {}", restored.snapshot);
     } else {
@@ -450,7 +456,7 @@ async fn execute(
         println!(
             "{}",
             json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "failed", "changed": false, "error": failure, "snapshot": snapshot,
-                    "rollback": { "complete": restored.complete(), "failures": restored.failures }, "plan": plan })
+                    "rollback": { "complete": restored.complete(), "failures": restored.failures, "foreign": restored.foreign }, "plan": plan })
         );
     }
     Ok(code)

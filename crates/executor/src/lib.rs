@@ -105,6 +105,10 @@ pub struct Restored {
     pub snapshot: String,
     /// Paths that could not be restored, with why. Empty when the restore is complete.
     pub failures: Vec<String>,
+    /// Paths someone else changed while harden ran (a symlink planted, a parent swapped),
+    /// left as found, with what was found. Not failures: harden restored everything it
+    /// changed itself.
+    pub foreign: Vec<String>,
 }
 
 impl Restored {
@@ -254,7 +258,8 @@ impl Executor {
         activated: Option<&BTreeSet<usize>>,
         on: &mut dyn FnMut(Event<'_>),
     ) -> Restored {
-        let mut failures = snapshot::restore(&self.host, &self.state, manifest);
+        let paths = snapshot::restore(&self.host, &self.state, manifest);
+        let mut failures = paths.failures;
         for saved in &manifest.units {
             failures.extend(self.restore_unit(saved, on).await);
         }
@@ -270,6 +275,7 @@ impl Executor {
         Restored {
             snapshot: manifest.id.clone(),
             failures,
+            foreign: paths.foreign,
         }
     }
 

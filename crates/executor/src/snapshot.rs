@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use harden_host::{Host, Kind};
+use harden_host::{Host, Kind, Links};
 use harden_plan::{Attrs, Command, Plan, Step, UnitState};
 use serde::{Deserialize, Serialize};
 
@@ -331,58 +331,110 @@ pub(crate) fn remove_incomplete(host: &Host, state: &Path) -> Result<(), Error> 
     Ok(())
 }
 
-/// Puts every saved path back. Continues past failures and returns them all.
-pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> Vec<String> {
+/// What restoring the saved paths came to.
+#[derive(Debug, Default)]
+pub(crate) struct PathsRestored {
+    /// Paths that could not be restored, with why.
+    pub failures: Vec<String>,
+    /// Paths someone else changed while harden ran, left as found, with what was found.
+    pub foreign: Vec<String>,
+}
+
+/// Puts every saved path back. Continues past failures and returns them all. A path that
+/// someone else changed under harden (a symlink where harden never makes one, a parent
+/// swapped for another user's symlink, a file turned into a directory) is left as found and
+/// reported apart: restoring through it could write where that someone chose.
+pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> PathsRestored {
     let dir = root_dir(state).join(&manifest.id);
-    let mut failures = Vec::new();
+    let mut outcome = PathsRestored::default();
     // Children before parents, so directories a plan created are empty when removed.
     for entry in manifest.entries.iter().rev() {
         let path = &entry.path;
-        let result = (|| -> std::io::Result<()> {
-            fs::remove_leftover_temp(host, path)?;
-            match &entry.saved {
-                None => match host.stat(path)? {
-                    None => Ok(()),
-                    Some(_) => fs::remove(host, path),
-                },
-                Some(Saved {
-                    blob: Some(blob),
-                    attrs,
-                    ..
-                }) => {
-                    let content = host.read(&dir.join(blob))?.ok_or_else(|| {
-                        std::io::Error::other(format!("snapshot content {blob} is missing"))
-                    })?;
-                    // A file already as saved is left untouched: restores stay minimal, and
-                    // succeed where nothing was changed (a read-only filesystem).
-                    let same = host.stat(path)?.is_some_and(|now| {
-                        (now.mode, now.uid, now.gid) == (attrs.mode, attrs.uid, attrs.gid)
-                    }) && host.read(path)?.as_deref() == Some(content.as_slice());
-                    if same {
-                        Ok(())
-                    } else {
-                        fs::write_atomic(host, path, &content, *attrs)
-                    }
-                }
-                Some(Saved {
-                    blob: None, attrs, ..
-                }) => match host.stat(path)? {
-                    // Already as saved: nothing to do (and nothing that could fail).
-                    Some(now)
-                        if (now.mode, now.uid, now.gid) == (attrs.mode, attrs.uid, attrs.gid) =>
-                    {
-                        Ok(())
-                    }
-                    Some(_) => fs::set_attrs(host, path, *attrs),
-                    None => Err(std::io::Error::other(
-                        "was removed and its content was not saved",
-                    )),
-                },
+        match foreign_change(host, entry) {
+            Ok(Some(found)) => {
+                outcome.foreign.push(format!("{}: {found}", path.display()));
+                continue;
             }
-        })();
-        if let Err(e) = result {
-            failures.push(format!("{}: {e}", path.display()));
+            Ok(None) => {}
+            Err(e) => {
+                outcome.failures.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        }
+        if let Err(e) = restore_entry(host, &dir, entry) {
+            outcome.failures.push(format!("{}: {e}", path.display()));
         }
     }
-    failures
+    outcome
+}
+
+/// What shows that someone other than harden changed `entry`'s path since the snapshot.
+fn foreign_change(host: &Host, entry: &Entry) -> std::io::Result<Option<String>> {
+    let path = &entry.path;
+    match host.open_parent(path, Links::RootOwned) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Ok(Some(format!("a directory above it was changed: {e}")));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let Some(now) = host.stat(path)? else {
+        return Ok(None);
+    };
+    if now.kind == Kind::Symlink {
+        return Ok(Some(
+            "it is now a symlink, which harden never makes; left as found".into(),
+        ));
+    }
+    let saved = entry.saved.as_ref().map(|s| s.kind.as_str());
+    let kind = kind_name(now.kind);
+    match saved {
+        Some(saved) if saved != kind => Ok(Some(format!(
+            "it is now a {kind}, where harden saved a {saved}; left as found"
+        ))),
+        _ => Ok(None),
+    }
+}
+
+fn restore_entry(host: &Host, dir: &Path, entry: &Entry) -> std::io::Result<()> {
+    let path = &entry.path;
+    fs::remove_leftover_temp(host, path)?;
+    match &entry.saved {
+        None => match host.stat(path)? {
+            None => Ok(()),
+            Some(_) => fs::remove(host, path),
+        },
+        Some(Saved {
+            blob: Some(blob),
+            attrs,
+            ..
+        }) => {
+            let content = host.read(&dir.join(blob))?.ok_or_else(|| {
+                std::io::Error::other(format!("snapshot content {blob} is missing"))
+            })?;
+            // A file already as saved is left untouched: restores stay minimal, and
+            // succeed where nothing was changed (a read-only filesystem).
+            let same = host.stat(path)?.is_some_and(|now| {
+                (now.mode, now.uid, now.gid) == (attrs.mode, attrs.uid, attrs.gid)
+            }) && host.read(path)?.as_deref() == Some(content.as_slice());
+            if same {
+                Ok(())
+            } else {
+                fs::write_atomic(host, path, &content, *attrs)
+            }
+        }
+        Some(Saved {
+            blob: None, attrs, ..
+        }) => match host.stat(path)? {
+            // Already as saved: nothing to do (and nothing that could fail).
+            Some(now) if (now.mode, now.uid, now.gid) == (attrs.mode, attrs.uid, attrs.gid) => {
+                Ok(())
+            }
+            Some(_) => fs::set_attrs(host, path, *attrs),
+            None => Err(std::io::Error::other(
+                "was removed and its content was not saved",
+            )),
+        },
+    }
 }
