@@ -9,24 +9,24 @@ use crate::support::HARDEN_IN_SANDBOX;
 /// the rollback restores everything harden changed, leaves the planted link as found, says
 /// so, and exits 1: exit 3 is for what harden could not restore of its own changes.
 #[test]
-fn issue16_a_file_swapped_for_a_symlink_mid_apply_is_left_as_found_and_is_no_incomplete_rollback()
-{
+fn issue16_a_file_swapped_for_a_symlink_mid_apply_is_left_as_found_and_is_no_incomplete_rollback() {
     let Some(sb) = crate::sandbox!() else { return };
-    sb.sh(
-        "set -e
+    sb.sh("set -e
          useradd -m -s /bin/sh mallory
          install -d -o mallory -g mallory /srv/app
          printf 'old\\n' > /srv/app/config && chown mallory:mallory /srv/app/config
          mkdir -p /srv/tree && cd /srv/tree
-         for d in $(seq 1 40); do mkdir $d && (cd $d && touch $(seq 1 500)); done",
-    )
-    .assert_ok();
+         for d in $(seq 1 40); do mkdir $d && (cd $d && touch $(seq 1 500)); done")
+        .assert_ok();
     // The tree first, slow enough to swap the file before its write comes.
     sb.write(
         "/tmp/pb.yaml",
         "files:\n  - { path: /srv/tree, mode: \"u=rwX,g=,o=\", recurse: true }\n  - { path: /srv/app/config, content: \"new\\n\", owner: mallory, mode: \"0600\" }\n",
     );
-    let shadow = sb.sh("sha256sum /etc/shadow; stat -c '%a %U' /etc/shadow").assert_ok().stdout;
+    let shadow = sb
+        .sh("sha256sum /etc/shadow; stat -c '%a %U' /etc/shadow")
+        .assert_ok()
+        .stdout;
     let tree = sb
         .sh("find /srv/tree -printf '%m %p\\n' | sort | sha256sum")
         .assert_ok()
@@ -75,7 +75,10 @@ fn issue16_a_file_swapped_for_a_symlink_mid_apply_is_left_as_found_and_is_no_inc
 fn issue16_a_snapshot_left_half_written_by_a_kill_is_removed_by_the_next_run() {
     let Some(sb) = crate::sandbox!() else { return };
     sb.write("/srv/app.conf", "old\n");
-    sb.write("/tmp/pb.yaml", "files:\n  - { path: /srv/app.conf, content: \"new\\n\" }\n");
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/app.conf, content: \"new\\n\" }\n",
+    );
     sb.sh(
         "set -e
          install -d -m 700 /var/lib/harden /var/lib/harden/snapshots /var/lib/harden/snapshots/20261201T000000Z

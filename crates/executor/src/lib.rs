@@ -365,7 +365,13 @@ fn unit_restore(unit: &str, saved: &UnitState, now: &UnitState, running: bool) -
             match enablement {
                 Enablement::Enabled => commands.push(systemctl("enable")),
                 Enablement::Disabled => commands.push(systemctl("disable")),
-                Enablement::Masked => commands.push(systemctl("mask")),
+                Enablement::Masked => {
+                    // The links an enable made go too, as they were absent before.
+                    if now.enablement == "enabled" {
+                        commands.push(systemctl("disable"));
+                    }
+                    commands.push(systemctl("mask"));
+                }
             }
         }
     }
@@ -778,6 +784,90 @@ mod tests {
             std::fs::read_to_string(root.join("rewritten")).expect("read"),
             "old"
         );
+    }
+
+    fn state(enablement: &str, active: &str) -> UnitState {
+        UnitState {
+            enablement: enablement.into(),
+            active: active.into(),
+        }
+    }
+
+    fn lines(commands: Vec<Command>) -> Vec<String> {
+        commands.iter().map(Command::display).collect()
+    }
+
+    #[test]
+    fn a_unit_is_brought_back_to_its_saved_enablement_and_run_state() {
+        let unit = "fail2ban.service";
+        // Enabled but failed at boot, then started by the apply: stopped again.
+        assert_eq!(
+            lines(unit_restore(
+                unit,
+                &state("enabled", "failed"),
+                &state("enabled", "active"),
+                true
+            )),
+            vec!["systemctl stop fail2ban.service"]
+        );
+        // Disabled and stopped, then enabled and started.
+        assert_eq!(
+            lines(unit_restore(
+                unit,
+                &state("disabled", "inactive"),
+                &state("enabled", "active"),
+                true
+            )),
+            vec![
+                "systemctl disable fail2ban.service",
+                "systemctl stop fail2ban.service"
+            ]
+        );
+        // Masked before: unmasked by the apply, masked again.
+        assert_eq!(
+            lines(unit_restore(
+                unit,
+                &state("masked", "inactive"),
+                &state("enabled", "inactive"),
+                true
+            )),
+            vec![
+                "systemctl disable fail2ban.service",
+                "systemctl mask fail2ban.service"
+            ]
+        );
+        // Running before, stopped now.
+        assert_eq!(
+            lines(unit_restore(
+                unit,
+                &state("enabled", "active"),
+                &state("masked", "inactive"),
+                true
+            )),
+            vec![
+                "systemctl unmask fail2ban.service",
+                "systemctl enable fail2ban.service",
+                "systemctl start fail2ban.service"
+            ]
+        );
+        // Without systemd only the enablement, offline.
+        assert_eq!(
+            lines(unit_restore(
+                unit,
+                &state("disabled", "unknown"),
+                &state("enabled", "unknown"),
+                false
+            )),
+            vec!["systemctl disable fail2ban.service"]
+        );
+        // A state harden cannot set (static) and nothing changed: nothing to do.
+        assert!(unit_restore(
+            unit,
+            &state("static", "active"),
+            &state("static", "active"),
+            true
+        )
+        .is_empty());
     }
 
     #[tokio::test]
