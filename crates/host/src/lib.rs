@@ -71,6 +71,10 @@ impl Host {
 
     /// Status of `path` without following a final symlink; `None` when it does not exist.
     pub fn stat(&self, path: &Path) -> io::Result<Option<Stat>> {
+        // The root has no parent to open it from: `/swapfile` is planned against `/`.
+        if path.is_absolute() && path.components().count() == 1 {
+            return Ok(Some(Stat::from_raw(&nix::sys::stat::stat(&self.root)?)));
+        }
         match self.open_parent(path, Links::Any) {
             Ok((dir, name)) => stat::stat_at(&dir, &name),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -162,5 +166,19 @@ impl Host {
     /// Runs `cmd` inside the managed system (chrooted under `--root`) with its timeout.
     pub async fn run(&self, cmd: &harden_plan::Command) -> Result<Output, CommandError> {
         command::run(&self.root, cmd).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file directly under the root (`/swapfile`) has `/` as its parent, which has none.
+    #[test]
+    fn the_root_itself_can_be_stat_ed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = Host::new(dir.path());
+        let root = host.stat(Path::new("/")).expect("stat").expect("exists");
+        assert_eq!(root.kind, Kind::Dir);
     }
 }

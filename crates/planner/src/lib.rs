@@ -11,6 +11,7 @@
 //! system) points at the playbook just as a YAML error does.
 
 mod diagnostic;
+pub mod guard;
 mod located;
 mod playbook;
 mod resource;
@@ -46,6 +47,9 @@ pub enum PlanError {
     /// not refuse is kept, so that `harden plan` can still show it.
     #[error("{}", refusals_text(.0))]
     Refused(Vec<Refusal>, Box<Plan>),
+    /// An option names something that does not exist (a lockout guard for `--allow`).
+    #[error("{0}")]
+    Usage(String),
     /// The live state is one harden must not change until the operator fixes it.
     #[error("{resource}: {message}")]
     Unusable {
@@ -79,6 +83,7 @@ fn refusals_text(refusals: &[Refusal]) -> String {
 
 /// Probes `host` and diffs it against the loaded playbooks.
 pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Plan, PlanError> {
+    guard::check_overrides(&options.overrides).map_err(PlanError::Usage)?;
     let users = host.users().map_err(|e| PlanError::Probe {
         resource: "users".into(),
         message: e.to_string(),

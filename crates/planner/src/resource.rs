@@ -7,6 +7,7 @@ use harden_plan::{Change, Warning};
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::Invalid;
+use crate::guard::Guard;
 use crate::resources::Playbook;
 
 /// One section of a playbook and the code that brings the system to it.
@@ -19,6 +20,9 @@ pub(crate) trait Resource: DeserializeOwned + Sized {
 
     /// Section name in the playbook.
     const NAME: &'static str;
+
+    /// The lockout guards this resource's diff may fire.
+    const GUARDS: &'static [Guard] = &[];
 
     /// Folds a later playbook's section into this one; later values win.
     fn merge(&mut self, later: Self);

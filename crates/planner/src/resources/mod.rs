@@ -59,6 +59,13 @@ macro_rules! registry {
             }
         }
 
+        /// Every resource's lockout guards, in registry order.
+        pub(crate) fn guards() -> Vec<&'static crate::guard::Guard> {
+            let mut all = Vec::new();
+            $(all.extend(<$ty as Resource>::GUARDS.iter());)*
+            all
+        }
+
         /// Probes every present section concurrently, then diffs each, in registry order.
         pub(crate) async fn plan_all(cx: &Context<'_>) -> Vec<(&'static str, Result<Diff, Failure>)> {
             let ($($field,)*) = tokio::join!($(probe(cx.playbook.$field.as_ref(), cx),)*);

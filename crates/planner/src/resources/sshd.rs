@@ -39,6 +39,7 @@ use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::diagnostic::Invalid;
+use crate::guard::Guard;
 use crate::located::Located;
 use crate::resource::{Context, Diff, Failure, Resource};
 use crate::resources::Playbook;
@@ -243,6 +244,7 @@ impl<'de> Deserialize<'de> for Value {
 impl Resource for Sshd {
     type Live = Live;
     const NAME: &'static str = "sshd";
+    const GUARDS: &'static [Guard] = &guards::REGISTRY;
 
     fn merge(&mut self, later: Self) {
         let replaced: Vec<String> = later.config.0.iter().map(Directive::key).collect();

@@ -46,6 +46,7 @@ use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
 use serde::Deserialize;
 
 use crate::diagnostic::Invalid;
+use crate::guard::Guard;
 use crate::resource::{Context, Diff, Failure, Refusal, Resource};
 use crate::resources::sshd;
 
@@ -157,6 +158,11 @@ impl Live {
 impl Resource for Ufw {
     type Live = Live;
     const NAME: &'static str = "ufw";
+    const GUARDS: &'static [Guard] = &[Guard {
+        name: GUARD_SSH_PORT,
+        resource: "ufw",
+        help: "an active firewall that would drop sshd's port",
+    }];
 
     fn merge(&mut self, later: Self) {
         self.enabled = later.enabled.or(self.enabled);

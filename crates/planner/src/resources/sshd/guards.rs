@@ -24,6 +24,7 @@ use harden_host::{Account, Kind, Stat, UserDb};
 use super::config::{Config, Conn};
 use super::keywords::{self, Keyword};
 use super::probe::Dump;
+use crate::guard::Guard;
 
 /// Passwords off while no account has a usable key.
 pub(crate) const NO_KEYED_LOGIN: &str = "sshd-no-keyed-login";
@@ -41,15 +42,43 @@ pub(crate) const LOCKED_ACCOUNT: &str = "sshd-locked-account";
 /// `ChrootDirectory` that does not exist or holds no shell.
 pub(crate) const NO_SESSION: &str = "sshd-no-session";
 
-/// Every guard, for documentation and tests.
-pub(crate) const ALL: [&str; 7] = [
-    NO_KEYED_LOGIN,
-    ROOT_ONLY_KEYED,
-    ALLOWUSERS,
-    PORT_FIREWALL,
-    STRICTMODES,
-    LOCKED_ACCOUNT,
-    NO_SESSION,
+/// The guards, with what each refuses, for `--allow` and the README.
+pub(crate) const REGISTRY: [Guard; 7] = [
+    Guard {
+        name: NO_KEYED_LOGIN,
+        resource: "sshd",
+        help: "passwords off while no login-capable account keeps a usable key",
+    },
+    Guard {
+        name: ROOT_ONLY_KEYED,
+        resource: "sshd",
+        help: "PermitRootLogin refusing root, the only account with a usable key",
+    },
+    Guard {
+        name: ALLOWUSERS,
+        resource: "sshd",
+        help: "Allow/Deny lists excluding every account with a usable key",
+    },
+    Guard {
+        name: PORT_FIREWALL,
+        resource: "sshd",
+        help: "a new port the active firewall does not let in",
+    },
+    Guard {
+        name: STRICTMODES,
+        resource: "sshd",
+        help: "the only keys are ones StrictModes makes sshd ignore",
+    },
+    Guard {
+        name: LOCKED_ACCOUNT,
+        resource: "sshd",
+        help: "UsePAM no while every keyed account has a locked password",
+    },
+    Guard {
+        name: NO_SESSION,
+        resource: "sshd",
+        help: "ForceCommand or ChrootDirectory leaving keyed accounts no shell",
+    },
 ];
 
 /// What the guards judge a plan with, besides the configurations.
@@ -876,7 +905,7 @@ pub(crate) fn check_logins(
     let mut by_guard: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut add = |account: &AccountFacts, reasons: &[Reason]| {
         let mut guards: Vec<&'static str> = reasons.iter().map(Reason::guard).collect();
-        guards.sort_by_key(|g| ALL.iter().position(|a| a == g));
+        guards.sort_by_key(|g| REGISTRY.iter().position(|a| a.name == *g));
         guards.dedup();
         let why = reasons
             .iter()
@@ -937,7 +966,7 @@ pub(crate) fn check_logins(
         }
         return verdict;
     }
-    for guard in ALL {
+    for guard in REGISTRY.iter().map(|g| g.name) {
         if let Some(accounts) = by_guard.remove(guard) {
             verdict.fired.push(Fired {
                 guard,
