@@ -584,7 +584,7 @@ fn a_missing_ufw_is_installed_by_the_plan_and_a_failed_install_changes_nothing()
     let out = plan.output();
     assert!(
         out.contains(
-            "apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold ufw"
+            "apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ufw"
         ),
         "{out}"
     );

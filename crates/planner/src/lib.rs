@@ -16,6 +16,7 @@ mod located;
 mod playbook;
 mod resource;
 pub mod resources;
+mod steps;
 
 use std::collections::BTreeSet;
 

@@ -43,7 +43,7 @@ use crate::diagnostic::Invalid;
 use crate::located::{At, Located};
 use crate::resource::{Context, Diff, Failure, Resource};
 use crate::resources::sshd;
-use crate::resources::unattended_upgrades::apt_install;
+use crate::steps::apt_install;
 
 /// harden's jail file.
 pub const JAIL_FILE: &str = "/etc/fail2ban/jail.d/zz-harden.local";

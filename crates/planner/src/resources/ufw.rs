@@ -47,6 +47,7 @@ use serde::Deserialize;
 
 use crate::diagnostic::Invalid;
 use crate::guard::Guard;
+use crate::steps;
 use crate::resource::{Context, Diff, Failure, Refusal, Resource};
 use crate::resources::sshd;
 
@@ -726,17 +727,7 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
         changes: Vec::new(),
     };
     if !live.installed {
-        let install = Command::new([
-            "apt-get",
-            "install",
-            "-y",
-            "-o",
-            "DPkg::Lock::Timeout=300",
-            "-o",
-            "Dpkg::Options::=--force-confold",
-            "ufw",
-        ])
-        .timeout(900);
+        let install = steps::apt_install(&["ufw"]);
         em.push(
             "package ufw".into(),
             "ufw is not installed".into(),
@@ -1037,8 +1028,7 @@ fn rollback(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool
         // package installed by this plan is removed again.
         if !live.installed {
             if let Some(install) = changes.first_mut() {
-                install.on_rollback =
-                    vec![Command::new(["apt-get", "purge", "-y", "ufw"]).timeout(900)];
+                install.on_rollback = vec![steps::apt_purge(&["ufw"])];
             }
         }
         return;
@@ -1056,15 +1046,7 @@ fn rollback(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool
             );
             install.on_rollback = vec![
                 Command::new(["sh", "-c", stop_if_started.as_str()]).timeout(120),
-                Command::new([
-                    "apt-get",
-                    "purge",
-                    "-y",
-                    "-o",
-                    "DPkg::Lock::Timeout=300",
-                    "ufw",
-                ])
-                .timeout(900),
+                steps::apt_purge(&["ufw"]),
             ];
         }
         return;

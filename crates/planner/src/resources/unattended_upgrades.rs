@@ -25,6 +25,7 @@ pub use aptconf::{AptDump, OsRelease};
 
 use crate::diagnostic::Invalid;
 use crate::located::Located;
+use crate::steps;
 use crate::resource::{Context, Diff, Failure, Resource};
 
 /// The file that switches APT's periodic jobs on.
@@ -34,25 +35,6 @@ pub const DROP_IN: &str = "/etc/apt/apt.conf.d/52harden-unattended-upgrades";
 const MARKER: &str = "// Managed by harden";
 const TIMERS: [&str; 2] = ["apt-daily.timer", "apt-daily-upgrade.timer"];
 
-/// `apt-get install` of `packages` as harden runs it: no prompt, the existing configuration
-/// files kept, and a bounded wait for the dpkg lock (on first boot unattended-upgrades may
-/// hold it). needrestart is suspended so that an install restarts no unrelated service.
-pub(crate) fn apt_install(packages: &[&str]) -> Command {
-    let argv = [
-        "env",
-        "NEEDRESTART_SUSPEND=1",
-        "apt-get",
-        "install",
-        "-y",
-        "-o",
-        "DPkg::Lock::Timeout=300",
-        "-o",
-        "Dpkg::Options::=--force-confdef",
-        "-o",
-        "Dpkg::Options::=--force-confold",
-    ];
-    Command::new(argv.iter().chain(packages).copied()).timeout(900)
-}
 
 /// The `unattended_upgrades:` section.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -538,7 +520,7 @@ impl Resource for UnattendedUpgrades {
                 target: "package unattended-upgrades".into(),
                 reason: "unattended-upgrades is not installed".into(),
                 details: Vec::new(),
-                steps: vec![Step::Run(apt_install(&["unattended-upgrades"]))],
+                steps: vec![Step::Run(steps::apt_install(&["unattended-upgrades"]))],
                 on_rollback: Vec::new(),
                 rollback_checks: Vec::new(),
             });

@@ -987,19 +987,7 @@ fn change(
     let mut steps = Vec::new();
     let mut on_rollback = Vec::new();
     if !installed {
-        steps.push(Step::Run(
-            Command::new([
-                "apt-get",
-                "install",
-                "-y",
-                "-o",
-                "Dpkg::Options::=--force-confold",
-                "-o",
-                "DPkg::Lock::Timeout=300",
-                "openssh-server",
-            ])
-            .timeout(probe::INSTALL_TIMEOUT),
-        ));
+        steps.push(Step::Run(crate::steps::apt_install(&["openssh-server"])));
     }
     let file_attrs = Attrs {
         mode: 0o600,

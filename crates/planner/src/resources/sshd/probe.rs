@@ -18,8 +18,6 @@ use crate::resource::{Context, Failure};
 
 /// Bound on each `sshd`/`ssh` query.
 pub(crate) const SSHD_TIMEOUT: u64 = 20;
-/// Bound on installing openssh-server (dpkg lock waits up to 300 s of it).
-pub(crate) const INSTALL_TIMEOUT: u64 = 900;
 /// Where sshd is when it is installed but not found by name (for commands planned before
 /// installation).
 pub(crate) const SSHD_PATH: &str = "/usr/sbin/sshd";

@@ -496,7 +496,7 @@ fn a_missing_ufw_is_installed_first() {
     let cmds = commands(&d);
     assert_eq!(
         cmds[0],
-        "apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold ufw"
+        "env NEEDRESTART_SUSPEND=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ufw"
     );
     assert_eq!(
         &cmds[1..],
@@ -516,7 +516,7 @@ fn a_missing_ufw_is_installed_first() {
         undo[0].contains("iptables -w 5 -n -L ufw-user-input") && undo[0].contains("force-stop"),
         "{undo:?}"
     );
-    assert!(undo[1].starts_with("apt-get purge -y"), "{undo:?}");
+    assert!(undo[1].contains("apt-get purge -y"), "{undo:?}");
     assert!(d.changes.iter().skip(1).all(|c| c.on_rollback.is_empty()));
 }
 

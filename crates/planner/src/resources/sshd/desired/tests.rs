@@ -460,7 +460,7 @@ fn a_missing_openssh_server_is_installed_first() {
     let diff = f.run(&live).expect("plan");
     let change = &diff.changes[0];
     assert!(
-        matches!(&change.steps[0], Step::Run(c) if c.display() == "apt-get install -y -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=300 openssh-server" && c.timeout_secs >= 600)
+        matches!(&change.steps[0], Step::Run(c) if c.display() == "env NEEDRESTART_SUSPEND=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold openssh-server" && c.timeout_secs >= 600)
     );
     let w = writes(change);
     assert_eq!(

@@ -1,0 +1,53 @@
+//! Step builders every resource shares, so that one kind of operation is spelled one way.
+
+use harden_plan::Command;
+
+/// Bound on installing or removing packages (the dpkg lock wait is 300 s of it).
+pub(crate) const PACKAGE_TIMEOUT: u64 = 900;
+
+/// The options every `apt-get` run gets: no prompt, a bounded wait for the dpkg lock, and
+/// configuration files the administrator changed kept (`confdef` takes the package's
+/// default where the file is untouched, `confold` keeps a changed one).
+const APT_OPTIONS: [&str; 6] = [
+    "-o",
+    "DPkg::Lock::Timeout=300",
+    "-o",
+    "Dpkg::Options::=--force-confdef",
+    "-o",
+    "Dpkg::Options::=--force-confold",
+];
+
+fn apt_get(verb: &str, packages: &[&str]) -> Command {
+    // needrestart would otherwise restart services (sshd among them) from the package
+    // trigger, outside the plan.
+    let argv = ["env", "NEEDRESTART_SUSPEND=1", "DEBIAN_FRONTEND=noninteractive", "apt-get", verb, "-y"]
+        .into_iter()
+        .chain(APT_OPTIONS)
+        .chain(packages.iter().copied());
+    Command::new(argv).timeout(PACKAGE_TIMEOUT)
+}
+
+/// `apt-get install` of `packages` as harden runs it.
+pub(crate) fn apt_install(packages: &[&str]) -> Command {
+    apt_get("install", packages)
+}
+
+/// `apt-get purge` of `packages`, to undo an install this plan made.
+pub(crate) fn apt_purge(packages: &[&str]) -> Command {
+    apt_get("purge", packages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installs_never_prompt_keep_changed_conffiles_and_suspend_needrestart() {
+        let line = apt_install(&["fail2ban"]).display();
+        assert_eq!(
+            line,
+            "env NEEDRESTART_SUSPEND=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold fail2ban"
+        );
+        assert!(apt_purge(&["ufw"]).display().contains("apt-get purge -y"));
+    }
+}
