@@ -570,3 +570,39 @@ fn issue16_a_force_command_or_chroot_that_leaves_no_session_is_refused() {
     sb.harden(&["apply", "/tmp/ok.yaml"]).assert_ok();
     key_login(&sb, 22).assert_ok();
 }
+
+/// One `sshd -T` per plan: the facts gathered before the probes hold its answer, and the
+/// firewall and fail2ban read sshd's port from them instead of asking sshd again. A plan
+/// with sshd changes adds one `sshd -T -C` per keyed account (the lockout guards' question
+/// to sshd); a converged one adds nothing. Counted through a wrapper found first on the path.
+#[test]
+fn a_plan_asks_sshd_for_its_configuration_once() {
+    let Some(sb) = crate::sandbox!() else { return };
+    setup(&sb);
+    start_sshd(&sb);
+    sb.write(
+        "/usr/local/sbin/sshd",
+        "#!/bin/sh\necho \"$*\" >> /tmp/sshd-calls\nexec /usr/sbin/sshd \"$@\"\n",
+    );
+    sb.sh("chmod 755 /usr/local/sbin/sshd").assert_ok();
+    sb.write(
+        "/tmp/all.yaml",
+        "sshd:\n  config:\n    MaxAuthTries: 3\nufw:\n  enabled: true\n  default: { incoming: deny }\n  rules:\n    - { allow: sshd }\nfail2ban:\n  jails:\n    sshd: { enabled: true }\n",
+    );
+    let calls = |sb: &Sandbox| -> (usize, usize) {
+        let log = sb.sh("cat /tmp/sshd-calls; rm -f /tmp/sshd-calls").stdout;
+        let dumps: Vec<&str> = log
+            .lines()
+            .filter(|l| l.split(' ').any(|w| w == "-T"))
+            .collect();
+        let per_account = dumps.iter().filter(|l| l.contains("-C")).count();
+        (dumps.len() - per_account, per_account)
+    };
+    sb.harden(&["plan", "/tmp/all.yaml"]).assert_ok();
+    assert_eq!(calls(&sb), (1, 1), "a plan with sshd changes");
+    sb.write("/tmp/sshd.yaml", "sshd:\n  config:\n    MaxAuthTries: 3\n");
+    sb.harden(&["apply", "/tmp/sshd.yaml"]).assert_ok();
+    let _ = calls(&sb);
+    sb.harden(&["plan", "/tmp/all.yaml"]).assert_ok();
+    assert_eq!(calls(&sb), (1, 0), "a plan whose sshd part is converged");
+}

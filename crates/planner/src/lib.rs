@@ -11,12 +11,15 @@
 //! system) points at the playbook just as a YAML error does.
 
 mod diagnostic;
+mod facts;
 pub mod guard;
 mod located;
 mod playbook;
 mod resource;
 pub mod resources;
 mod steps;
+#[cfg(test)]
+mod testing;
 
 use std::collections::BTreeSet;
 
@@ -29,7 +32,7 @@ pub use playbook::{load, load_files, Loaded, BASELINE, BASELINE_NAME};
 pub use resource::Refusal;
 pub use resources::Playbook;
 
-use resource::{Context, Failure};
+use resource::Failure;
 
 /// Choices that change what a plan may contain.
 #[derive(Clone, Debug, Default)]
@@ -89,16 +92,11 @@ pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Pla
         resource: "users".into(),
         message: e.to_string(),
     })?;
-    let cx = Context {
-        host,
-        users: &users,
-        playbook: &loaded.playbook,
-        overrides: &options.overrides,
-    };
     let mut plan = Plan::new(host.root().to_path_buf(), loaded.names());
     let mut invalid = Vec::new();
     let mut refused = Vec::new();
-    for (resource, result) in resources::plan_all(&cx).await {
+    let results = resources::plan_all(&loaded.playbook, host, &users, &options.overrides).await;
+    for (resource, result) in results {
         match result {
             Ok(diff) => {
                 plan.changes.extend(diff.changes);

@@ -7,8 +7,8 @@ use harden_plan::{Change, Warning};
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::Invalid;
+use crate::facts::Facts;
 use crate::guard::Guard;
-use crate::resources::Playbook;
 
 /// One section of a playbook and the code that brings the system to it.
 ///
@@ -30,6 +30,14 @@ pub(crate) trait Resource: DeserializeOwned + Sized {
     /// Checks values that need no I/O (beyond what deserialising already checked).
     fn validate(&self) -> Vec<Invalid>;
 
+    /// Tells the other resources what they need to know (see [`crate::facts`]), before any
+    /// probe. Called for every registered resource; `section` is `None` when the playbook
+    /// has none, and facts about the live system are still due then (sshd's port matters to
+    /// a playbook that only manages the firewall).
+    async fn publish(section: Option<&Self>, host: &Host, users: &UserDb, facts: &mut Facts) {
+        let _ = (section, host, users, facts);
+    }
+
     /// Reads the live state this section is about.
     async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure>;
 
@@ -43,9 +51,8 @@ pub(crate) struct Context<'a> {
     pub host: &'a Host,
     /// Its users and groups.
     pub users: &'a UserDb,
-    /// The whole merged playbook, for resources that depend on another (the firewall needs
-    /// sshd's port).
-    pub playbook: &'a Playbook,
+    /// What the resources published about themselves for this plan.
+    pub facts: &'a Facts,
     /// Lockout guards the operator chose to override.
     pub overrides: &'a BTreeSet<String>,
 }

@@ -20,10 +20,17 @@ const APT_OPTIONS: [&str; 6] = [
 fn apt_get(verb: &str, packages: &[&str]) -> Command {
     // needrestart would otherwise restart services (sshd among them) from the package
     // trigger, outside the plan.
-    let argv = ["env", "NEEDRESTART_SUSPEND=1", "DEBIAN_FRONTEND=noninteractive", "apt-get", verb, "-y"]
-        .into_iter()
-        .chain(APT_OPTIONS)
-        .chain(packages.iter().copied());
+    let argv = [
+        "env",
+        "NEEDRESTART_SUSPEND=1",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        verb,
+        "-y",
+    ]
+    .into_iter()
+    .chain(APT_OPTIONS)
+    .chain(packages.iter().copied());
     Command::new(argv).timeout(PACKAGE_TIMEOUT)
 }
 

@@ -42,7 +42,6 @@ pub use values::{
 use crate::diagnostic::Invalid;
 use crate::located::{At, Located};
 use crate::resource::{Context, Diff, Failure, Resource};
-use crate::resources::sshd;
 use crate::steps::apt_install;
 
 /// harden's jail file.
@@ -446,10 +445,7 @@ impl Resource for Fail2ban {
                 continue;
             }
             if name.value == "sshd" && jail.port.is_none() && live.sshd_ports.is_empty() {
-                live.sshd_ports = match sshd::desired_ports(cx.playbook) {
-                    Some(ports) if !ports.is_empty() => ports,
-                    _ => sshd::listen_ports(cx).await,
-                };
+                live.sshd_ports = cx.facts.sshd.final_ports().to_vec();
             }
             for pattern in jail.logpath.iter().flat_map(|l| l.value.0.iter()) {
                 if !log_exists(host, pattern).map_err(|e| failed(pattern, e))? {
@@ -671,7 +667,7 @@ impl Resource for Fail2ban {
         if let Some(error) = &live.dump_error {
             diff.warnings.push(warn(format!("`fail2ban-client -d` failed, so the plan cannot show what fail2ban runs with: {error}")));
         }
-        if cx.playbook.ufw.is_some() {
+        if cx.facts.firewall.managed {
             for setting in desired
                 .defaults
                 .iter()

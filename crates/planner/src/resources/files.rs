@@ -8,14 +8,16 @@ mod mode;
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-use harden_host::{Kind, Links, Stat, UserDb};
+use harden_host::{Host, Kind, Links, Stat, UserDb};
 use harden_plan::{Attrs, Change, Detail, Step, Warning};
 use serde::{Deserialize, Deserializer};
 
 pub use mode::Mode;
 
 use crate::diagnostic::Invalid;
+use crate::facts::{Facts, ModeChange, PlannedAttrs};
 use crate::located::Located;
 use crate::resource::{Context, Diff, Failure, Resource};
 
@@ -133,6 +135,34 @@ impl Resource for Files {
         for entry in later.0 {
             self.0.retain(|e| e.path.value != entry.path.value);
             self.0.push(entry);
+        }
+    }
+
+    /// The attributes each entry sets, for resources that write the same files.
+    async fn publish(section: Option<&Self>, _: &Host, users: &UserDb, facts: &mut Facts) {
+        let resolve = |p: &Principal, lookup: &dyn Fn(&str) -> Option<u32>| match p {
+            Principal::Id(id) => Some(*id),
+            Principal::Name(n) => lookup(n),
+        };
+        for entry in section.iter().flat_map(|s| &s.0) {
+            let mode = entry.mode.clone().map(|m| {
+                let change: ModeChange = Arc::new(move |current| m.value.apply(current, false));
+                change
+            });
+            let planned = PlannedAttrs {
+                mode,
+                uid: entry
+                    .owner
+                    .as_ref()
+                    .and_then(|o| resolve(&o.value, &|n| users.uid(n))),
+                gid: entry
+                    .group
+                    .as_ref()
+                    .and_then(|g| resolve(&g.value, &|n| users.gid(n))),
+            };
+            facts
+                .file_attrs
+                .insert(PathBuf::from(&entry.path.value), planned);
         }
     }
 

@@ -12,7 +12,12 @@ pub mod unattended_upgrades;
 
 use serde::Deserialize;
 
+use std::collections::BTreeSet;
+
+use harden_host::{Host, UserDb};
+
 use crate::diagnostic::Invalid;
+use crate::facts::Facts;
 use crate::resource::{Context, Diff, Failure, Resource};
 
 macro_rules! registry {
@@ -59,6 +64,13 @@ macro_rules! registry {
             }
         }
 
+        /// Every resource's facts, gathered in registry order (each may read those before it).
+        pub(crate) async fn publish_all(playbook: &Playbook, host: &Host, users: &UserDb) -> Facts {
+            let mut facts = Facts::default();
+            $(<$ty as Resource>::publish(playbook.$field.as_ref(), host, users, &mut facts).await;)*
+            facts
+        }
+
         /// Every resource's lockout guards, in registry order.
         pub(crate) fn guards() -> Vec<&'static crate::guard::Guard> {
             let mut all = Vec::new();
@@ -66,12 +78,20 @@ macro_rules! registry {
             all
         }
 
-        /// Probes every present section concurrently, then diffs each, in registry order.
-        pub(crate) async fn plan_all(cx: &Context<'_>) -> Vec<(&'static str, Result<Diff, Failure>)> {
-            let ($($field,)*) = tokio::join!($(probe(cx.playbook.$field.as_ref(), cx),)*);
+        /// Gathers every resource's facts in registry order, probes every present section
+        /// concurrently, then diffs each, in registry order.
+        pub(crate) async fn plan_all(
+            playbook: &Playbook,
+            host: &Host,
+            users: &UserDb,
+            overrides: &BTreeSet<String>,
+        ) -> Vec<(&'static str, Result<Diff, Failure>)> {
+            let facts = publish_all(playbook, host, users).await;
+            let cx = &Context { host, users, facts: &facts, overrides };
+            let ($($field,)*) = tokio::join!($(probe(playbook.$field.as_ref(), cx),)*);
             let mut results = Vec::new();
             $(
-                if let (Some(section), Some(live)) = (cx.playbook.$field.as_ref(), $field) {
+                if let (Some(section), Some(live)) = (playbook.$field.as_ref(), $field) {
                     let diff = live.and_then(|live| section.diff(&live, cx));
                     results.push((<$ty as Resource>::NAME, diff));
                 }
@@ -102,4 +122,59 @@ registry! {
     fail2ban: fail2ban::Fail2ban,
     /// Automatic security updates.
     unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The registry's resources, by module name.
+    const RESOURCES: [&str; 5] = ["files", "sshd", "ufw", "fail2ban", "unattended_upgrades"];
+
+    fn sources(dir: &Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read the sources").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read a source");
+                out.push((path, text));
+            }
+        }
+    }
+
+    /// Resources stand alone: what one needs of another comes through the facts
+    /// (`crate::facts`), never through a `use` of the other's module.
+    #[test]
+    fn no_resource_imports_another() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/resources");
+        let mut all = Vec::new();
+        sources(&dir, &mut all);
+        let mut found = Vec::new();
+        for (path, text) in &all {
+            let relative = path.strip_prefix(&dir).expect("under resources");
+            let owner = relative
+                .components()
+                .next()
+                .and_then(|c| c.as_os_str().to_str())
+                .map(|c| c.trim_end_matches(".rs"))
+                .unwrap_or_default();
+            if owner == "mod" {
+                continue;
+            }
+            let depth = relative.components().count();
+            let up = "super::".repeat(depth);
+            for other in RESOURCES.iter().filter(|r| **r != owner) {
+                for pattern in [format!("resources::{other}"), format!("{up}{other}")] {
+                    if text.contains(&format!("{pattern}::"))
+                        || text.contains(&format!("{pattern};"))
+                    {
+                        found.push(format!("{} uses {pattern}", relative.display()));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "resources import each other: {found:?}");
+        assert!(all.len() > 20, "the sources were not found");
+    }
 }

@@ -34,15 +34,16 @@ mod probe;
 
 use std::fmt;
 
+use harden_host::{Host, UserDb};
 use harden_plan::Command;
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::diagnostic::Invalid;
+use crate::facts::{Facts, SshdFacts};
 use crate::guard::Guard;
 use crate::located::Located;
 use crate::resource::{Context, Diff, Failure, Resource};
-use crate::resources::Playbook;
 
 pub use probe::Live;
 
@@ -270,6 +271,23 @@ impl Resource for Sshd {
         errors
     }
 
+    async fn publish(section: Option<&Self>, host: &Host, _: &UserDb, facts: &mut Facts) {
+        let dump = current_dump(host).await;
+        let live_ports = live_ports(host, dump.as_ref());
+        let planned_ports = section.and_then(desired_ports);
+        let mut interest: Vec<u16> = live_ports.clone();
+        interest.extend(planned_ports.iter().flatten());
+        interest.extend(section.map(listen_address_ports).unwrap_or_default());
+        interest.sort_unstable();
+        interest.dedup();
+        facts.sshd = SshdFacts {
+            dump,
+            live_ports,
+            planned_ports,
+            ports_of_interest: interest,
+        };
+    }
+
     async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure> {
         probe::probe(self, cx).await
     }
@@ -344,10 +362,9 @@ fn validate_directive(d: &Directive) -> Vec<Invalid> {
     errors
 }
 
-/// The ports the playbook's `sshd.config.Port` asks for, if it sets one.
-pub(crate) fn desired_ports(playbook: &Playbook) -> Option<Vec<u16>> {
-    let sshd = playbook.sshd.as_ref()?;
-    let port = sshd.config.0.iter().rev().find(|d| d.key() == "port")?;
+/// The ports `section`'s `Port` asks for, if it sets one.
+pub(crate) fn desired_ports(section: &Sshd) -> Option<Vec<u16>> {
+    let port = section.config.0.iter().rev().find(|d| d.key() == "port")?;
     let ports: Vec<u16> = match &port.value.value {
         Value::Int(n) => u16::try_from(*n).ok().into_iter().collect(),
         Value::Text(s) => s
@@ -360,29 +377,45 @@ pub(crate) fn desired_ports(playbook: &Playbook) -> Option<Vec<u16>> {
     Some(ports)
 }
 
-/// The ports the installed sshd listens on now, as `sshd -T` reports them; from the
-/// configuration files when sshd cannot tell; `[22]` when nothing says otherwise.
-#[allow(dead_code)] // for the firewall and fail2ban resources, which are being written
-pub(crate) async fn listen_ports(cx: &Context<'_>) -> Vec<u16> {
-    if let Some(sshd) = cx.host.which("sshd") {
-        probe::ensure_privsep_dir(cx.host).await;
-        let cmd =
-            Command::new([sshd.display().to_string(), "-T".into()]).timeout(probe::SSHD_TIMEOUT);
-        if let Ok(out) = cx.host.run(&cmd).await {
-            if out.success() {
-                let ports: Vec<u16> = out
-                    .stdout
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("port "))
-                    .filter_map(|p| p.trim().parse().ok())
-                    .collect();
-                if !ports.is_empty() {
-                    return ports;
-                }
-            }
+/// The ports of `section`'s `ListenAddress` lines that name one.
+fn listen_address_ports(section: &Sshd) -> Vec<u16> {
+    section
+        .config
+        .0
+        .iter()
+        .filter(|d| d.key() == "listenaddress")
+        .flat_map(|d| d.lines().unwrap_or_default())
+        .filter_map(|line| line.first().and_then(|a| desired::listen_port(a)))
+        .collect()
+}
+
+/// `sshd -T` of the current configuration, once per plan: its output or sshd's complaint;
+/// `None` when sshd is not installed.
+async fn current_dump(host: &Host) -> Option<Result<String, String>> {
+    let sshd = host.which("sshd")?;
+    probe::ensure_privsep_dir(host).await;
+    let cmd = Command::new([sshd.display().to_string(), "-T".into()]).timeout(probe::SSHD_TIMEOUT);
+    Some(match host.run(&cmd).await {
+        Ok(out) if out.success() => Ok(out.stdout),
+        Ok(out) => Err(probe::complaint(&out)),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// The ports sshd listens on now: as `sshd -T` reports them; from the configuration files
+/// when sshd cannot tell; `[22]` when nothing says otherwise.
+fn live_ports(host: &Host, dump: Option<&Result<String, String>>) -> Vec<u16> {
+    if let Some(Ok(text)) = dump {
+        let ports: Vec<u16> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("port "))
+            .filter_map(|p| p.trim().parse().ok())
+            .collect();
+        if !ports.is_empty() {
+            return ports;
         }
     }
-    let source = probe::HostSource(cx.host);
+    let source = probe::HostSource(host);
     let parsed = config::parse(&source);
     let ports: Vec<u16> = parsed
         .global("port")
@@ -394,21 +427,6 @@ pub(crate) async fn listen_ports(cx: &Context<'_>) -> Vec<u16> {
     } else {
         ports
     }
-}
-
-/// Whether the host's active firewall lets TCP connections to `port` in: `None` when no
-/// firewall harden understands is active (ufw disabled or absent), `Some(true)` when a rule
-/// (or an accepting default policy) allows it, `Some(false)` when ufw is active and would
-/// drop it. Asks the ufw resource about the rules ufw holds now (the same judgement as its
-/// own guard), then the same plan's `ufw` section: a rule there that opens the port counts,
-/// as the firewall will hold it when the run ends.
-pub(crate) fn firewall_allows(cx: &Context<'_>, port: u16) -> Option<bool> {
-    let live = super::ufw::live_admits(cx.host, port);
-    let planned = cx.playbook.ufw.as_ref();
-    if live == Some(false) && planned.is_some_and(|ufw| super::ufw::playbook_admits(ufw, port)) {
-        return Some(true);
-    }
-    live
 }
 
 /// Where harden keeps its own sshd settings when the main file includes a drop-in directory.
@@ -531,18 +549,20 @@ mod tests {
 
     #[test]
     fn desired_ports_reads_every_spelling() {
-        let mut pb = Playbook::default();
-        assert_eq!(desired_ports(&pb), None);
-        pb.sshd = Some(Sshd {
+        let none = Sshd {
+            config: Directives(vec![]),
+        };
+        assert_eq!(desired_ports(&none), None);
+        let list = Sshd {
             config: Directives(vec![directive(
                 "port",
                 Value::List(vec!["22".into(), "2222".into()]),
             )]),
-        });
-        assert_eq!(desired_ports(&pb), Some(vec![22, 2222]));
-        pb.sshd = Some(Sshd {
+        };
+        assert_eq!(desired_ports(&list), Some(vec![22, 2222]));
+        let int = Sshd {
             config: Directives(vec![directive("Port", Value::Int(2222))]),
-        });
-        assert_eq!(desired_ports(&pb), Some(vec![2222]));
+        };
+        assert_eq!(desired_ports(&int), Some(vec![2222]));
     }
 }

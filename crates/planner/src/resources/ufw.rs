@@ -41,15 +41,15 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use harden_host::Host;
+use harden_host::{Host, UserDb};
 use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
 use serde::Deserialize;
 
 use crate::diagnostic::Invalid;
+use crate::facts::Facts;
 use crate::guard::Guard;
-use crate::steps;
 use crate::resource::{Context, Diff, Failure, Refusal, Resource};
-use crate::resources::sshd;
+use crate::steps;
 
 use order::{FamilyInput, Final, Outcome, Unit, Want};
 use rule::{Family, Key, Net, Ports, Proto, Rule, Service, Spec, Target, Tuple};
@@ -280,8 +280,8 @@ impl Resource for Ufw {
                 ))),
             }
         };
-        let (ssh_listening, running) = tokio::join!(sshd::listen_ports(cx), running);
-        let running = running?;
+        let ssh_listening = cx.facts.sshd.live_ports.clone();
+        let running = running.await?;
         if !host.is_live() && installed && host.which("unshare").is_none() {
             return Err(Failure::Probe(
                 "under --root, ufw runs inside `unshare --net --mount-proc` so that it cannot touch this machine's firewall, and the image has no unshare (util-linux)".into(),
@@ -310,7 +310,12 @@ impl Resource for Ufw {
             profiles,
             services,
             ssh_listening,
-            ssh_desired: sshd::desired_ports(cx.playbook).filter(|p| !p.is_empty()),
+            ssh_desired: cx
+                .facts
+                .sshd
+                .planned_ports
+                .clone()
+                .filter(|p| !p.is_empty()),
             docker,
             conf,
             init: PathBuf::from(init),
@@ -319,6 +324,22 @@ impl Resource for Ufw {
 
     fn diff(&self, live: &Self::Live, cx: &Context<'_>) -> Result<Diff, Failure> {
         plan(self, live, cx.overridden(GUARD_SSH_PORT))
+    }
+
+    /// Whether the firewall lets each of sshd's ports in when the run ends: the rules ufw
+    /// holds now, or, for a port they drop, a rule of this playbook that opens it.
+    async fn publish(section: Option<&Self>, host: &Host, _: &UserDb, facts: &mut Facts) {
+        facts.firewall.managed = section.is_some();
+        for &port in &facts.sshd.ports_of_interest {
+            let live = live_admits(host, port);
+            let opened = section.is_some_and(|s| playbook_admits(s, port));
+            let verdict = if live == Some(false) && opened {
+                Some(true)
+            } else {
+                live
+            };
+            facts.firewall.admits.insert(port, verdict);
+        }
     }
 }
 

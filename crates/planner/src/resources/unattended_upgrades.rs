@@ -25,8 +25,8 @@ pub use aptconf::{AptDump, OsRelease};
 
 use crate::diagnostic::Invalid;
 use crate::located::Located;
-use crate::steps;
 use crate::resource::{Context, Diff, Failure, Resource};
+use crate::steps;
 
 /// The file that switches APT's periodic jobs on.
 pub const AUTO_UPGRADES: &str = "/etc/apt/apt.conf.d/20auto-upgrades";
@@ -34,7 +34,6 @@ pub const AUTO_UPGRADES: &str = "/etc/apt/apt.conf.d/20auto-upgrades";
 pub const DROP_IN: &str = "/etc/apt/apt.conf.d/52harden-unattended-upgrades";
 const MARKER: &str = "// Managed by harden";
 const TIMERS: [&str; 2] = ["apt-daily.timer", "apt-daily-upgrade.timer"];
-
 
 /// The `unattended_upgrades:` section.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -1,7 +1,5 @@
 //! Unit tests of the pure parts: parsing with located errors, the desired files, the diff.
 
-use std::collections::BTreeSet;
-
 use harden_host::{Host, UserDb};
 
 use super::*;
@@ -69,13 +67,14 @@ fn run(section: &Fail2ban, live: &Live) -> Result<Diff, Failure> {
 }
 
 fn run_with(section: &Fail2ban, live: &Live, playbook: &Playbook) -> Result<Diff, Failure> {
-    let host = Host::new("/nonexistent-root");
+    let host = Host::new(crate::testing::NO_ROOT);
     let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
-    let overrides = BTreeSet::new();
+    let overrides = crate::testing::no_overrides();
+    let facts = crate::testing::facts(playbook, &users);
     let cx = Context {
         host: &host,
         users: &users,
-        playbook,
+        facts: &facts,
         overrides: &overrides,
     };
     section.diff(live, &cx)

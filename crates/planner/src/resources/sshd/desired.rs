@@ -17,7 +17,6 @@ use super::probe::{self, Activation, Live};
 use super::{Directive, Sshd, DROP_IN_HEADER, DROP_IN_NAME};
 use crate::diagnostic::Invalid;
 use crate::resource::{Context, Diff, Failure, Refusal, Resource};
-use crate::resources::files::{Files, Principal};
 
 /// Where harden's values go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -671,30 +670,12 @@ fn attrs_for(path: &Path, live: &Live, cx: &Context<'_>, default: Attrs) -> Attr
         uid: s.uid,
         gid: s.gid,
     });
-    if let Some(Files(entries)) = &cx.playbook.files {
-        for entry in entries.iter().filter(|e| Path::new(&e.path.value) == path) {
-            if let Some(mode) = &entry.mode {
-                attrs.mode = mode.apply(attrs.mode, false);
-            }
-            let resolve = |p: &Principal, lookup: &dyn Fn(&str) -> Option<u32>| match p {
-                Principal::Id(id) => Some(*id),
-                Principal::Name(n) => lookup(n),
-            };
-            if let Some(uid) = entry
-                .owner
-                .as_ref()
-                .and_then(|o| resolve(&o.value, &|n| cx.users.uid(n)))
-            {
-                attrs.uid = uid;
-            }
-            if let Some(gid) = entry
-                .group
-                .as_ref()
-                .and_then(|g| resolve(&g.value, &|n| cx.users.gid(n)))
-            {
-                attrs.gid = gid;
-            }
+    if let Some(planned) = cx.facts.file_attrs.get(path) {
+        if let Some(mode) = &planned.mode {
+            attrs.mode = mode(attrs.mode);
         }
+        attrs.uid = planned.uid.unwrap_or(attrs.uid);
+        attrs.gid = planned.gid.unwrap_or(attrs.gid);
     }
     attrs
 }

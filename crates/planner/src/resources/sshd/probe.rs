@@ -189,7 +189,7 @@ fn overlay_args(d: &Directive) -> Vec<String> {
 }
 
 /// The error lines sshd printed, without its noise.
-fn complaint(out: &harden_host::Output) -> String {
+pub(crate) fn complaint(out: &harden_host::Output) -> String {
     let text = if out.stderr.trim().is_empty() {
         out.stdout.trim()
     } else {
@@ -318,7 +318,8 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
     if let Some(sshd) = live.sshd.clone() {
         ensure_privsep_dir(host).await;
         let sshd = sshd.display().to_string();
-        let mut commands = vec![Command::new([sshd.as_str(), "-T"]).timeout(SSHD_TIMEOUT)];
+        // The plain `sshd -T` ran once for the whole plan, when the facts were gathered.
+        let mut commands = Vec::new();
         let checked: Vec<usize> = section
             .config
             .0
@@ -371,7 +372,6 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
             );
         }
         let mut results = run_all(host, commands).await.into_iter();
-        let base = results.next();
         let overlay = if checked.is_empty() {
             None
         } else {
@@ -391,10 +391,9 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
                 }
             }
         }
-        match base {
-            Some(Ok(out)) if out.success() => live.dump = Some(Dump::parse(&out.stdout)),
-            Some(Ok(out)) => live.dump_error = Some(complaint(&out)),
-            Some(Err(e)) => live.dump_error = Some(e),
+        match &cx.facts.sshd.dump {
+            Some(Ok(text)) => live.dump = Some(Dump::parse(text)),
+            Some(Err(e)) => live.dump_error = Some(e.clone()),
             None => {}
         }
         for user in users {
@@ -500,22 +499,10 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
     if host.is_live() {
         live.listening = Some(listening_ports(host));
     }
-    let mut ports: BTreeSet<u16> = super::desired_ports(cx.playbook)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    for d in section
-        .config
-        .0
-        .iter()
-        .filter(|d| d.key() == "listenaddress")
-    {
-        for line in d.lines().unwrap_or_default() {
-            ports.extend(line.first().and_then(|a| super::desired::listen_port(a)));
-        }
-    }
-    for port in ports {
-        live.firewall.insert(port, super::firewall_allows(cx, port));
+    // The firewall's verdict on every port sshd may use, as the firewall resource gave it.
+    for &port in &cx.facts.sshd.ports_of_interest {
+        let verdict = cx.facts.firewall.admits.get(&port).copied().flatten();
+        live.firewall.insert(port, verdict);
     }
     Ok(live)
 }

@@ -1,7 +1,5 @@
 //! Unit tests of the pure parts: parsing, the default origins, the files, the diff.
 
-use std::collections::BTreeSet;
-
 use harden_host::{Host, UserDb};
 
 use super::*;
@@ -66,14 +64,14 @@ fn debian12() -> Live {
 }
 
 fn run(section: &UnattendedUpgrades, live: &Live) -> Result<Diff, Failure> {
-    let host = Host::new("/nonexistent-root");
+    let host = Host::new(crate::testing::NO_ROOT);
     let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
-    let overrides = BTreeSet::new();
-    let playbook = Playbook::default();
+    let overrides = crate::testing::no_overrides();
+    let facts = crate::testing::facts(&Playbook::default(), &users);
     let cx = Context {
         host: &host,
         users: &users,
-        playbook: &playbook,
+        facts: &facts,
         overrides: &overrides,
     };
     section.diff(live, &cx)

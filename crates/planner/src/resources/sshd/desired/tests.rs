@@ -117,10 +117,11 @@ impl Fixture {
     }
 
     fn run(&self, live: &Live) -> Result<Diff, Failure> {
+        let facts = crate::testing::facts(&self.playbook, &self.users);
         let cx = Context {
             host: &self.host,
             users: &self.users,
-            playbook: &self.playbook,
+            facts: &facts,
             overrides: &self.overrides,
         };
         let section = self.playbook.sshd.as_ref().expect("section");
@@ -302,10 +303,11 @@ fn without_a_drop_in_directory_the_main_file_is_edited_in_place() {
 #[test]
 fn a_files_entry_for_the_same_path_decides_its_mode() {
     let mut f = Fixture::new("config:\n  MaxAuthTries: 3\n");
-    let files: crate::resources::files::Files =
-        serde_saphyr::from_str("- { path: /etc/ssh/sshd_config, mode: \"0600\", owner: root }\n")
-            .expect("files");
-    f.playbook.files = Some(files);
+    let other: Playbook = serde_saphyr::from_str(
+        "files:\n  - { path: /etc/ssh/sshd_config, mode: \"0600\", owner: root }\n",
+    )
+    .expect("files");
+    f.playbook.files = other.files;
     let live = live(&[(config::MAIN, "Port 22\n")]);
     let diff = f.run(&live).expect("plan");
     assert!(
