@@ -116,7 +116,12 @@ fn jails_run_with_the_playbook_values_and_a_failure_burst_is_banned_in_nftables(
     app_failures(&sb, "192.0.2.10", 4);
     let status = wait_banned(&sb, "streaming-app", "192.0.2.10");
     assert!(status.contains("Currently banned:\t1"), "{status}");
-    let rules = sb.sh("nft list table inet f2b-table").assert_ok().stdout;
+    // The status lists a ban as soon as it is decided; the ban action adds the address to
+    // nftables' set right after, so wait for it there too.
+    let rules = sb
+        .sh("for i in $(seq 150); do t=$(nft list table inet f2b-table); case \"$t\" in *192.0.2.10*) break;; esac; sleep 0.2; done; echo \"$t\"")
+        .assert_ok()
+        .stdout;
     assert!(rules.contains("192.0.2.10"), "{rules}");
     assert!(rules.contains("tcp dport 8000"), "{rules}");
     let ufw_chains = sb
