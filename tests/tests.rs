@@ -1,7 +1,12 @@
 //! End-to-end tests of the `harden` binary, each in a disposable copy of the machine.
 
 // Tests build their fixtures directly; the one-door rule is for the product.
-#![allow(clippy::disallowed_methods)]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 mod support;
 

@@ -3,8 +3,12 @@
 //! The binary wires the crates together: the planner turns playbooks and the live system
 //! into a plan, the executor carries it out, and `render` shows it. See `README.md`.
 
+// Libraries never print; the binary is where output belongs.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod args;
 mod render;
+
 
 use std::collections::BTreeSet;
 use std::io::Write;

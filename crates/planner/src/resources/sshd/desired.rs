@@ -1000,9 +1000,12 @@ fn change(
             before,
         });
     }
-    if !installed {
+    if !installed || live.privsep_missing {
+        // sshd's own runtime directory, which `sshd -t` needs: made by the executor, never
+        // by the planner, and not taken away by a rollback (a running sshd needs it for
+        // every new connection, and creates it itself when it starts).
         steps.push(Step::Run(
-            Command::new(["mkdir", "-p", "-m", "0755", "/run/sshd"]).timeout(10),
+            Command::new(["mkdir", "-p", "-m", "0755", probe::PRIVSEP_DIR]).timeout(10),
         ));
     }
     let check = Command::new([sshd.as_str(), "-t"]).timeout(probe::SSHD_TIMEOUT);

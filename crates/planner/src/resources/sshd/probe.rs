@@ -1,8 +1,9 @@
 //! Reading the live state: configuration files, what the installed sshd says about them,
 //! the algorithms this OpenSSH supports, accounts and their keys, how sshd is run, and the
 //! firewall. Nothing here writes, except creating sshd's privilege separation directory
-//! (`/run/sshd`), without which `sshd -T` refuses to run on a host where the daemon has
-//! never started; it is empty, lives under `/run` and is what the daemon creates itself.
+//! (`/run/sshd`) on the running system, without which `sshd -T` refuses to run on a host
+//! where the daemon has never started; it is empty, lives under `/run` and is what the daemon
+//! creates itself. Under `--root` the plan creates it instead, as a step.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -120,6 +121,9 @@ pub struct Live {
     pub(crate) listening: Option<BTreeSet<u16>>,
     /// What the active firewall says about each port the playbook asks for.
     pub(crate) firewall: BTreeMap<u16, Option<bool>>,
+    /// `/run/sshd` is missing (an image under `--root`, where harden does not create it
+    /// while planning).
+    pub(crate) privsep_missing: bool,
     /// `sshd -V`, for messages.
     pub(crate) version: Option<String>,
 }
@@ -144,9 +148,15 @@ impl Source for HostSource<'_> {
     }
 }
 
-/// Creates `/run/sshd` when it is missing, so that `sshd -T` and `sshd -t` can run.
+/// sshd's privilege separation directory.
+pub(crate) const PRIVSEP_DIR: &str = "/run/sshd";
+
+/// Creates `/run/sshd` on the running system when it is missing, so that `sshd -T` can run
+/// (sshd creates it itself when it starts; on a host where it never ran, the plan could not
+/// ask it otherwise). Never in an image under `--root`: there the plan creates it.
 pub(crate) async fn ensure_privsep_dir(host: &Host) {
-    if matches!(host.stat(Path::new("/run/sshd")), Ok(None))
+    if host.is_live()
+        && matches!(host.stat(Path::new(PRIVSEP_DIR)), Ok(None))
         && matches!(host.stat(Path::new("/run")), Ok(Some(_)))
     {
         let _ = host
@@ -493,6 +503,9 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
     }
 
     live.exists = session_paths(host, section, &live);
+
+    live.privsep_missing = matches!(host.stat(Path::new(PRIVSEP_DIR)), Ok(None))
+        && matches!(host.stat(Path::new("/run")), Ok(Some(_)));
 
     // 4. How sshd runs and what listens where.
     live.activation = Some(activation(host, &parsed, live.dump.as_ref()).await);
