@@ -9,7 +9,6 @@
 mod args;
 mod render;
 
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;

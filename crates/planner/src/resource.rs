@@ -41,11 +41,11 @@ pub(crate) trait Resource: DeserializeOwned + Sized {
     /// Reads the live state this section is about.
     async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure>;
 
-    /// Compares desired and live state.
-    fn diff(&self, live: &Self::Live, cx: &Context<'_>) -> Result<Diff, Failure>;
+    /// Compares desired and live state, without I/O: its context has no host.
+    fn diff(&self, live: &Self::Live, cx: &DiffContext<'_>) -> Result<Diff, Failure>;
 }
 
-/// What a resource may consult while planning.
+/// What a probe may consult: the managed system itself, and the facts.
 pub(crate) struct Context<'a> {
     /// The managed system.
     pub host: &'a Host,
@@ -57,7 +57,29 @@ pub(crate) struct Context<'a> {
     pub overrides: &'a BTreeSet<String>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// The context of the diffs that follow this probe: everything but the host.
+    pub fn for_diff(&self) -> DiffContext<'a> {
+        DiffContext {
+            users: self.users,
+            facts: self.facts,
+            overrides: self.overrides,
+        }
+    }
+}
+
+/// What a diff may consult. It holds no host, so a diff cannot read or change the system:
+/// everything it needs came from the probe, and its unit tests need no file system.
+pub(crate) struct DiffContext<'a> {
+    /// The managed system's users and groups.
+    pub users: &'a UserDb,
+    /// What the resources published about themselves for this plan.
+    pub facts: &'a Facts,
+    /// Lockout guards the operator chose to override.
+    pub overrides: &'a BTreeSet<String>,
+}
+
+impl DiffContext<'_> {
     /// True when the operator overrode `guard`.
     pub fn overridden(&self, guard: &str) -> bool {
         self.overrides.contains(guard)

@@ -41,7 +41,7 @@ pub use values::{
 
 use crate::diagnostic::Invalid;
 use crate::located::{At, Located};
-use crate::resource::{Context, Diff, Failure, Resource};
+use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 use crate::steps::apt_install;
 
 /// harden's jail file.
@@ -485,7 +485,7 @@ impl Resource for Fail2ban {
         Ok(live)
     }
 
-    fn diff(&self, live: &Live, cx: &Context<'_>) -> Result<Diff, Failure> {
+    fn diff(&self, live: &Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
         let desired = self.desired(live)?;
         self.check(&desired, live)?;

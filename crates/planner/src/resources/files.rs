@@ -19,7 +19,7 @@ pub use mode::Mode;
 use crate::diagnostic::Invalid;
 use crate::facts::{Facts, ModeChange, PlannedAttrs};
 use crate::located::Located;
-use crate::resource::{Context, Diff, Failure, Resource};
+use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 
 /// The `files:` section: a list of entries; a later entry for the same path wins.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -235,7 +235,7 @@ impl Resource for Files {
         Ok(live)
     }
 
-    fn diff(&self, live: &Self::Live, cx: &Context<'_>) -> Result<Diff, Failure> {
+    fn diff(&self, live: &Self::Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
         let mut errors = Vec::new();
         for (entry, found) in self.0.iter().zip(live) {

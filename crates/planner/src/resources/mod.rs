@@ -89,10 +89,11 @@ macro_rules! registry {
             let facts = publish_all(playbook, host, users).await;
             let cx = &Context { host, users, facts: &facts, overrides };
             let ($($field,)*) = tokio::join!($(probe(playbook.$field.as_ref(), cx),)*);
+            let dx = &cx.for_diff();
             let mut results = Vec::new();
             $(
                 if let (Some(section), Some(live)) = (playbook.$field.as_ref(), $field) {
-                    let diff = live.and_then(|live| section.diff(&live, cx));
+                    let diff = live.and_then(|live| section.diff(&live, dx));
                     results.push((<$ty as Resource>::NAME, diff));
                 }
             )*

@@ -43,7 +43,7 @@ use crate::diagnostic::Invalid;
 use crate::facts::{Facts, SshdFacts};
 use crate::guard::Guard;
 use crate::located::Located;
-use crate::resource::{Context, Diff, Failure, Resource};
+use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 
 pub use probe::Live;
 
@@ -292,7 +292,7 @@ impl Resource for Sshd {
         probe::probe(self, cx).await
     }
 
-    fn diff(&self, live: &Self::Live, cx: &Context<'_>) -> Result<Diff, Failure> {
+    fn diff(&self, live: &Self::Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         desired::diff(self, live, cx)
     }
 }

@@ -48,7 +48,7 @@ use serde::Deserialize;
 use crate::diagnostic::Invalid;
 use crate::facts::Facts;
 use crate::guard::Guard;
-use crate::resource::{Context, Diff, Failure, Refusal, Resource};
+use crate::resource::{Context, Diff, DiffContext, Failure, Refusal, Resource};
 use crate::steps;
 
 use order::{FamilyInput, Final, Outcome, Unit, Want};
@@ -322,7 +322,7 @@ impl Resource for Ufw {
         })
     }
 
-    fn diff(&self, live: &Self::Live, cx: &Context<'_>) -> Result<Diff, Failure> {
+    fn diff(&self, live: &Self::Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         plan(self, live, cx.overridden(GUARD_SSH_PORT))
     }
 

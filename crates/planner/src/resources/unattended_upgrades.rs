@@ -25,7 +25,7 @@ pub use aptconf::{AptDump, OsRelease};
 
 use crate::diagnostic::Invalid;
 use crate::located::Located;
-use crate::resource::{Context, Diff, Failure, Resource};
+use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 use crate::steps;
 
 /// The file that switches APT's periodic jobs on.
@@ -501,7 +501,7 @@ impl Resource for UnattendedUpgrades {
         Ok(live)
     }
 
-    fn diff(&self, live: &Live, _cx: &Context<'_>) -> Result<Diff, Failure> {
+    fn diff(&self, live: &Live, _cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
         let warn = |message: String| Warning {
             resource: Self::NAME.into(),

@@ -1,6 +1,6 @@
 //! Unit tests of the pure parts: parsing with located errors, the desired files, the diff.
 
-use harden_host::{Host, UserDb};
+use harden_host::UserDb;
 
 use super::*;
 use crate::diagnostic::Source;
@@ -67,12 +67,10 @@ fn run(section: &Fail2ban, live: &Live) -> Result<Diff, Failure> {
 }
 
 fn run_with(section: &Fail2ban, live: &Live, playbook: &Playbook) -> Result<Diff, Failure> {
-    let host = Host::new(crate::testing::NO_ROOT);
     let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
     let overrides = crate::testing::no_overrides();
     let facts = crate::testing::facts(playbook, &users);
-    let cx = Context {
-        host: &host,
+    let cx = DiffContext {
         users: &users,
         facts: &facts,
         overrides: &overrides,

@@ -16,7 +16,7 @@ use super::keywords::{self, Keyword, Kind, Repeat};
 use super::probe::{self, Activation, Live};
 use super::{Directive, Sshd, DROP_IN_HEADER, DROP_IN_NAME};
 use crate::diagnostic::Invalid;
-use crate::resource::{Context, Diff, Failure, Refusal, Resource};
+use crate::resource::{Diff, DiffContext, Failure, Refusal, Resource};
 
 /// Where harden's values go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -664,7 +664,7 @@ fn current_value(
 
 /// Attributes for writing `path`: its current ones, or `default` for a new file; a `files`
 /// entry of the same playbook for the same path wins, so the two resources agree.
-fn attrs_for(path: &Path, live: &Live, cx: &Context<'_>, default: Attrs) -> Attrs {
+fn attrs_for(path: &Path, live: &Live, cx: &DiffContext<'_>, default: Attrs) -> Attrs {
     let mut attrs = live.stats.get(path).map_or(default, |s| Attrs {
         mode: s.mode,
         uid: s.uid,
@@ -701,7 +701,7 @@ pub(crate) fn config_error_places(error: &str) -> Vec<String> {
 }
 
 /// Plans the `sshd` section.
-pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff, Failure> {
+pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
     let mut diff = Diff::default();
     if section.config.0.is_empty() {
         return Ok(diff);
@@ -951,7 +951,7 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &Context<'_>) -> Result<Diff
 fn change(
     wanted: &[Wanted<'_>],
     live: &Live,
-    cx: &Context<'_>,
+    cx: &DiffContext<'_>,
     built: &Built,
     desired: &Config,
     current: &Config,
@@ -1042,7 +1042,7 @@ fn change(
                 if !socket.generator {
                     let path = probe::socket_drop_in(&unit);
                     if let Some(dir) = path.parent() {
-                        if matches!(cx.host.stat(dir), Ok(None)) {
+                        if !socket.drop_in_dir {
                             steps.push(Step::CreateDir {
                                 path: dir.to_path_buf(),
                                 attrs: dir_attrs,
@@ -1102,11 +1102,11 @@ fn change(
                     command,
                 });
                 let alive = format!("systemctl is-active --quiet {service}");
-                steps.push(Step::Validate(running_check(&alive, &ports, cx)));
+                steps.push(Step::Validate(running_check(&alive, &ports, live)));
                 // A rollback brings sshd back even if the new configuration made it exit.
                 on_rollback
                     .push(Command::new(["systemctl", "reload-or-restart", &service]).timeout(60));
-                on_rollback.push(running_check(&alive, &old_ports, cx));
+                on_rollback.push(running_check(&alive, &old_ports, live));
             }
         }
         Activation::Daemon { pidfile, running } => {
@@ -1130,10 +1130,10 @@ fn change(
                     .and_then(|l| l.args.first().cloned())
                     .unwrap_or_else(|| pid.clone());
                 let alive_after = format!("pkill -0 -F {pid_after} -x sshd");
-                steps.push(Step::Validate(running_check(&alive_after, &ports, cx)));
+                steps.push(Step::Validate(running_check(&alive_after, &ports, live)));
                 let alive = format!("pkill -0 -F {pid} -x sshd");
                 // After a rollback, wait until sshd serves the restored configuration.
-                on_rollback.push(running_check(&alive, &old_ports, cx));
+                on_rollback.push(running_check(&alive, &old_ports, live));
             } else if !installed {
                 let command = Command::new([
                     "sh".to_owned(),
@@ -1181,9 +1181,9 @@ fn change(
 }
 
 /// A check that sshd runs and listens on every port, retried for up to five seconds.
-fn running_check(alive: &str, ports: &[u16], cx: &Context<'_>) -> Command {
+fn running_check(alive: &str, ports: &[u16], live: &Live) -> Command {
     let mut test = alive.to_owned();
-    if cx.host.which("ss").is_some() {
+    if live.has_ss {
         for p in ports {
             test.push_str(&format!(" && ss -Hltn 'sport = :{p}' | grep -q ."));
         }

@@ -82,6 +82,8 @@ pub(crate) struct SocketActivation {
     pub generator: bool,
     /// The drop-in harden would own, and its current text.
     pub drop_in: Option<String>,
+    /// The drop-in's directory exists.
+    pub drop_in_dir: bool,
 }
 
 /// Everything the diff needs to know about the live system.
@@ -124,6 +126,8 @@ pub struct Live {
     /// `/run/sshd` is missing (an image under `--root`, where harden does not create it
     /// while planning).
     pub(crate) privsep_missing: bool,
+    /// `ss` is installed (the running check waits for the ports with it).
+    pub(crate) has_ss: bool,
     /// `sshd -V`, for messages.
     pub(crate) version: Option<String>,
 }
@@ -504,6 +508,7 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
 
     live.exists = session_paths(host, section, &live);
 
+    live.has_ss = host.which("ss").is_some();
     live.privsep_missing = matches!(host.stat(Path::new(PRIVSEP_DIR)), Ok(None))
         && matches!(host.stat(Path::new("/run")), Ok(Some(_)));
 
@@ -676,6 +681,9 @@ async fn activation(host: &Host, parsed: &config::Config, dump: Option<&Dump>) -
             .iter()
             .any(|p| matches!(host.stat(Path::new(p)), Ok(Some(_)))),
             drop_in: host.read_to_string(&socket_drop_in(unit)).ok().flatten(),
+            drop_in_dir: socket_drop_in(unit)
+                .parent()
+                .is_some_and(|d| matches!(host.stat(d), Ok(Some(_)))),
         });
         let active = host
             .run(

@@ -1,6 +1,6 @@
 //! Unit tests of the pure parts: parsing, the default origins, the files, the diff.
 
-use harden_host::{Host, UserDb};
+use harden_host::UserDb;
 
 use super::*;
 use crate::diagnostic::Source;
@@ -64,12 +64,10 @@ fn debian12() -> Live {
 }
 
 fn run(section: &UnattendedUpgrades, live: &Live) -> Result<Diff, Failure> {
-    let host = Host::new(crate::testing::NO_ROOT);
     let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
     let overrides = crate::testing::no_overrides();
     let facts = crate::testing::facts(&Playbook::default(), &users);
-    let cx = Context {
-        host: &host,
+    let cx = DiffContext {
         users: &users,
         facts: &facts,
         overrides: &overrides,

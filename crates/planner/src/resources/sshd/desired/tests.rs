@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use harden_host::{Host, Kind, Stat, UserDb};
+use harden_host::{Kind, Stat, UserDb};
 
 use super::*;
 use crate::resources::sshd::guards::{parse_keys, AccountFacts, GroupWrite, KeyFile, Link};
@@ -93,7 +93,6 @@ fn section(yaml: &str) -> Sshd {
 }
 
 struct Fixture {
-    host: Host,
     users: UserDb,
     playbook: Playbook,
     overrides: BTreeSet<String>,
@@ -102,7 +101,6 @@ struct Fixture {
 impl Fixture {
     fn new(yaml: &str) -> Self {
         Fixture {
-            host: Host::new("/nonexistent-harden-test-root"),
             users: UserDb::parse(
                 false,
                 "root:x:0:0::/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
@@ -118,8 +116,7 @@ impl Fixture {
 
     fn run(&self, live: &Live) -> Result<Diff, Failure> {
         let facts = crate::testing::facts(&self.playbook, &self.users);
-        let cx = Context {
-            host: &self.host,
+        let cx = DiffContext {
             users: &self.users,
             facts: &facts,
             overrides: &self.overrides,
@@ -519,6 +516,7 @@ fn socket_activation_follows_a_port_change() {
         socket: Some(probe::SocketActivation {
             generator: false,
             drop_in: None,
+            drop_in_dir: false,
         }),
         active: false,
     });
