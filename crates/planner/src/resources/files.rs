@@ -223,6 +223,11 @@ impl Resource for Files {
 }
 
 fn check_path(path: &str) -> Result<(), String> {
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "path {path:?} contains the control character {c:?}"
+        ));
+    }
     let p = Path::new(path);
     if !p.is_absolute() {
         return Err(format!(
