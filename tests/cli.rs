@@ -340,6 +340,19 @@ fn an_empty_playbook_is_an_error_that_names_the_file() {
             );
         }
     }
+    // Every headline is marked as an error, even a file name that starts with a digit.
+    sb.write("/tmp/2024.yaml", "");
+    let run = sb
+        .sh(&format!(
+            "cd /tmp && {} validate 2024.yaml",
+            crate::support::HARDEN_IN_SANDBOX
+        ))
+        .assert_status(1);
+    assert!(
+        run.stderr
+            .starts_with("error: 2024.yaml:1:1: the playbook is empty"),
+        "{run}"
+    );
     assert!(!sb.exists("/var/lib/harden"), "nothing was applied");
 }
 
@@ -385,6 +398,11 @@ fn malformed_playbooks_are_accepted_as_meant_or_refused_at_their_place() {
             "expected a list",
         ),
         ("ufw:\n  - enabled: true\n", "/tmp/bad.yaml:2:3:", "expected a mapping"),
+        (
+            "files:\n  - { path: /opt/mf/f, mode: \"0600\" }\n  - { path: /opt/mf/f, mode: \"0640\" }\n",
+            "/tmp/bad.yaml:3:13:",
+            "path \"/opt/mf/f\" is listed twice in this playbook",
+        ),
         (
             "files: []\n---\nufw: { enabled: true }\n",
             "/tmp/bad.yaml:",

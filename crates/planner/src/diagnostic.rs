@@ -61,27 +61,42 @@ impl Diagnostics {
     }
 }
 
+impl Diagnostics {
+    /// One error as its headline (`file:line:col: message`) and the lines that follow it:
+    /// the quoted playbook line with a caret under the column, and the advice. Callers that
+    /// decorate the headline (`error:`, colour) get it apart from the rest.
+    pub fn render(&self, err: &Invalid) -> (String, Vec<String>) {
+        let headline = format!("{}: {}", self.place(err.at), err.message);
+        let mut rest = Vec::new();
+        let line = self
+            .sources
+            .get(err.at.source as usize)
+            .and_then(|s| s.text.lines().nth(err.at.line.saturating_sub(1) as usize));
+        if let Some(line) = line {
+            let (shown, caret) = quoted(line, err.at.column.saturating_sub(1) as usize);
+            let number = err.at.line.to_string();
+            let pad = " ".repeat(number.len());
+            rest.push(format!("{pad} |"));
+            rest.push(format!("{number} | {shown}"));
+            rest.push(format!("{pad} | {}^", " ".repeat(caret)));
+        }
+        if let Some(help) = &err.help {
+            rest.push(format!("  = help: {help}"));
+        }
+        (headline, rest)
+    }
+}
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, err) in self.errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            writeln!(f, "{}: {}", self.place(err.at), err.message)?;
-            let line = self
-                .sources
-                .get(err.at.source as usize)
-                .and_then(|s| s.text.lines().nth(err.at.line.saturating_sub(1) as usize));
-            if let Some(line) = line {
-                let (shown, caret) = quoted(line, err.at.column.saturating_sub(1) as usize);
-                let number = err.at.line.to_string();
-                let pad = " ".repeat(number.len());
-                writeln!(f, "{pad} |")?;
-                writeln!(f, "{number} | {shown}")?;
-                writeln!(f, "{pad} | {}^", " ".repeat(caret))?;
-            }
-            if let Some(help) = &err.help {
-                writeln!(f, "  = help: {help}")?;
+            let (headline, rest) = self.render(err);
+            writeln!(f, "{headline}")?;
+            for line in rest {
+                writeln!(f, "{line}")?;
             }
         }
         Ok(())
