@@ -429,7 +429,7 @@ fn bad_values_are_plan_time_errors_with_file_line_and_column() {
         ("fail2ban:\n  defaults:\n    maxretry: -1\n", "/tmp/bad.yaml:3:15", "at least 1"),
         ("fail2ban:\n  jails:\n    sshd:\n      bantime: soon\n", "/tmp/bad.yaml:4:16", "invalid duration \"soon\""),
         ("fail2ban:\n  jails:\n    sshd:\n      bantimes: 1h\n", "/tmp/bad.yaml:4:7", "unknown field `bantimes`"),
-        ("fail2ban:\n  filters:\n    app:\n      failregex: ['no host here']\n", "/tmp/bad.yaml:4:18", "does not say where the address is"),
+        ("fail2ban:\n  filters:\n    app:\n      failregex: ['no host here']\n", "/tmp/bad.yaml:4:19", "does not say where the address is"),
         (
             "fail2ban:\n  jails:\n    app: { filter: sshd, logpath: /var/log/nonexistent-app.log }\n",
             "/tmp/bad.yaml:3:35",

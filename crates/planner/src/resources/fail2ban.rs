@@ -455,11 +455,11 @@ impl Resource for Fail2ban {
         }
 
         if live.installed {
-            live.compiled = self.compile(host).await;
-            match host
-                .run(&Command::new(["fail2ban-client", "-d"]).timeout(60))
-                .await
-            {
+            // Both start a Python interpreter; they run side by side.
+            let dump_command = Command::new(["fail2ban-client", "-d"]).timeout(60);
+            let (compiled, dumped) = tokio::join!(self.compile(host), host.run(&dump_command));
+            live.compiled = compiled;
+            match dumped {
                 Ok(out) if out.success() => match dump::parse(&out.stdout, &out.stderr) {
                     Ok(d) => live.dump = Some(d),
                     Err(e) => live.dump_error = Some(e),
