@@ -223,6 +223,9 @@ fn parser_options() -> serde_saphyr::Options {
             flow_nesting_limit: MAX_DEPTH,
             max_aliases: 10_000,
             max_anchors: 10_000,
+            // A shared value used in many places is fine; what aliases cost is bounded by
+            // the replay limits below.
+            enforce_alias_anchor_ratio: false,
             max_nodes: 4_000_000,
             max_events: 16_000_000,
         },

@@ -234,6 +234,16 @@ fn a_billion_laughs_alias_bomb_is_refused_quickly_with_a_place() {
     let loaded = loads(vec![source("pb.yaml", shared)]);
     let jails = loaded.playbook.fail2ban.map(|f| f.jails.len());
     assert_eq!(jails, Some(1));
+    // One owner named in a thousand entries.
+    let mut many =
+        String::from("files:\n  - { path: /srv/f0, owner: &app www-data, missing: ignore }\n");
+    for i in 1..1000 {
+        many.push_str(&format!(
+            "  - {{ path: /srv/f{i}, owner: *app, missing: ignore }}\n"
+        ));
+    }
+    let loaded = loads(vec![source("pb.yaml", &many)]);
+    assert_eq!(loaded.playbook.files.map(|f| f.0.len()), Some(1000));
 }
 
 #[test]
