@@ -60,10 +60,10 @@ pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<Loaded, Diagnostics> {
     for path in paths {
         let path = path.as_ref();
         // This file's own index, whatever happened to the ones before it.
-        let at = place(sources.len(), 1, 1);
+        let index = index_of(sources.len());
         let name = path.display().to_string();
         let text = read_playbook(path).unwrap_or_else(|failure| {
-            unreadable.push(failure.invalid(at.source));
+            unreadable.push(failure.invalid(index));
             failure.text
         });
         sources.push(Source { name, text });
@@ -152,20 +152,18 @@ fn not_utf8(bytes: &[u8], error: std::str::Utf8Error) -> Unreadable {
         line: u32::try_from(line).unwrap_or(u32::MAX),
         column: u32::try_from(column).unwrap_or(u32::MAX),
         message: format!("not UTF-8 text: byte 0x{byte:02X} is not valid UTF-8"),
-        help: Some("playbooks are UTF-8; convert the file, e.g. `iconv -f latin1 -t utf-8`".into()),
+        help: Some(
+            if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+                "the file is UTF-16, as some editors save it; playbooks are UTF-8: `iconv -f utf-16 -t utf-8`".into()
+            } else {
+                "playbooks are UTF-8; convert the file, e.g. `iconv -f latin1 -t utf-8`".into()
+            },
+        ),
     }
 }
 
 fn index_of(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
-}
-
-fn place(source: usize, line: u32, column: u32) -> At {
-    At {
-        source: index_of(source),
-        line,
-        column,
-    }
 }
 
 /// Parses `sources` in order, merges them (later keys override earlier ones) and validates

@@ -310,6 +310,14 @@ fn each_unreadable_playbook_is_named_and_a_bad_byte_is_located() {
     );
     assert!(!report.contains("<playbook>"), "{report}");
     assert_eq!(err.errors.len(), 3);
+
+    let utf16 = file(b"\xff\xfef\0i\0l\0e\0s\0:\0 \0[\0]\0\n\0");
+    let report = load_files(&[utf16.path()]).expect_err("UTF-16").to_string();
+    assert!(
+        report.contains(":1:1: not UTF-8 text: byte 0xFF"),
+        "{report}"
+    );
+    assert!(report.contains("the file is UTF-16"), "{report}");
 }
 
 #[test]
