@@ -304,7 +304,7 @@ fn explain(err: &serde_saphyr::Error) -> (String, Option<&'static str>) {
                 None,
             ),
             "sequence start" => (
-                "expected a list (`- item` lines or `[a, b]`)".into(),
+                "expected a list (a YAML sequence: `- item` lines or `[a, b]`)".into(),
                 None,
             ),
             _ => (message_of(err), None),
