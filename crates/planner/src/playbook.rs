@@ -228,7 +228,7 @@ fn parser_options() -> serde_saphyr::Options {
             max_events: 16_000_000,
         },
         alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 100_000,
+            max_total_replayed_events: 50_000,
             max_replay_stack_depth: 16,
         },
     }

@@ -229,6 +229,25 @@ fn a_billion_laughs_alias_bomb_is_refused_quickly_with_a_place() {
             );
         }
     }
+    // Wide rather than deep, and well typed: one list of 5,000 addresses named by 1,000
+    // jails would be five million values; the replay limit refuses it at the alias.
+    let addresses: Vec<String> = (0..5000)
+        .map(|i| format!("10.{}.{}.1", i / 250, i % 250))
+        .collect();
+    let mut wide = format!(
+        "fail2ban:\n  defaults: {{ ignoreip: &ips [{}] }}\n  jails:\n",
+        addresses.join(", ")
+    );
+    for j in 0..1000 {
+        wide.push_str(&format!("    j{j}: {{ filter: sshd, ignoreip: *ips }}\n"));
+    }
+    let msg = quickly(Duration::from_secs(5), || first_error(&wide));
+    assert!(msg.starts_with("pb.yaml:"), "{msg}");
+    assert!(
+        msg.contains("aliases that expand to too many values"),
+        "{msg}"
+    );
+
     // Anchors and aliases as such are fine: a list shared by two sections.
     let shared = "fail2ban:\n  defaults: { ignoreip: &trusted [127.0.0.1/8, 10.0.0.0/8] }\n  jails:\n    sshd: { ignoreip: *trusted }\n";
     let loaded = loads(vec![source("pb.yaml", shared)]);
