@@ -1,5 +1,5 @@
 //! End-to-end tests of the `fail2ban` resource: the jails a real fail2ban-server runs, real
-//! bans in nftables, sshd's port followed, rollback on a filter fail2ban rejects,
+//! bans in nftables, sshd's port followed, filters fail2ban cannot compile refused at plan time,
 //! idempotence, located errors.
 
 use crate::support::Sandbox;
@@ -179,8 +179,54 @@ fn jails_run_with_the_playbook_values_and_a_failure_burst_is_banned_in_nftables(
     sb.sh("fail2ban-client stop").assert_ok();
 }
 
+/// Finding 4: `failregex: ['(unclosed <HOST>']` passed `validate` and `plan`; `apply` took a
+/// snapshot, wrote the filter, then `fail2ban-regex` failed and it rolled back (exit 1, no
+/// file:line:col, `/var/lib/harden` created).
 #[test]
-fn a_filter_fail2ban_rejects_rolls_back_and_the_previous_jails_keep_running() {
+fn expressions_fail2ban_cannot_compile_are_refused_at_plan_time_at_their_lines() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("touch /var/log/streaming-app.log").assert_ok();
+    let bad = APP.replace(
+        "    streaming-app: { failregex: ['Failed login from <HOST>'] }\n",
+        "    streaming-app:\n      failregex:\n        - 'Failed login from <HOST>'\n        - '(unclosed <HOST>'\n      ignoreregex: ['[x']\n      datepattern: '%Y-%m-%d )'\n",
+    );
+    sb.write("/tmp/bad.yaml", &bad);
+    // `validate` reads no system, so it cannot ask fail2ban; plan and apply do.
+    sb.harden(&["validate", "/tmp/bad.yaml"]).assert_ok();
+    for command in ["plan", "apply"] {
+        let run = sb.harden(&[command, "/tmp/bad.yaml"]).assert_status(1);
+        for expected in [
+            "/tmp/bad.yaml:10:11: fail2ban refuses failregex \"(unclosed <HOST>\" of filter streaming-app: Unable to compile regular expression: missing ), unterminated subpattern at position 0",
+            "/tmp/bad.yaml:11:21: fail2ban refuses ignoreregex \"[x\" of filter streaming-app: Unable to compile regular expression: unterminated character set at position 0",
+            "/tmp/bad.yaml:12:20: fail2ban refuses datepattern \"%Y-%m-%d )\" of filter streaming-app: unbalanced parenthesis",
+        ] {
+            assert!(run.stderr.contains(expected), "{command}: {expected}\n{run}");
+        }
+        assert!(
+            !run.stderr.contains("Failed login from"),
+            "{command}: {run}"
+        );
+    }
+    let json = sb
+        .harden(&["--format", "json", "apply", "/tmp/bad.yaml"])
+        .assert_status(1)
+        .json();
+    assert_eq!(json["status"], "invalid");
+    assert_eq!(json["errors"][0]["file"], "/tmp/bad.yaml");
+    assert_eq!(json["errors"][0]["line"], 10);
+    assert_eq!(json["errors"][0]["column"], 11);
+    // Refused before anything was written: no snapshot, no lock, no filter.
+    assert!(!sb.exists("/var/lib/harden"));
+    let touched: Vec<String> = sb
+        .upper_entries()
+        .into_iter()
+        .filter(|e| e.starts_with("etc") || e.starts_with("var/lib"))
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+}
+
+#[test]
+fn a_filter_fail2ban_refuses_leaves_the_running_jails_alone() {
     let Some(sb) = crate::sandbox!() else { return };
     sb.sh("touch /var/log/streaming-app.log").assert_ok();
     sb.write("/tmp/pb.yaml", APP);
@@ -189,8 +235,8 @@ fn a_filter_fail2ban_rejects_rolls_back_and_the_previous_jails_keep_running() {
     let filter_before = sb.read("/etc/fail2ban/filter.d/streaming-app.local");
     let jail_before = sb.read("/etc/fail2ban/jail.d/zz-harden.local");
 
-    // An unbalanced parenthesis: Python's re refuses it; fail2ban-client -t does not notice,
-    // fail2ban-regex does, before anything is reloaded.
+    // An unbalanced parenthesis: Python's re refuses it, and so does the plan, at its line,
+    // before the new maxretry is written.
     let bad = APP
         .replace(
             "'Failed login from <HOST>'",
@@ -200,11 +246,19 @@ fn a_filter_fail2ban_rejects_rolls_back_and_the_previous_jails_keep_running() {
     sb.write("/tmp/bad.yaml", &bad);
     let run = sb.harden(&["apply", "/tmp/bad.yaml"]).assert_status(1);
     assert!(
-        run.output()
-            .contains("Unable to compile regular expression"),
+        run.stderr
+            .contains("/tmp/bad.yaml:7:34: fail2ban refuses failregex"),
         "{run}"
     );
-    assert!(run.output().contains("rolled back"), "{run}");
+    assert!(
+        !run.output().contains("rolled back"),
+        "nothing to roll back: {run}"
+    );
+    let list = sb
+        .harden(&["--format", "json", "snapshots"])
+        .assert_ok()
+        .json();
+    assert_eq!(list["snapshots"].as_array().map(Vec::len), Some(1));
 
     assert_eq!(
         sb.read("/etc/fail2ban/filter.d/streaming-app.local"),
@@ -380,7 +434,7 @@ fn bad_values_are_plan_time_errors_with_file_line_and_column() {
         ("fail2ban:\n  defaults:\n    maxretry: -1\n", "/tmp/bad.yaml:3:15", "at least 1"),
         ("fail2ban:\n  jails:\n    sshd:\n      bantime: soon\n", "/tmp/bad.yaml:4:16", "invalid duration \"soon\""),
         ("fail2ban:\n  jails:\n    sshd:\n      bantimes: 1h\n", "/tmp/bad.yaml:4:7", "unknown field `bantimes`"),
-        ("fail2ban:\n  filters:\n    app:\n      failregex: ['no host here']\n", "/tmp/bad.yaml:4:18", "does not say where the address is"),
+        ("fail2ban:\n  filters:\n    app:\n      failregex: ['no host here']\n", "/tmp/bad.yaml:4:19", "does not say where the address is"),
         (
             "fail2ban:\n  jails:\n    app: { filter: sshd, logpath: /var/log/nonexistent-app.log }\n",
             "/tmp/bad.yaml:3:35",

@@ -170,17 +170,18 @@ fn report_invalid(args: &Args, diagnostics: &harden_planner::Diagnostics) {
             );
         }
         Format::Text => {
-            for line in diagnostics.to_string().lines() {
-                if line.contains(": ")
-                    && !line.starts_with(' ')
-                    && !line.starts_with(|c: char| c.is_ascii_digit())
-                {
-                    anstream::eprintln!(
-                        "{}error:{} {line}",
-                        anstyle::AnsiColor::Red.on_default().bold().render(),
-                        anstyle::Reset.render()
-                    );
-                } else {
+            // The headline of each error is marked, whatever the file's name starts with.
+            for (i, err) in diagnostics.errors.iter().enumerate() {
+                if i > 0 {
+                    anstream::eprintln!();
+                }
+                let (headline, rest) = diagnostics.render(err);
+                anstream::eprintln!(
+                    "{}error:{} {headline}",
+                    anstyle::AnsiColor::Red.on_default().bold().render(),
+                    anstyle::Reset.render()
+                );
+                for line in rest {
                     anstream::eprintln!("{line}");
                 }
             }

@@ -61,33 +61,80 @@ impl Diagnostics {
     }
 }
 
+impl Diagnostics {
+    /// One error as its headline (`file:line:col: message`) and the lines that follow it:
+    /// the quoted playbook line with a caret under the column, and the advice. Callers that
+    /// decorate the headline (`error:`, colour) get it apart from the rest.
+    pub fn render(&self, err: &Invalid) -> (String, Vec<String>) {
+        let headline = format!("{}: {}", self.place(err.at), err.message);
+        let mut rest = Vec::new();
+        let line = self
+            .sources
+            .get(err.at.source as usize)
+            .and_then(|s| s.text.lines().nth(err.at.line.saturating_sub(1) as usize));
+        if let Some(line) = line {
+            let (shown, caret) = quoted(line, err.at.column.saturating_sub(1) as usize);
+            let number = err.at.line.to_string();
+            let pad = " ".repeat(number.len());
+            rest.push(format!("{pad} |"));
+            rest.push(format!("{number} | {shown}"));
+            rest.push(format!("{pad} | {}^", " ".repeat(caret)));
+        }
+        if let Some(help) = &err.help {
+            rest.push(format!("  = help: {help}"));
+        }
+        (headline, rest)
+    }
+}
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, err) in self.errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            writeln!(f, "{}: {}", self.place(err.at), err.message)?;
-            let line = self
-                .sources
-                .get(err.at.source as usize)
-                .and_then(|s| s.text.lines().nth(err.at.line.saturating_sub(1) as usize));
-            if let Some(line) = line {
-                let number = err.at.line.to_string();
-                let pad = " ".repeat(number.len());
-                writeln!(f, "{pad} |")?;
-                writeln!(f, "{number} | {line}")?;
-                writeln!(
-                    f,
-                    "{pad} | {}^",
-                    " ".repeat(err.at.column.saturating_sub(1) as usize)
-                )?;
-            }
-            if let Some(help) = &err.help {
-                writeln!(f, "  = help: {help}")?;
+            let (headline, rest) = self.render(err);
+            writeln!(f, "{headline}")?;
+            for line in rest {
+                writeln!(f, "{line}")?;
             }
         }
         Ok(())
+    }
+}
+
+/// How many characters of a quoted line are shown on each side of the column.
+const QUOTE_RADIUS: usize = 60;
+
+/// The part of `line` worth quoting around character `column` (0-based), one character per
+/// character so the caret lines up, and the caret's offset in it. Long lines are cut around
+/// the column (`…` marks a cut); control characters, which would act on the terminal, are
+/// shown as their Unicode pictures (NUL as ␀), and a tab as one space.
+fn quoted(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let start = column.saturating_sub(QUOTE_RADIUS);
+    let end = chars.len().min(column.max(start) + QUOTE_RADIUS);
+    let mut shown = String::new();
+    let mut caret = column - start;
+    if start > 0 {
+        shown.push('…');
+        caret += 1;
+    }
+    shown.extend(chars[start.min(end)..end].iter().map(|&c| visible(c)));
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret)
+}
+
+/// `c`, or a visible stand-in for a control character.
+fn visible(c: char) -> char {
+    match c {
+        '\t' => ' ',
+        '\0'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+        '\u{7f}' => '\u{2421}',
+        c if c.is_control() => '\u{fffd}',
+        c => c,
     }
 }
 

@@ -20,6 +20,7 @@
 //! distribution `.conf` it overrides only the keys it sets, and it never replaces a file
 //! the package owns.
 
+mod compile;
 mod dump;
 mod duration;
 mod ini;
@@ -275,6 +276,8 @@ pub struct Live {
     pub python_systemd: bool,
     /// `fail2ban.service` as systemctl sees it, when systemd runs.
     pub unit: Option<UnitState>,
+    /// What fail2ban's own compiler says of the playbook filters' expressions.
+    pub compiled: compile::Verdict,
 }
 
 impl Resource for Fail2ban {
@@ -349,7 +352,7 @@ impl Resource for Fail2ban {
                 for regex in &failregex.value.0 {
                     if !names_the_host(regex) {
                         errors.push(
-                            Invalid::new(failregex.at, format!("failregex {regex:?} does not say where the address is"))
+                            Invalid::new(place_of(regex, failregex), format!("failregex {:?} does not say where the address is", regex.value))
                                 .help("mark the address with <HOST> (or <ADDR>, <IP4>, <IP6>, <F-ID>...</F-ID>)"),
                         );
                     }
@@ -455,10 +458,11 @@ impl Resource for Fail2ban {
         }
 
         if live.installed {
-            match host
-                .run(&Command::new(["fail2ban-client", "-d"]).timeout(60))
-                .await
-            {
+            // Both start a Python interpreter; they run side by side.
+            let dump_command = Command::new(["fail2ban-client", "-d"]).timeout(60);
+            let (compiled, dumped) = tokio::join!(self.compile(host), host.run(&dump_command));
+            live.compiled = compiled;
+            match dumped {
                 Ok(out) if out.success() => match dump::parse(&out.stdout, &out.stderr) {
                     Ok(d) => live.dump = Some(d),
                     Err(e) => live.dump_error = Some(e),
@@ -664,6 +668,9 @@ impl Resource for Fail2ban {
                 "fail2ban-server is not running: no jail is active until it starts (`fail2ban-client start`)".into()
             }));
         }
+        if let compile::Verdict::Failed(why) = &live.compiled {
+            diff.warnings.push(warn(format!("fail2ban's compiler could not check the filters' expressions ({why}); the apply still checks them with fail2ban-regex before anything is reloaded")));
+        }
         if let Some(error) = &live.dump_error {
             diff.warnings.push(warn(format!("`fail2ban-client -d` failed, so the plan cannot show what fail2ban runs with: {error}")));
         }
@@ -714,6 +721,109 @@ fn names_the_host(regex: &str) -> bool {
     ]
     .iter()
     .any(|tag| regex.contains(tag))
+}
+
+/// Where one expression of a filter key was written: its own list item, or the key's value.
+fn place_of(regex: &Located<String>, list: &Located<Regexes>) -> At {
+    if regex.at == At::default() {
+        list.at
+    } else {
+        regex.at
+    }
+}
+
+impl Filter {
+    /// The key's expressions, by name ([`compile::KEYS`]).
+    fn key(&self, key: &str) -> Option<&Located<Regexes>> {
+        match key {
+            "failregex" => self.failregex.as_ref(),
+            "ignoreregex" => self.ignoreregex.as_ref(),
+            "datepattern" => self.datepattern.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl Fail2ban {
+    /// Every expression of the playbook's filters, for fail2ban's compiler.
+    fn expressions(&self) -> Vec<compile::Expression> {
+        let mut all = Vec::new();
+        for (name, filter) in &self.filters {
+            for key in compile::KEYS {
+                for (index, regex) in filter
+                    .key(key)
+                    .iter()
+                    .flat_map(|l| l.value.0.iter())
+                    .enumerate()
+                {
+                    all.push(compile::Expression {
+                        filter: name.value.clone(),
+                        key,
+                        index,
+                        text: regex.value.clone(),
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    /// Compiles every filter expression with the installed fail2ban, in one read-only run.
+    async fn compile(&self, host: &harden_host::Host) -> compile::Verdict {
+        let expressions = self.expressions();
+        if expressions.is_empty() {
+            return compile::Verdict::Unchecked;
+        }
+        let script = ["fail2ban-regex", "fail2ban-client"]
+            .iter()
+            .find_map(|name| host.which(name))
+            .and_then(|path| host.read_to_string(&path).ok().flatten());
+        let python = compile::interpreter(script.as_deref());
+        match host.run(&compile::command(&python, &expressions)).await {
+            Ok(out) if out.success() => match compile::verdict(&expressions, &out.stdout) {
+                Ok(refused) => compile::Verdict::Checked(refused),
+                Err(why) => compile::Verdict::Failed(why),
+            },
+            Ok(out) => compile::Verdict::Failed(last_error(&out.stderr, &out.stdout)),
+            Err(e) => compile::Verdict::Failed(e.to_string()),
+        }
+    }
+
+    /// The expressions fail2ban refused, each at its playbook line, with fail2ban's reason.
+    fn refused_expressions(&self, live: &Live) -> Vec<Invalid> {
+        let compile::Verdict::Checked(refused) = &live.compiled else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        for r in refused {
+            let e = &r.expression;
+            let Some(list) = self
+                .filters
+                .get(e.filter.as_str())
+                .and_then(|f| f.key(e.key))
+            else {
+                continue;
+            };
+            let at = list
+                .value
+                .0
+                .get(e.index)
+                .map_or(list.at, |regex| place_of(regex, list));
+            let invalid = Invalid::new(
+                at,
+                format!(
+                    "fail2ban refuses {} {:?} of filter {}: {}",
+                    e.key, e.text, e.filter, r.message
+                ),
+            );
+            errors.push(if r.message.contains(" at position ") {
+                invalid.help("the position counts in the expression after fail2ban replaces tags such as <HOST> with its own patterns")
+            } else {
+                invalid
+            });
+        }
+        errors
+    }
 }
 
 /// True when `pattern` (a path, or a glob in its last component) names an existing file.
@@ -893,7 +1003,7 @@ impl Fail2ban {
 
     /// Plan-time checks that need the live system.
     fn check(&self, desired: &Desired, live: &Live) -> Result<(), Failure> {
-        let mut errors = Vec::new();
+        let mut errors = self.refused_expressions(live);
         for jail in desired.jails.iter().filter(|j| j.enabled) {
             let Some(options) = self.jails.get(jail.name.as_str()) else {
                 continue;
@@ -1037,7 +1147,7 @@ impl Fail2ban {
             if let Some((filter, _)) = &jail.filter {
                 if let Some(playbook_filter) = self.filters.get(filter.as_str()) {
                     if let Some(failregex) = &playbook_filter.failregex {
-                        if running.failregex != failregex.value.0 {
+                        if running.failregex != failregex.value.texts() {
                             messages.push(format!(
                                 "fail2ban runs jail {} with other failregex lines than filter {filter} of the playbook: {:?}",
                                 jail.name, running.failregex
@@ -1220,7 +1330,7 @@ fn filter_details(name: &str, filter: &Filter, desired: &Desired, live: &Live) -
             "ignoreregex" => Some(j.ignoreregex.join("\n")),
             _ => j.settings.get(key).cloned(),
         });
-        let desired = v.value.0.join("\n");
+        let desired = v.value.texts().join("\n");
         if current.as_deref() == Some(desired.as_str()) {
             continue;
         }

@@ -133,7 +133,11 @@ impl Resource for Files {
 
     fn merge(&mut self, later: Self) {
         for entry in later.0 {
-            self.0.retain(|e| e.path.value != entry.path.value);
+            // A later playbook replaces an earlier one's entry; two in one playbook are an
+            // error for `validate` to report.
+            self.0.retain(|e| {
+                e.path.value != entry.path.value || e.path.at.source == entry.path.at.source
+            });
             self.0.push(entry);
         }
     }
@@ -168,7 +172,14 @@ impl Resource for Files {
 
     fn validate(&self) -> Vec<Invalid> {
         let mut errors = Vec::new();
+        let mut seen = std::collections::HashMap::new();
         for entry in &self.0 {
+            if let Some(first) = seen.insert(entry.path.value.as_str(), entry.path.at) {
+                errors.push(
+                    Invalid::new(entry.path.at, format!("path {:?} is listed twice in this playbook (first at line {}); the two entries would undo each other", entry.path.value, first.line))
+                        .help("merge the two entries into one"),
+                );
+            }
             if let Err(why) = check_path(&entry.path) {
                 errors.push(
                     Invalid::new(entry.path.at, why)
@@ -253,6 +264,11 @@ impl Resource for Files {
 }
 
 fn check_path(path: &str) -> Result<(), String> {
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "path {path:?} contains the control character {c:?}"
+        ));
+    }
     let p = Path::new(path);
     if !p.is_absolute() {
         return Err(format!(

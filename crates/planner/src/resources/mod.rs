@@ -30,6 +30,9 @@ macro_rules! registry {
         }
 
         impl Playbook {
+            /// Every section a playbook may set, in registry order.
+            pub const SECTIONS: &'static [&'static str] = &[$(<$ty as Resource>::NAME),*];
+
             /// Folds a later playbook into this one; later keys win.
             pub(crate) fn merge(&mut self, later: Playbook) {
                 $(

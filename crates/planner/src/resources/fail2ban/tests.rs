@@ -587,3 +587,60 @@ fn the_journal_backend_brings_python3_systemd() {
         .iter()
         .all(|c| !c.target.starts_with("package")));
 }
+
+#[test]
+fn expressions_fail2ban_refuses_are_errors_at_their_own_lines() {
+    let text = "fail2ban:
+  jails:
+    app: { filter: app, logpath: /var/log/app.log }
+  filters:
+    app:
+      failregex:
+        - 'Failed login from <HOST>'
+        - '(unclosed <HOST>'
+      ignoreregex: '[x'
+";
+    let section = section(text);
+    let expressions = section.expressions();
+    let keys: Vec<(&str, usize)> = expressions.iter().map(|e| (e.key, e.index)).collect();
+    assert_eq!(
+        keys,
+        vec![("failregex", 0), ("failregex", 1), ("ignoreregex", 0)]
+    );
+    let refused = |e: &compile::Expression, message: &str| compile::Refused {
+        expression: e.clone(),
+        message: message.into(),
+    };
+    let mut live = debian12();
+    live.filter_names.insert("app".into());
+    live.compiled = compile::Verdict::Checked(vec![
+        refused(
+            &expressions[1],
+            "Unable to compile regular expression: missing ), unterminated subpattern at position 0",
+        ),
+        refused(
+            &expressions[2],
+            "Unable to compile regular expression: unterminated character set at position 0",
+        ),
+    ]);
+    let Err(Failure::Invalid(errors)) = run(&section, &live) else {
+        panic!("the plan must refuse the filter");
+    };
+    let places: Vec<(u32, u32)> = errors.iter().map(|e| (e.at.line, e.at.column)).collect();
+    assert_eq!(places, vec![(8, 11), (9, 20)]);
+    assert_eq!(
+        errors[0].message,
+        "fail2ban refuses failregex \"(unclosed <HOST>\" of filter app: Unable to compile regular expression: missing ), unterminated subpattern at position 0"
+    );
+    assert!(errors[1].message.contains("ignoreregex \"[x\""));
+
+    // Nothing refused: the plan goes on; the compiler not running is a warning.
+    live.compiled = compile::Verdict::Checked(Vec::new());
+    run(&section, &live).expect("compiled expressions plan");
+    live.compiled = compile::Verdict::Failed("No module named 'fail2ban'".into());
+    let diff = run(&section, &live).expect("plans without the compiler");
+    assert!(diff
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("No module named 'fail2ban'")));
+}

@@ -116,44 +116,65 @@ fn one_or_many<'de, D, T>(
 where
     D: Deserializer<'de>,
 {
+    let items = one_or_many_placed(deserializer, expecting, item)?;
+    Ok(items.into_iter().map(|i| i.value).collect())
+}
+
+/// [`one_or_many`], keeping where each item of a list was written; a lone scalar has no
+/// place of its own (it is at the place of the whole value).
+fn one_or_many_placed<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    item: impl Fn(Scalar) -> Result<T, String>,
+) -> Result<Vec<Located<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
     struct Visitor<F> {
         expecting: &'static str,
         item: F,
     }
+    impl<F> Visitor<F> {
+        fn one<T, E: serde::de::Error>(self, scalar: Scalar) -> Result<Vec<Located<T>>, E>
+        where
+            F: Fn(Scalar) -> Result<T, String>,
+        {
+            (self.item)(scalar)
+                .map(|x| vec![Located::unplaced(x)])
+                .map_err(E::custom)
+        }
+    }
     impl<'de, T, F: Fn(Scalar) -> Result<T, String>> serde::de::Visitor<'de> for Visitor<F> {
-        type Value = Vec<T>;
+        type Value = Vec<Located<T>>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.expecting)
         }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<T>, E> {
-            (self.item)(Scalar::Text(v.to_owned()))
-                .map(|x| vec![x])
-                .map_err(E::custom)
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            self.one(Scalar::Text(v.to_owned()))
         }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Vec<T>, E> {
-            (self.item)(Scalar::Int(i128::from(v)))
-                .map(|x| vec![x])
-                .map_err(E::custom)
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            self.one(Scalar::Int(i128::from(v)))
         }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Vec<T>, E> {
-            (self.item)(Scalar::Int(i128::from(v)))
-                .map(|x| vec![x])
-                .map_err(E::custom)
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            self.one(Scalar::Int(i128::from(v)))
         }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Vec<T>, E> {
-            (self.item)(Scalar::Float(v))
-                .map(|x| vec![x])
-                .map_err(E::custom)
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            self.one(Scalar::Float(v))
         }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Vec<T>, E> {
-            (self.item)(Scalar::Bool(v))
-                .map(|x| vec![x])
-                .map_err(E::custom)
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            self.one(Scalar::Bool(v))
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut items = Vec::new();
-            while let Some(scalar) = seq.next_element::<Scalar>()? {
-                items.push((self.item)(scalar).map_err(serde::de::Error::custom)?);
+            while let Some(scalar) = seq.next_element::<Located<Scalar>>()? {
+                let value = (self.item)(scalar.value).map_err(serde::de::Error::custom)?;
+                items.push(Located {
+                    value,
+                    at: scalar.at,
+                });
             }
             if items.is_empty() {
                 return Err(serde::de::Error::custom(format!(
@@ -180,6 +201,9 @@ pub fn check_ini_text(text: &str, interpolate: bool) -> Result<(), String> {
     }
     if text.contains(['\n', '\r']) {
         return Err(format!("{text:?} spans several lines; give a list instead"));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!("{text:?} contains the control character {c:?}"));
     }
     if text.trim() != text {
         return Err(format!(
@@ -806,12 +830,19 @@ impl OptionValue for FilterRef {
     }
 }
 
-/// A regular expression of a filter (`failregex`, `ignoreregex`, `datepattern`): `%` is
-/// literal here and written doubled.
+/// The regular expressions of a filter key (`failregex`, `ignoreregex`, `datepattern`), one
+/// per line, each with the place it was written at when given as a list (a single one is at
+/// the key's place): fail2ban's compiler judges them one by one. `%` is literal here and
+/// written doubled.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Regexes(pub Vec<String>);
+pub struct Regexes(pub Vec<Located<String>>);
 
 impl Regexes {
+    /// The expressions as the playbook gives them.
+    pub fn texts(&self) -> Vec<String> {
+        self.0.iter().map(|r| r.value.clone()).collect()
+    }
+
     /// The lines as written into a filter file.
     pub fn escaped(&self) -> Vec<String> {
         self.0.iter().map(|r| r.replace('%', "%%")).collect()
@@ -820,7 +851,7 @@ impl Regexes {
 
 impl<'de> Deserialize<'de> for Regexes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        one_or_many(
+        one_or_many_placed(
             deserializer,
             "a regular expression or a list of them",
             |s| {
@@ -872,6 +903,9 @@ mod tests {
         assert!(check_ini_text("#x", false).is_err());
         assert!(check_ini_text(" x", false).is_err());
         assert!(check_ini_text("a\nb", false).is_err());
+        assert!(check_ini_text("/var/log/a\0b", false).is_err());
+        assert!(check_ini_text("a\u{1b}[31m", false).is_err());
+        assert!(check_ini_text("a\tb <HOST>", false).is_ok());
     }
 
     #[test]
@@ -886,7 +920,7 @@ mod tests {
 
     #[test]
     fn regexes_double_percent_signs() {
-        let r = Regexes(vec!["100% from <HOST>".into()]);
+        let r = Regexes(vec![Located::unplaced("100% from <HOST>".into())]);
         assert_eq!(r.escaped(), vec!["100%% from <HOST>"]);
     }
 
