@@ -4,7 +4,9 @@
 //! harness. Each module tests both systems; a module's helpers that several share live here.
 
 mod cloud_init;
+mod drift;
 mod harness;
+mod sshd;
 
 use crate::support::booted::Booted;
 use crate::support::{Peer, Run};
@@ -101,4 +103,37 @@ fn sshd_t(m: &Booted) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// The site playbook the shipped user data writes to /etc/harden/site.yaml (its
+/// `write_files` entry's `content`, unindented).
+fn site_playbook() -> String {
+    let mut lines = USER_DATA
+        .lines()
+        .skip_while(|l| l.trim() != "- path: /etc/harden/site.yaml");
+    lines
+        .by_ref()
+        .find(|l| l.trim() == "content: |")
+        .expect("the site playbook's content");
+    let body: Vec<&str> = lines
+        .take_while(|l| l.is_empty() || l.starts_with("      "))
+        .map(|l| l.get(6..).unwrap_or(""))
+        .collect();
+    assert!(body.len() > 10, "the site playbook is too short: {body:?}");
+    body.join("\n") + "\n"
+}
+
+/// An `admin` account (login shell, sudo not needed) whose authorized key is the peer's,
+/// with [`TEST_PASSWORD`] as its password.
+fn keyed_admin(m: &Booted, public_key: &str) {
+    m.sh("useradd -m -s /bin/bash admin && install -d -m 0700 -o admin -g admin /home/admin/.ssh")
+        .assert_ok();
+    m.write(
+        "/home/admin/.ssh/authorized_keys",
+        &format!("{public_key}\n"),
+    );
+    m.sh("chown admin:admin /home/admin/.ssh/authorized_keys && chmod 0600 /home/admin/.ssh/authorized_keys")
+        .assert_ok();
+    m.sh_with_stdin("chpasswd", &format!("admin:{TEST_PASSWORD}\n"))
+        .assert_ok();
 }
