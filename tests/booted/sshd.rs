@@ -1,5 +1,6 @@
 //! sshd reloaded through systemd: a session opened before an apply stays usable after it,
-//! and new sessions get the new configuration.
+//! and new sessions get the new configuration; a socket-activated sshd (`ssh.socket`) moves
+//! to a new port.
 
 use super::{
     keyed_admin, peer_key, ssh_with_key, ssh_with_password, sshd_t, PEER_KEY, SSH_OPTIONS,
@@ -136,4 +137,73 @@ fn debian12_an_open_session_survives_the_sshd_reload() {
 #[test]
 fn debian13_an_open_session_survives_the_sshd_reload() {
     an_open_session_survives_the_reload(Os::Debian13);
+}
+
+/// A new port for a socket-activated sshd.
+const NEW_PORT: &str = "sshd:
+  config:
+    Port: 2222
+";
+
+/// Whether something listens on TCP `port` in the machine.
+fn listens(m: &Booted, port: u16) -> bool {
+    !m.sh(&format!("ss -Hltn 'sport = :{port}'"))
+        .assert_ok()
+        .stdout
+        .trim()
+        .is_empty()
+}
+
+/// `true` run as admin over a new connection to `port`, from the peer.
+fn login_on(peer: &Peer, port: u16) -> crate::support::Run {
+    peer.sh(&format!(
+        "ssh {SSH_OPTIONS} -p {port} -o BatchMode=yes -o IdentitiesOnly=yes -i {PEER_KEY} admin@{} true",
+        peer.sandbox_addr()
+    ))
+}
+
+fn a_socket_activated_sshd_moves_to_the_new_port(os: Os) {
+    let Some(mut m) = crate::booted!(os) else {
+        return;
+    };
+    let peer = m.spawn_peer();
+    let key = peer_key(&peer);
+    m.boot();
+    keyed_admin(&m, &key);
+    m.sh("systemctl disable --now ssh.service && systemctl enable --now ssh.socket")
+        .assert_ok();
+    login_on(&peer, 22).assert_ok();
+
+    m.write("/root/port.yaml", NEW_PORT);
+    let apply = m.harden(&["apply", "/root/port.yaml"]);
+    assert!(
+        apply.success(),
+        "the port change was not applied: {apply}\n--- journal ---\n{}",
+        m.sh("journalctl -b --no-pager -n 40 -u ssh.socket -u ssh.service; systemctl status --no-pager ssh.socket ssh.service; ls -la /etc/systemd/system/ssh.socket.d; cat /etc/systemd/system/ssh.socket.d/*")
+            .output()
+    );
+    assert_eq!(
+        m.exec(&["systemctl", "is-active", "ssh.socket"])
+            .stdout
+            .trim(),
+        "active"
+    );
+    assert!(listens(&m, 2222), "nothing listens on the new port 2222");
+    assert!(!listens(&m, 22), "the old port 22 still listens");
+    login_on(&peer, 2222).assert_ok();
+    login_on(&peer, 22).assert_fails();
+    let t = sshd_t(&m);
+    assert!(t.iter().any(|l| l == "port 2222"), "{t:?}");
+    m.harden(&["plan", "--detailed-exitcode", "/root/port.yaml"])
+        .assert_ok();
+}
+
+#[test]
+fn debian12_a_socket_activated_sshd_moves_to_the_new_port() {
+    a_socket_activated_sshd_moves_to_the_new_port(Os::Debian12);
+}
+
+#[test]
+fn debian13_a_socket_activated_sshd_moves_to_the_new_port() {
+    a_socket_activated_sshd_moves_to_the_new_port(Os::Debian13);
 }

@@ -626,8 +626,8 @@ impl Drop for Booted {
 
 impl Machine {
     /// Waits until nspawn (the child of `nsenter`) and the container's PID 1 (a child of
-    /// nspawn, PID 1 of a PID namespace nested in the holder's) show; records what
-    /// [`Booted::check`] compares with.
+    /// nspawn, PID 1 of a PID namespace nested in the holder's, running systemd) show;
+    /// records what [`Booted::check`] compares with.
     fn find_init(&mut self, holder: u32) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         let holder_pid_ns = namespace_id(&holder.to_string(), "pid")?;
@@ -642,10 +642,11 @@ impl Machine {
                     .unwrap_or(0);
             }
             if self.nspawn != 0 {
-                if let Some(init) = children(self.nspawn)
-                    .into_iter()
-                    .find(|&pid| is_nested_init(pid, &holder_pid_ns))
-                {
+                // Only once it is systemd: before its exec, nspawn's child still has the
+                // capabilities that nspawn drops for the container.
+                if let Some(init) = children(self.nspawn).into_iter().find(|&pid| {
+                    is_nested_init(pid, &holder_pid_ns) && comm(pid).as_deref() == Some("systemd")
+                }) {
                     return self.record(init);
                 }
             }
