@@ -112,13 +112,35 @@ apt_source_uri() {
 }
 
 # Runs a command in the image under construction, as a container: its own mount
-# namespace (nothing stays mounted here if it is killed), the host's network
-# (the packages are downloaded), no init system (policy-rc.d in the image).
+# namespace (nothing stays mounted here if it is killed), with a private /run for
+# nspawn's own state, none of this machine's journal or nspawn settings, the
+# host's network (the packages are downloaded), no init system (policy-rc.d in
+# the image).
+# nspawn (--keep-unit, as this machine's PID 1 is not systemd) makes `payload` and
+# `supervisor` cgroups under its own and leaves them behind: it runs in a cgroup of
+# its own, removed afterwards, in each hierarchy it uses.
 in_image() {
-    local dir=$1
+    local dir=$1 cgroups=() hierarchy status=0
     shift
-    systemd-nspawn --quiet --register=no --keep-unit --as-pid2 -D "$dir" \
-        --setenv=DEBIAN_FRONTEND=noninteractive --setenv=LANG=C.UTF-8 -- "$@"
+    for hierarchy in $(findmnt -rn -t cgroup2 -o TARGET) \
+        $(findmnt -rn -t cgroup -o TARGET,OPTIONS | awk '$2 ~ /(^|,)name=systemd(,|$)/ { print $1 }'); do
+        mkdir -p "$hierarchy/harden-image-build"
+        cgroups+=("$hierarchy/harden-image-build")
+    done
+    (
+        for cgroup in "${cgroups[@]}"; do
+            echo "$BASHPID" > "$cgroup/cgroup.procs"
+        done
+        exec unshare --mount --propagation private -- \
+            sh -c 'mount -t tmpfs -o mode=0755,nosuid,nodev harden-image-run /run && exec "$@"' in-image \
+            systemd-nspawn --quiet --register=no --keep-unit --as-pid2 --settings=no \
+            --link-journal=no --timezone=off -D "$dir" \
+            --setenv=DEBIAN_FRONTEND=noninteractive --setenv=LANG=C.UTF-8 -- "$@"
+    ) || status=$?
+    for hierarchy in "${cgroups[@]}"; do
+        find "$hierarchy" -depth -type d -exec rmdir {} + || true
+    done
+    return "$status"
 }
 
 build_image_into() {
