@@ -609,11 +609,17 @@ impl Booted {
 
 impl Drop for Booted {
     fn drop(&mut self) {
+        let traces = self.traces();
         // Ending the holder kills its PID namespace: nspawn, the container and every
         // process in it; their mount namespaces (and so the overlay and tmpfs) go with them.
         self.holder.stop();
         if let Some(mut machine) = self.machine.take() {
             machine.kill();
+        }
+        // The kernel's kill is asynchronous: wait until the last of them has exited.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !traces.processes().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
         }
         remove_cgroups(&self.cgroups);
         self.peers
@@ -723,6 +729,13 @@ impl Traces {
                 left.push(format!("cgroup {}", cgroup.display()));
             }
         }
+        left.extend(self.processes());
+        left
+    }
+
+    /// The processes still in one of the holder's namespaces.
+    fn processes(&self) -> Vec<String> {
+        let mut left = Vec::new();
         for pid in all_pids() {
             for ns in ["mnt", "pid", "net"] {
                 if let Ok(id) = namespace_id(&pid.to_string(), ns) {
@@ -816,7 +829,7 @@ fn remove_cgroup_tree(cgroup: &Path) -> std::io::Result<()> {
     fs::remove_dir(cgroup)
 }
 
-/// Panics-free check that the root of `pid`'s mount namespace is our overlay.
+/// Checks that the root of `pid`'s mount namespace is our overlay (`upper` over `lower`).
 fn check_root_is(pid: u32, upper: &str, lower: &str) -> Result<(), String> {
     let path = format!("/proc/{pid}/mountinfo");
     let mountinfo = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
