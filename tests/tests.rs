@@ -11,6 +11,7 @@
 mod support;
 
 mod baseline;
+mod booted;
 mod cli;
 mod examples;
 mod fail2ban;

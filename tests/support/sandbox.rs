@@ -111,10 +111,10 @@ pub const DROPPED_CAPS: &str = "-sys_module,-sys_rawio,-sys_time,-sys_boot,-audi
                                 -mac_admin,-mac_override,-syslog,-wake_alarm";
 
 /// The binary under test, on the host.
-const HARDEN_ON_HOST: &str = env!("CARGO_BIN_EXE_harden");
+pub(super) const HARDEN_ON_HOST: &str = env!("CARGO_BIN_EXE_harden");
 
 /// `PATH` for the host tools that build and enter the sandbox.
-const HOST_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const HOST_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How long building the namespaces may take before the test fails.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -399,7 +399,7 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         assert!(is_root(), "end-to-end tests need root; run as root");
         let started = Instant::now();
-        let dir = make_sandbox_dir();
+        let dir = make_private_dir("harden-sandbox");
         let dir_str = dir
             .to_str()
             .unwrap_or_else(|| panic!("sandbox directory {dir:?} is not UTF-8"))
@@ -568,41 +568,11 @@ impl Sandbox {
     /// (`eth1`) and `203.0.113.0/24` (`eth2`).
     pub fn spawn_peer(&self) -> Peer {
         let index = self.peers.fetch_add(1, Ordering::SeqCst);
-        let Some(&(sandbox_addr, addr)) = PEER_NETS.get(index) else {
-            panic!("a sandbox has at most {} peers", PEER_NETS.len());
-        };
-        let holder = Holder::spawn("harden-sandbox-peer", PEER_SETUP, &[])
-            .unwrap_or_else(|e| panic!("could not build the peer: {e}"));
-        let peer = Peer {
-            holder,
-            addr,
-            sandbox_addr,
-            sandbox_iface: format!("eth{index}"),
-        };
+        let peer = Peer::spawn(index);
         if let Err(e) = self.check() {
             panic!("the sandbox is not what it must be: {e}");
         }
-        if let Err(e) = peer.holder.check() {
-            panic!("the peer is not what it must be: {e}");
-        }
-        // The veth pair is created in the sandbox's network namespace with
-        // its other end put straight into the peer's: the host's network
-        // namespace is never touched.
-        let iface = &peer.sandbox_iface;
-        let sandbox_side = format!(
-            "set -e
-             ip link add {iface} type veth peer name eth0 netns {peer_pid}
-             ip addr add {sandbox_addr}/24 dev {iface}
-             ip link set {iface} up",
-            peer_pid = peer.holder.pid,
-        );
-        host_tool_in_net(self.holder.pid, &sandbox_side).assert_ok();
-        let peer_side = format!(
-            "set -e
-             ip addr add {addr}/24 dev eth0
-             ip link set eth0 up"
-        );
-        host_tool_in_net(peer.holder.pid, &peer_side).assert_ok();
+        peer.link_to(self.holder.pid);
         peer
     }
 
@@ -629,49 +599,58 @@ impl Sandbox {
     /// Checks the holder is still ours and `merged` still the overlay.
     fn check(&self) -> Result<(), String> {
         self.holder.check()?;
-        let path = format!("/proc/{}/mountinfo", self.holder.pid);
-        let mountinfo =
-            fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let dir = self.dir.to_string_lossy();
-        // The last mount listed on a mount point is the one on top.
-        let top = |mount_point: &str| {
-            mountinfo
-                .lines()
-                .rev()
-                .filter_map(parse_mountinfo_line)
-                .find(|m| m.mount_point == mount_point)
-        };
-        let tmpfs = top(&dir).ok_or_else(|| format!("nothing is mounted on {dir}"))?;
-        if tmpfs.fs_type != "tmpfs" {
-            return Err(format!(
-                "{dir} is {}, not the sandbox's tmpfs",
-                tmpfs.fs_type
-            ));
-        }
-        let overlay =
-            top(&self.merged).ok_or_else(|| format!("nothing is mounted on {}", self.merged))?;
-        if overlay.fs_type != "overlay" {
-            return Err(format!(
-                "{} is {}, not an overlay",
-                self.merged, overlay.fs_type
-            ));
-        }
-        if overlay.parent_id != tmpfs.id {
-            return Err(format!(
-                "the overlay on {} is not on the sandbox's tmpfs",
-                self.merged
-            ));
-        }
-        let options: Vec<&str> = overlay.super_options.split(',').collect();
-        let upper = format!("upperdir={}", self.upper);
-        if !options.contains(&"lowerdir=/") || !options.contains(&upper.as_str()) {
-            return Err(format!(
-                "the overlay on {} has options {}, not lowerdir=/ and {upper}",
-                self.merged, overlay.super_options
-            ));
-        }
-        Ok(())
+        check_overlay(
+            self.holder.pid,
+            &self.dir.to_string_lossy(),
+            &self.merged,
+            &self.upper,
+            "/",
+        )
     }
+}
+
+/// Checks that, in the mount namespace of `pid`, `dir` is a tmpfs and `merged` an overlay on
+/// it with `lowerdir=<lower>` and `upperdir=<upper>`.
+pub(super) fn check_overlay(
+    pid: u32,
+    dir: &str,
+    merged: &str,
+    upper: &str,
+    lower: &str,
+) -> Result<(), String> {
+    let path = format!("/proc/{pid}/mountinfo");
+    let mountinfo = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // The last mount listed on a mount point is the one on top.
+    let top = |mount_point: &str| {
+        mountinfo
+            .lines()
+            .rev()
+            .filter_map(parse_mountinfo_line)
+            .find(|m| m.mount_point == mount_point)
+    };
+    let tmpfs = top(dir).ok_or_else(|| format!("nothing is mounted on {dir}"))?;
+    if tmpfs.fs_type != "tmpfs" {
+        return Err(format!("{dir} is {}, not the test's tmpfs", tmpfs.fs_type));
+    }
+    let overlay = top(merged).ok_or_else(|| format!("nothing is mounted on {merged}"))?;
+    if overlay.fs_type != "overlay" {
+        return Err(format!("{merged} is {}, not an overlay", overlay.fs_type));
+    }
+    if overlay.parent_id != tmpfs.id {
+        return Err(format!(
+            "the overlay on {merged} is not on the test's tmpfs"
+        ));
+    }
+    let options: Vec<&str> = overlay.super_options.split(',').collect();
+    let lowerdir = format!("lowerdir={lower}");
+    let upperdir = format!("upperdir={upper}");
+    if !options.contains(&lowerdir.as_str()) || !options.contains(&upperdir.as_str()) {
+        return Err(format!(
+            "the overlay on {merged} has options {}, not {lowerdir} and {upperdir}",
+            overlay.super_options
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Sandbox {
@@ -690,6 +669,48 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A new peer with the `index`th pair of [`PEER_NETS`], not linked to anything yet.
+    pub(super) fn spawn(index: usize) -> Peer {
+        let Some(&(sandbox_addr, addr)) = PEER_NETS.get(index) else {
+            panic!("a sandbox has at most {} peers", PEER_NETS.len());
+        };
+        let holder = Holder::spawn("harden-sandbox-peer", PEER_SETUP, &[])
+            .unwrap_or_else(|e| panic!("could not build the peer: {e}"));
+        Peer {
+            holder,
+            addr,
+            sandbox_addr,
+            sandbox_iface: format!("eth{index}"),
+        }
+    }
+
+    /// Joins this peer to the network namespace of `pid` (the sandbox's holder, or a booted
+    /// machine's PID 1) by a veth pair, addressed as [`PEER_NETS`] says. The pair is created in
+    /// that namespace with its other end put straight into the peer's: the host's network
+    /// namespace is never touched. A peer whose other end went away (a machine that powered
+    /// off) can be linked again.
+    pub(super) fn link_to(&self, pid: u32) {
+        if let Err(e) = self.holder.check() {
+            panic!("the peer is not what it must be: {e}");
+        }
+        let iface = &self.sandbox_iface;
+        let (sandbox_addr, addr) = (self.sandbox_addr, self.addr);
+        let sandbox_side = format!(
+            "set -e
+             ip link add {iface} type veth peer name eth0 netns {peer_pid}
+             ip addr add {sandbox_addr}/24 dev {iface}
+             ip link set {iface} up",
+            peer_pid = self.holder.pid,
+        );
+        host_tool_in_net(pid, &sandbox_side).assert_ok();
+        let peer_side = format!(
+            "set -e
+             ip addr add {addr}/24 dev eth0
+             ip link set eth0 up"
+        );
+        host_tool_in_net(self.holder.pid, &peer_side).assert_ok();
+    }
+
     /// Runs `/bin/sh -c script` in the peer (the host's filesystem,
     /// read-only; same environment and dropped capabilities as in the
     /// sandbox).
@@ -725,13 +746,13 @@ impl Peer {
 }
 
 /// PID 1 of a set of new namespaces, kept alive by a pipe on its stdin.
-struct Holder {
+pub(super) struct Holder {
     /// The `unshare` process, parent of the holder.
     child: Child,
     /// Closing it makes the holder exit.
     stdin: Option<ChildStdin>,
     /// Host PID of the holder.
-    pid: u32,
+    pub(super) pid: u32,
     /// Its namespaces as `readlink /proc/PID/ns/NAME` shows them.
     namespaces: Vec<String>,
     stopped: bool,
@@ -740,7 +761,7 @@ struct Holder {
 impl Holder {
     /// Starts `unshare ... sh -c PRELUDE+script name HOST_MNT_NS REAPER
     /// args...` and waits for it to print `ready <host pid>`.
-    fn spawn(name: &str, script: &str, args: &[&str]) -> Result<Holder, String> {
+    pub(super) fn spawn(name: &str, script: &str, args: &[&str]) -> Result<Holder, String> {
         let own_mnt = namespace_id("self", "mnt")?;
         let mut child = Command::new("unshare")
             .args(["--mount", "--net", "--pid", "--uts", "--ipc"])
@@ -848,7 +869,7 @@ impl Holder {
     }
 
     /// Checks the holder is alive and still in the namespaces recorded.
-    fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), String> {
         if self.stopped {
             return Err("it was torn down".to_owned());
         }
@@ -867,7 +888,7 @@ impl Holder {
 
     /// `nsenter` into all of the holder's namespaces, with the sandbox
     /// environment; the caller appends the command.
-    fn nsenter(&self) -> Command {
+    pub(super) fn nsenter(&self) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg("--target")
             .arg(self.pid.to_string())
@@ -886,7 +907,7 @@ impl Holder {
 
     /// Ends the holder and so every process in its PID namespace, and waits
     /// for it. Idempotent.
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         if self.stopped {
             return;
         }
@@ -933,13 +954,13 @@ impl Drop for Holder {
 }
 
 /// Reads a pipe to the end on a thread of its own.
-struct Collector {
+pub(super) struct Collector {
     buf: Arc<Mutex<Vec<u8>>>,
     done: mpsc::Receiver<()>,
 }
 
 impl Collector {
-    fn start(mut pipe: impl Read + Send + 'static) -> Collector {
+    pub(super) fn start(mut pipe: impl Read + Send + 'static) -> Collector {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let (tx, done) = mpsc::channel();
         let sink = Arc::clone(&buf);
@@ -962,13 +983,13 @@ impl Collector {
     }
 
     /// What was read so far.
-    fn snapshot(&self) -> String {
+    pub(super) fn snapshot(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().unwrap_or_else(PoisonError::into_inner))
             .into_owned()
     }
 
     /// Waits for EOF until `deadline`, then returns what was read.
-    fn finish(self, deadline: Instant) -> String {
+    pub(super) fn finish(self, deadline: Instant) -> String {
         let _ = self
             .done
             .recv_timeout(deadline.saturating_duration_since(Instant::now()));
@@ -977,7 +998,12 @@ impl Collector {
 }
 
 /// Runs `cmd` to completion, collecting its output; panics after `timeout`.
-fn run_command(mut cmd: Command, input: Option<&[u8]>, timeout: Duration, what: &str) -> Run {
+pub(super) fn run_command(
+    mut cmd: Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+    what: &str,
+) -> Run {
     cmd.stdin(if input.is_some() {
         Stdio::piped()
     } else {
@@ -1021,7 +1047,7 @@ fn run_command(mut cmd: Command, input: Option<&[u8]>, timeout: Duration, what: 
 
 /// Runs `/bin/sh -c script` with the host's tools in the network namespace
 /// of `pid` (and nothing else of it).
-fn host_tool_in_net(pid: u32, script: &str) -> Run {
+pub(super) fn host_tool_in_net(pid: u32, script: &str) -> Run {
     let mut cmd = Command::new("nsenter");
     cmd.arg("--target")
         .arg(pid.to_string())
@@ -1037,33 +1063,33 @@ fn host_tool_in_net(pid: u32, script: &str) -> Run {
     )
 }
 
-fn exit_code(status: ExitStatus) -> i32 {
+pub(super) fn exit_code(status: ExitStatus) -> i32 {
     status
         .code()
         .or_else(|| status.signal().map(|signal| 128 + signal))
         .unwrap_or(-1)
 }
 
-fn harden_argv<'a>(args: &[&'a str]) -> Vec<&'a str> {
+pub(super) fn harden_argv<'a>(args: &[&'a str]) -> Vec<&'a str> {
     let mut argv = vec![HARDEN_IN_SANDBOX];
     argv.extend_from_slice(args);
     argv
 }
 
 #[track_caller]
-fn assert_absolute(path: &str) {
+pub(super) fn assert_absolute(path: &str) {
     assert!(
         path.starts_with('/'),
         "sandbox paths must be absolute, not {path:?}"
     );
 }
 
-fn duration_ms(d: Duration) -> u64 {
+pub(super) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `readlink /proc/PID/ns/NS`, e.g. `mnt:[4026531832]`.
-fn namespace_id(pid: &str, ns: &str) -> Result<String, String> {
+pub(super) fn namespace_id(pid: &str, ns: &str) -> Result<String, String> {
     let path = format!("/proc/{pid}/ns/{ns}");
     fs::read_link(&path)
         .map(|target| target.to_string_lossy().into_owned())
@@ -1071,15 +1097,15 @@ fn namespace_id(pid: &str, ns: &str) -> Result<String, String> {
 }
 
 /// One line of `/proc/PID/mountinfo`, the fields used here.
-struct MountInfo<'a> {
-    id: &'a str,
-    parent_id: &'a str,
-    mount_point: String,
-    fs_type: &'a str,
-    super_options: &'a str,
+pub(super) struct MountInfo<'a> {
+    pub(super) id: &'a str,
+    pub(super) parent_id: &'a str,
+    pub(super) mount_point: String,
+    pub(super) fs_type: &'a str,
+    pub(super) super_options: &'a str,
 }
 
-fn parse_mountinfo_line(line: &str) -> Option<MountInfo<'_>> {
+pub(super) fn parse_mountinfo_line(line: &str) -> Option<MountInfo<'_>> {
     let (before, after) = line.split_once(" - ")?;
     let mut before = before.split(' ');
     let id = before.next()?;
@@ -1145,8 +1171,8 @@ fn list_tree(dir: &Path, prefix: &str, entries: &mut Vec<String>) {
     }
 }
 
-/// Creates a fresh, empty, private `/tmp/harden-sandbox-*` directory.
-fn make_sandbox_dir() -> PathBuf {
+/// Creates a fresh, empty, private `/tmp/<prefix>-*` directory.
+pub(super) fn make_private_dir(prefix: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1155,7 +1181,7 @@ fn make_sandbox_dir() -> PathBuf {
     for _ in 0..1000 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = PathBuf::from(format!(
-            "/tmp/harden-sandbox-{}-{n}-{nanos:x}",
+            "/tmp/{prefix}-{}-{n}-{nanos:x}",
             std::process::id()
         ));
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -1164,13 +1190,13 @@ fn make_sandbox_dir() -> PathBuf {
             Err(e) => panic!("cannot create {}: {e}", dir.display()),
         }
     }
-    panic!("cannot find a free /tmp/harden-sandbox-* name");
+    panic!("cannot find a free /tmp/{prefix}-* name");
 }
 
 /// Removes the sandbox directory, which on the host is empty: a plain
 /// `rmdir`, never a recursive delete.
 #[allow(clippy::disallowed_methods)] // the test's own directory, not the product's files
-fn remove_sandbox_dir(dir: &Path) {
+pub(super) fn remove_sandbox_dir(dir: &Path) {
     if let Err(e) = fs::remove_dir(dir) {
         eprintln!(
             "warning: could not remove sandbox directory {}: {e}",
