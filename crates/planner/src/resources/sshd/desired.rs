@@ -1079,10 +1079,16 @@ fn change(
                         });
                     }
                 }
-                steps.push(Step::Run(reload.clone()));
-                steps.push(Step::Run(restart.clone()));
-                on_rollback.push(reload);
-                on_rollback.push(restart);
+                // systemd refuses to restart a socket whose service runs ("Socket service
+                // ssh.service already active, refusing"): the listener goes first (sessions
+                // survive: the unit kills only its main process), and the socket starts it
+                // again on the next connection, on the new port.
+                let stop = Command::new(["systemctl", "stop", &format!("{unit}.service")])
+                    .timeout(probe::SSHD_TIMEOUT);
+                for command in [reload, stop, restart] {
+                    steps.push(Step::Run(command.clone()));
+                    on_rollback.push(command);
+                }
             }
             let service = format!("{unit}.service");
             if socket.is_some() {

@@ -538,7 +538,11 @@ fn socket_activation_follows_a_port_change() {
         .collect();
     assert_eq!(
         runs,
-        vec!["systemctl daemon-reload", "systemctl restart ssh.socket"]
+        vec![
+            "systemctl daemon-reload",
+            "systemctl stop ssh.service",
+            "systemctl restart ssh.socket"
+        ]
     );
 }
 
