@@ -7,6 +7,7 @@ mod cloud_init;
 mod drift;
 mod harness;
 mod sshd;
+mod units;
 
 use crate::support::booted::Booted;
 use crate::support::{Peer, Run};

@@ -376,8 +376,12 @@ fn unit_restore(unit: &str, saved: &UnitState, now: &UnitState, running: bool) -
         }
     }
     if running {
-        let was = saved.active == "active";
-        let is = now.active == "active";
+        // A unit in its restart loop (`activating`) runs as far as a restore is concerned;
+        // `failed` and `inactive` are both stopped (a restore cannot bring back "failed").
+        let runs =
+            |word: &str| matches!(word, "active" | "activating" | "reloading" | "refreshing");
+        let was = runs(&saved.active);
+        let is = runs(&now.active);
         if was && !is {
             commands.push(systemctl("start"));
         } else if !was && is {
@@ -809,6 +813,19 @@ mod tests {
                 true
             )),
             vec!["systemctl stop fail2ban.service"]
+        );
+        // Disabled and failed, then enabled and left in its restart loop.
+        assert_eq!(
+            lines(unit_restore(
+                unit,
+                &state("disabled", "failed"),
+                &state("enabled", "activating"),
+                true
+            )),
+            vec![
+                "systemctl disable fail2ban.service",
+                "systemctl stop fail2ban.service"
+            ]
         );
         // Disabled and stopped, then enabled and started.
         assert_eq!(
