@@ -99,3 +99,76 @@ fn issue16_a_snapshot_left_half_written_by_a_kill_is_removed_by_the_next_run() {
     assert!(!snapshots.contains("20261201T000000Z"), "{snapshots}");
     assert_eq!(sb.read("/srv/app.conf"), "new\n");
 }
+
+/// Panics unless `doc` matches `crates/core/report.schema.json`, the schema of every
+/// `--format json` document but the plan.
+fn assert_report_schema(doc: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../crates/core/report.schema.json"))
+            .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{doc}: {errors:?}");
+}
+
+/// Every JSON document the commands print, from real runs, matches the report schema, and
+/// carries the status its run had: valid, invalid, error, changed, unchanged, failed (with
+/// its rollback), restored, snapshots.
+#[test]
+fn every_json_document_matches_the_report_schema() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.write("/srv/app.conf", "old\n");
+    sb.write(
+        "/tmp/ok.yaml",
+        "files:\n  - { path: /srv/app.conf, content: \"new\\n\", mode: \"0600\" }\n",
+    );
+    sb.write(
+        "/tmp/bad.yaml",
+        "files:\n  - { path: srv/relative, mode: \"0600\" }\n",
+    );
+    sb.write(
+        "/tmp/fails.yaml",
+        // /sys is mounted read-only in the sandbox: the second write fails.
+        "files:\n  - { path: /srv/app.conf, content: \"newer\\n\" }\n  - { path: /sys/fs/harden-test, content: \"x\\n\" }\n",
+    );
+    let json = |args: &[&str]| -> (i32, serde_json::Value) {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        let run = sb.harden(&all);
+        let doc: serde_json::Value = serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {run}"));
+        assert_report_schema(&doc);
+        (run.status, doc)
+    };
+    let status = |doc: &serde_json::Value| doc["status"].as_str().unwrap_or_default().to_owned();
+    let (code, doc) = json(&["validate", "/tmp/ok.yaml"]);
+    assert_eq!((code, status(&doc)), (0, "valid".into()));
+    let (code, doc) = json(&["validate", "/tmp/bad.yaml"]);
+    assert_eq!((code, status(&doc)), (1, "invalid".into()));
+    assert_eq!(doc["errors"][0]["line"], 2);
+    let (code, doc) = json(&["apply", "/tmp/nonexistent.yaml"]);
+    assert_eq!(code, 1);
+    assert!(
+        matches!(status(&doc).as_str(), "invalid" | "error"),
+        "{doc}"
+    );
+    let (code, doc) = json(&["apply", "/tmp/ok.yaml"]);
+    assert_eq!((code, status(&doc)), (0, "changed".into()));
+    let first = doc["snapshot"].as_str().expect("snapshot id").to_owned();
+    let (code, doc) = json(&["apply", "/tmp/ok.yaml"]);
+    assert_eq!((code, status(&doc)), (0, "unchanged".into()));
+    let (code, doc) = json(&["apply", "/tmp/fails.yaml"]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(status(&doc), "failed");
+    assert_eq!(doc["rollback"]["complete"], true);
+    assert_eq!(sb.read("/srv/app.conf"), "new\n");
+    let (code, doc) = json(&["rollback", &first]);
+    assert_eq!((code, status(&doc)), (0, "restored".into()));
+    assert_eq!(sb.read("/srv/app.conf"), "old\n");
+    let (code, doc) = json(&["snapshots"]);
+    assert_eq!((code, status(&doc)), (0, "snapshots".into()));
+    assert!(
+        doc["snapshots"].as_array().is_some_and(|s| s.len() >= 2),
+        "{doc}"
+    );
+}

@@ -8,6 +8,7 @@
 
 mod args;
 mod render;
+mod report;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -22,7 +23,7 @@ use harden_executor::{Event, Executor, Restored};
 use harden_host::Host;
 use harden_plan::{Plan, Step};
 use harden_planner::{Loaded, Options, PlanError};
-use serde_json::json;
+use report::{Body, InvalidValue, Report, Rollback, Snapshot};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use args::{Args, Cmd, Format};
@@ -53,7 +54,10 @@ fn main() -> ExitCode {
             if args.format == Format::Json {
                 println!(
                     "{}",
-                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "error", "error": format!("{e:#}") })
+                    Report::new(Body::Error {
+                        error: format!("{e:#}")
+                    })
+                    .to_line()
                 );
             } else {
                 eprintln!("error: {e:#}");
@@ -98,7 +102,11 @@ async fn run(args: &Args) -> anyhow::Result<u8> {
             match args.format {
                 Format::Json => println!(
                     "{}",
-                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "valid", "playbooks": loaded.names(), "sections": loaded.playbook.sections() })
+                    Report::new(Body::Valid {
+                        playbooks: loaded.names(),
+                        sections: loaded.playbook.sections(),
+                    })
+                    .to_line()
                 ),
                 Format::Text => println!(
                     "valid: {} (sections: {})",
@@ -160,14 +168,20 @@ fn report_invalid(args: &Args, diagnostics: &harden_planner::Diagnostics) {
                 .errors
                 .iter()
                 .map(|e| {
-                    let file = diagnostics.sources.get(e.at.source as usize).map(|s| s.name.clone());
-                    json!({ "file": file, "line": e.at.line, "column": e.at.column, "message": e.message, "help": e.help })
+                    let file = diagnostics
+                        .sources
+                        .get(e.at.source as usize)
+                        .map(|s| s.name.clone());
+                    InvalidValue {
+                        file,
+                        line: e.at.line,
+                        column: e.at.column,
+                        message: e.message.clone(),
+                        help: e.help.clone(),
+                    }
                 })
                 .collect();
-            println!(
-                "{}",
-                json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "invalid", "errors": errors })
-            );
+            println!("{}", Report::new(Body::Invalid { errors }).to_line());
         }
         Format::Text => {
             // The headline of each error is marked, whatever the file's name starts with.
@@ -213,8 +227,11 @@ async fn make_plan(
             match args.format {
                 Format::Json => println!(
                     "{}",
-                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "refused", "error": e.to_string(),
-                            "plan": if show_refused { Some(partial) } else { None } })
+                    Report::new(Body::Refused {
+                        error: e.to_string(),
+                        plan: show_refused.then_some(&**partial),
+                    })
+                    .to_line()
                 ),
                 Format::Text => {
                     if show_refused {
@@ -233,7 +250,10 @@ async fn make_plan(
             match args.format {
                 Format::Json => println!(
                     "{}",
-                    json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "error", "error": e.to_string() })
+                    Report::new(Body::Error {
+                        error: e.to_string()
+                    })
+                    .to_line()
                 ),
                 Format::Text => anstream::eprintln!("error: {e}"),
             }
@@ -375,7 +395,11 @@ async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> 
     match args.format {
         Format::Json => println!(
             "{}",
-            json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "unchanged", "changed": false, "plan": plan })
+            Report::new(Body::Unchanged {
+                changed: false,
+                plan: &plan
+            })
+            .to_line()
         ),
         Format::Text => print(|out| render::summary(out, &plan))?,
     }
@@ -438,7 +462,12 @@ async fn execute(
         match args.format {
             Format::Json => println!(
                 "{}",
-                json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "changed", "changed": true, "snapshot": id, "plan": plan })
+                Report::new(Body::Changed {
+                    changed: true,
+                    snapshot: id,
+                    plan: &plan
+                })
+                .to_line()
             ),
             Format::Text => say!(
                 args,
@@ -459,8 +488,18 @@ async fn execute(
     if args.format == Format::Json {
         println!(
             "{}",
-            json!({ "schema": harden_plan::SCHEMA_VERSION, "status": "failed", "changed": false, "error": failure, "snapshot": snapshot,
-                    "rollback": { "complete": restored.complete(), "failures": restored.failures, "foreign": restored.foreign }, "plan": plan })
+            Report::new(Body::Failed {
+                changed: false,
+                error: failure,
+                snapshot,
+                rollback: Rollback {
+                    complete: restored.complete(),
+                    failures: restored.failures,
+                    foreign: restored.foreign,
+                },
+                plan: &plan,
+            })
+            .to_line()
         );
     }
     Ok(code)
@@ -481,7 +520,18 @@ async fn rollback(args: &Args, host: &Host, id: Option<&str>) -> anyhow::Result<
     if args.format == Format::Json {
         println!(
             "{}",
-            json!({ "schema": harden_plan::SCHEMA_VERSION, "status": if restored.complete() { "restored" } else { "incomplete" }, "snapshot": restored.snapshot, "failures": restored.failures })
+            Report::new(if restored.complete() {
+                Body::Restored {
+                    snapshot: restored.snapshot.clone(),
+                    failures: Vec::new(),
+                }
+            } else {
+                Body::Incomplete {
+                    snapshot: restored.snapshot.clone(),
+                    failures: restored.failures.clone(),
+                }
+            })
+            .to_line()
         );
     }
     Ok(if restored.complete() {
@@ -497,11 +547,18 @@ fn snapshots(args: &Args, host: &Host) -> anyhow::Result<u8> {
         Format::Json => {
             let list: Vec<_> = all
                 .iter()
-                .map(|m| json!({ "id": m.id, "created": m.created.to_string(), "purpose": m.purpose, "playbooks": m.playbooks, "changes": m.changes, "paths": m.entries.len() }))
+                .map(|m| Snapshot {
+                    id: m.id.clone(),
+                    created: m.created.to_string(),
+                    purpose: m.purpose.clone(),
+                    playbooks: m.playbooks.clone(),
+                    changes: m.changes,
+                    paths: m.entries.len(),
+                })
                 .collect();
             println!(
                 "{}",
-                json!({ "schema": harden_plan::SCHEMA_VERSION, "snapshots": list })
+                Report::new(Body::Snapshots { snapshots: list }).to_line()
             );
         }
         Format::Text => {

@@ -18,7 +18,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything one run would do, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 pub struct Plan {
     /// Always [`SCHEMA_VERSION`].
     pub schema: u32,
@@ -86,7 +86,7 @@ impl Plan {
 }
 
 /// One change to one managed item, and the steps that make it.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// The resource that asked for it: `files`, `sshd`, `ufw`, ...
@@ -123,7 +123,7 @@ impl Change {
 }
 
 /// One value a change is about: where it stands now, where it comes from, what it becomes.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Detail {
     /// Name of the value (`PasswordAuthentication`, `mode`).
@@ -138,7 +138,7 @@ pub struct Detail {
 }
 
 /// Ownership and permission bits of a file, numerically.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attrs {
     /// Permission bits including setuid, setgid and sticky (`0o7777` mask).
@@ -150,7 +150,7 @@ pub struct Attrs {
 }
 
 /// A primitive operation. Paths are absolute paths on the managed system (inside `root`).
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Step {
@@ -206,7 +206,7 @@ pub enum Step {
 }
 
 /// A unit's enablement, as `systemctl is-enabled` names it.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Enablement {
@@ -242,7 +242,7 @@ impl Enablement {
 
 /// What to do to a unit's run state. Only on a system booted with systemd: skipped in a
 /// chroot, in a container without init, and under `--root`.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnitAction {
@@ -272,7 +272,7 @@ impl UnitAction {
 }
 
 /// A unit's state in `systemctl`'s words: `is-enabled` and `is-active`.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitState {
     /// `enabled`, `disabled`, `masked`, `static`, `not-found`...
@@ -282,7 +282,7 @@ pub struct UnitState {
 }
 
 /// One operation on one systemd unit.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitStep {
     /// Full unit name (`fail2ban.service`, `apt-daily.timer`).
@@ -373,7 +373,7 @@ impl Step {
 }
 
 /// An external command. It runs without a shell, chrooted under `--root`, with a timeout.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Program and arguments.
@@ -430,7 +430,7 @@ impl Command {
 }
 
 /// A note for the operator attached to a resource.
-#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
     /// Resource that raised it.
