@@ -116,7 +116,17 @@ impl Fleet {
              -e harden_site_playbook={WORK}/site.yaml harden.yml",
             bin = env!("CARGO_BIN_EXE_harden"),
         ));
-        eprintln!("fleet: {what} took {:.1?}", started.elapsed());
+        let recap = run
+            .stdout
+            .split("PLAY RECAP")
+            .nth(1)
+            .unwrap_or("(no recap)");
+        eprintln!(
+            "fleet: {what} took {:.1?}, exit {}; recap:{}",
+            started.elapsed(),
+            run.status,
+            recap.trim_end()
+        );
         run
     }
 }
