@@ -1,6 +1,7 @@
-//! A fleet rollout with the shipped Ansible example: three booted Debian 12 hosts, each in its
-//! own network namespace, on a bridge in a controller namespace, where this machine's
-//! `ansible-playbook` rolls the binary under test out over real SSH, in the example's batches.
+//! A fleet rollout with the shipped Ansible example: three booted hosts (Debian 12, and
+//! Debian 13), each in its own network namespace, on a bridge in a controller namespace, where
+//! this machine's `ansible-playbook` rolls the binary under test out over real SSH, in the
+//! example's batches.
 //!
 //! The story an operator lives through: a first rollout stops at its first batch because
 //! harden refuses one host (root is the only account there with a key, and the site playbook
@@ -43,10 +44,10 @@ struct Fleet {
 impl Fleet {
     /// Boots the three hosts side by side and links them to a new controller; `None` when
     /// the test must be skipped for want of root.
-    fn boot() -> Option<Fleet> {
+    fn boot(os: Os) -> Option<Fleet> {
         let mut hosts = Vec::new();
         for _ in HOSTS {
-            let host = crate::booted!(Os::Debian12)?;
+            let host = crate::booted!(os)?;
             // The copy's PostgreSQL has no part here; not starting it three times keeps the
             // boots short.
             host.chroot_sh("ln -sf /dev/null /etc/systemd/system/postgresql.service")
@@ -85,7 +86,7 @@ impl Fleet {
 
     /// Writes the inventory: the example's group variables (admin over SSH, python3), the
     /// controller's key, this machine's SSH client settings and known hosts kept out, and
-    /// `su` to root for `become` (Debian 12 as installed here has no sudo). `extra` is
+    /// `su` to root for `become` (the Debian 12 copy of this machine has no sudo). `extra` is
     /// appended to the line of the host it names.
     fn inventory(&self, extra: &[(&str, &str)]) {
         let mut text = String::from("[harden]\n");
@@ -291,10 +292,10 @@ fn assert_nothing_left(traces: &[Traces]) {
     }
 }
 
-#[test]
-fn debian12_fleet_rollout_stops_at_a_refused_host_then_hardens_every_host() {
+#[track_caller]
+fn refused_host_stops_the_rollout_then_every_host_is_hardened(os: Os) {
     let started = Instant::now();
-    let Some(fleet) = Fleet::boot() else { return };
+    let Some(fleet) = Fleet::boot(os) else { return };
     eprintln!(
         "fleet: three hosts booted and linked in {:.1?}",
         started.elapsed()
@@ -316,4 +317,14 @@ fn debian12_fleet_rollout_stops_at_a_refused_host_then_hardens_every_host() {
     drop(fleet);
     assert_nothing_left(&traces);
     eprintln!("fleet: the whole test took {:.1?}", started.elapsed());
+}
+
+#[test]
+fn debian12_fleet_rollout_stops_at_a_refused_host_then_hardens_every_host() {
+    refused_host_stops_the_rollout_then_every_host_is_hardened(Os::Debian12);
+}
+
+#[test]
+fn debian13_fleet_rollout_stops_at_a_refused_host_then_hardens_every_host() {
+    refused_host_stops_the_rollout_then_every_host_is_hardened(Os::Debian13);
 }
