@@ -5,6 +5,7 @@
 
 mod cloud_init;
 mod drift;
+mod fleet;
 mod harness;
 mod sshd;
 mod units;

@@ -49,6 +49,13 @@
 //! Peers ([`Booted::spawn_peer`]) are the sandbox's [`Peer`]s: a network namespace of the
 //! test's joined by a veth pair to the container's network namespace, documentation
 //! addresses (`192.0.2.0/24` first); they are linked again after every boot.
+//!
+//! Several machines share one network through a [`Controller`]: a network namespace of the
+//! test's (the host's filesystem read-only, private `/tmp`, `/run`, `/proc`), holding a bridge
+//! `br0` at [`CONTROLLER_ADDR`]; [`Controller::link`] joins a running machine to it by a veth
+//! pair (`eth0` inside the machine, a port of the bridge in the controller), all of it
+//! created inside namespaces of the test's, never in this machine's own. It is gone with the
+//! controller's holder.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -59,10 +66,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::sandbox::{
-    assert_absolute, check_overlay, duration_ms, exit_code, harden_argv, make_private_dir,
-    namespace_id, parse_mountinfo_line, remove_sandbox_dir, root_available, run_command, Collector,
-    Holder, Peer, Run, COMMAND_TIMEOUT, DROPPED_CAPS, HARDEN_IN_SANDBOX, HARDEN_ON_HOST,
-    SANDBOX_PATH,
+    assert_absolute, check_overlay, duration_ms, exit_code, harden_argv, host_tool_in_net,
+    make_private_dir, namespace_id, parse_mountinfo_line, remove_sandbox_dir, root_available,
+    run_command, Collector, Holder, Peer, Run, COMMAND_TIMEOUT, DROPPED_CAPS, HARDEN_IN_SANDBOX,
+    HARDEN_ON_HOST, SANDBOX_PATH,
 };
 
 /// Where `tests/setup-debian.sh` keeps the Debian 13 image.
@@ -930,4 +937,146 @@ fn tail(text: &str, max: usize) -> &str {
         start += 1;
     }
     &text[start..]
+}
+
+/// The controller's address on its bridge; machines get others of `192.0.2.0/24`.
+pub const CONTROLLER_ADDR: &str = "192.0.2.1";
+
+/// The controller's setup, after the sandbox's prelude: the host's filesystem read-only with
+/// private `/proc`, `/sys`, `/tmp`, `/run`, `/dev/shm` (as a peer's), and the bridge `br0` at
+/// `$1/24`.
+const CONTROLLER_SETUP: &str = r#"
+mount -t proc -o nosuid,nodev,noexec proc /proc
+mount -o remount,bind,ro /
+mount -t tmpfs -o mode=1777,nosuid,nodev harden-controller-tmp /tmp
+mount -t tmpfs -o mode=0755,nosuid,nodev harden-controller-run /run
+mount -t tmpfs -o mode=1777,nosuid,nodev harden-controller-shm /dev/shm
+if ! mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys; then
+    echo "$0: warning: could not mount sysfs on /sys" >&2
+fi
+ip link set lo up
+ip link add br0 type bridge
+ip addr add "$1/24" dev br0
+ip link set br0 up
+echo "ready $host_pid"
+exec perl -e "$reaper" >/dev/null 2>&1
+"#;
+
+/// A network namespace of the test's with a bridge that machines are linked to, from which
+/// a test drives them as an operator's workstation does; see the module docs.
+pub struct Controller {
+    holder: Holder,
+    ports: AtomicUsize,
+    timeout_ms: AtomicU64,
+}
+
+impl Controller {
+    /// Builds the controller's namespaces and its bridge; panics if not root or if setup
+    /// fails.
+    pub fn new() -> Controller {
+        assert!(super::is_root(), "end-to-end tests need root; run as root");
+        let holder = Holder::spawn("harden-controller", CONTROLLER_SETUP, &[CONTROLLER_ADDR])
+            .unwrap_or_else(|e| panic!("could not build the controller: {e}"));
+        Controller {
+            holder,
+            ports: AtomicUsize::new(0),
+            timeout_ms: AtomicU64::new(duration_ms(COMMAND_TIMEOUT)),
+        }
+    }
+
+    /// The controller's address on the bridge.
+    pub fn addr(&self) -> &'static str {
+        CONTROLLER_ADDR
+    }
+
+    /// Sets how long each later command may run before the test fails (default
+    /// [`COMMAND_TIMEOUT`]).
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms
+            .store(duration_ms(timeout), Ordering::Relaxed);
+    }
+
+    /// Joins the running machine `m` to the bridge: a veth pair made in the machine's network
+    /// namespace, `eth0` there with `addr/24` (of `192.0.2.0/24`, not the controller's), its
+    /// other end put straight into the controller as a port of `br0`. The machine must have
+    /// no peer (a peer's link is its `eth0` too); link it again after a reboot.
+    pub fn link(&self, m: &Booted, addr: &str) {
+        assert!(
+            addr.starts_with("192.0.2.") && addr != CONTROLLER_ADDR,
+            "a machine's address on the bridge is one of 192.0.2.0/24 other than {CONTROLLER_ADDR}, not {addr:?}"
+        );
+        if let Err(e) = self.holder.check() {
+            panic!("the controller is not what it must be: {e}");
+        }
+        if let Err(e) = m.check() {
+            panic!("refusing to link the machine: it is not what it must be: {e}");
+        }
+        let port = format!("port{}", self.ports.fetch_add(1, Ordering::SeqCst));
+        let machine_side = format!(
+            "set -e
+             ip link add eth0 type veth peer name {port} netns {controller}
+             ip addr add {addr}/24 dev eth0
+             ip link set eth0 up",
+            controller = self.holder.pid,
+        );
+        host_tool_in_net(m.init_pid(), &machine_side).assert_ok();
+        let bridge_side = format!(
+            "set -e
+             ip link set {port} master br0
+             ip link set {port} up"
+        );
+        host_tool_in_net(self.holder.pid, &bridge_side).assert_ok();
+    }
+
+    /// Runs `/bin/sh -c script` in the controller, `HOME` its private `/tmp` (the host's
+    /// filesystem is read-only there; same environment and dropped capabilities otherwise).
+    pub fn sh(&self, script: &str) -> Run {
+        self.run(script, None)
+    }
+
+    /// Writes `content` to `path` under the controller's private `/tmp`, creating parent
+    /// directories.
+    #[track_caller]
+    pub fn write(&self, path: &str, content: &str) {
+        assert!(
+            path.starts_with("/tmp/"),
+            "the controller writes under its /tmp only, not {path:?}"
+        );
+        let script = format!("mkdir -p -- \"$(dirname -- '{path}')\" && cat > '{path}'");
+        let run = self.run(&script, Some(content.as_bytes()));
+        assert!(
+            run.success(),
+            "writing {path} in the controller failed: {run}"
+        );
+    }
+
+    /// What a leak check looks for once the controller is gone: a process in one of its
+    /// namespaces (it has no directory or cgroup of its own; an empty path never exists).
+    pub fn traces(&self) -> Traces {
+        Traces {
+            dir: PathBuf::new(),
+            cgroups: Vec::new(),
+            namespaces: ["mnt", "pid", "net"]
+                .iter()
+                .filter_map(|ns| namespace_id(&self.holder.pid.to_string(), ns).ok())
+                .collect(),
+        }
+    }
+
+    fn run(&self, script: &str, input: Option<&[u8]>) -> Run {
+        if let Err(e) = self.holder.check() {
+            panic!("refusing to run {script:?}: the controller is not what it must be: {e}");
+        }
+        let mut cmd = self.holder.nsenter();
+        cmd.args(["setpriv", "--bounding-set", DROPPED_CAPS, "--"])
+            .args(["/bin/sh", "-c", script])
+            .env("HOME", "/tmp");
+        let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
+        run_command(
+            cmd,
+            input,
+            timeout,
+            &format!("{script:?} in the controller"),
+        )
+    }
 }
