@@ -11,6 +11,8 @@
 //! system) points at the playbook just as a YAML error does.
 
 mod diagnostic;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod located;
 mod playbook;
 mod resource;

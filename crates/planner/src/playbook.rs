@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::diagnostic::{Diagnostics, Invalid, Source};
+use crate::diagnostic::{yaml_lines, Diagnostics, Invalid, Source};
 use crate::located::{with_source, At};
 use crate::resources::Playbook;
 
@@ -114,10 +114,10 @@ pub fn load(sources: Vec<Source>) -> Result<Loaded, Diagnostics> {
 }
 
 fn parse(index: usize, text: &str) -> Result<Playbook, Invalid> {
+    // Lines as YAML counts them: with `str::lines`, a file whose line breaks are lone `\r`
+    // and whose first line is a comment would look like one comment line.
     if text.trim().is_empty()
-        || text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        || yaml_lines(text).all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
     {
         return Ok(Playbook::default());
     }
@@ -203,6 +203,17 @@ mod tests {
         let loaded =
             load(vec![source("a.yaml", ""), source("b.yaml", "# nothing\n")]).expect("valid");
         assert!(loaded.playbook.files.is_none());
+    }
+
+    #[test]
+    fn errors_after_lone_carriage_returns_quote_the_line_yaml_counts() {
+        // Found by fuzzing (fuzz/regressions/playbook/): YAML ends a line at a lone `\r`, so
+        // the error is on line 3, which `str::lines` does not find; and the file, one line to
+        // `str::lines` starting with `#`, was taken for a comment-only (empty) playbook.
+        let err = load(vec![source("pb.yaml", "# one\r# two\rfiles: 7\n")]).expect_err("invalid");
+        let shown = err.to_string();
+        assert!(shown.starts_with("pb.yaml:3:"), "{shown}");
+        assert!(shown.contains("3 | files: 7"), "{shown}");
     }
 
     #[test]

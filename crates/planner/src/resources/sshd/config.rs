@@ -204,6 +204,9 @@ pub(crate) struct Config {
     pub problems: Vec<String>,
     /// False when the main file does not exist.
     pub main_exists: bool,
+    /// An `Include` nested too deeply. sshd refuses the whole configuration then, so reading
+    /// stops at once: an include cycle would otherwise be expanded exponentially.
+    pub too_deep: bool,
 }
 
 /// Splits a line into keyword and arguments as sshd does; `None` for blank and comment lines.
@@ -303,9 +306,15 @@ fn parse_text(
     outer: Option<usize>,
     depth: usize,
 ) {
+    if config.too_deep {
+        return;
+    }
     config.files.push(file.to_path_buf());
     let mut scope = outer.map_or(Scope::Global, Scope::Match);
     for (index, raw) in text.lines().enumerate() {
+        if config.too_deep {
+            return;
+        }
         let number = index + 1;
         let (keyword, args) = match split_line(raw) {
             Ok(Some(found)) => found,
@@ -338,10 +347,11 @@ fn parse_text(
         if keyword.eq_ignore_ascii_case("include") {
             if depth + 1 > MAX_DEPTH {
                 config.problems.push(format!(
-                    "{}:{number}: includes nested too deeply",
+                    "{}:{number}: includes nested too deeply (sshd refuses this configuration)",
                     file.display()
                 ));
-                continue;
+                config.too_deep = true;
+                return;
             }
             let inner = match scope {
                 Scope::Global => None,
@@ -960,6 +970,26 @@ mod tests {
         let c = parse(&s);
         assert_eq!(c.lines[0].scope, Scope::Match(0));
         assert!(c.global("banner").is_empty());
+    }
+
+    #[test]
+    fn an_include_cycle_stops_at_the_depth_limit_without_expanding_every_path() {
+        // Found by fuzzing (fuzz/regressions/sshd_config/): a drop-in that includes its own
+        // directory twice made 2^16 copies of itself before the depth limit stopped each one.
+        let mut s = snapshot(&[(MAIN, "Include /etc/ssh/sshd_config.d/*.conf\n")]);
+        s.put(
+            Path::new("/etc/ssh/sshd_config.d/loop.conf"),
+            "Port 22\nInclude /etc/ssh/sshd_config.d/*.conf /etc/ssh/sshd_config.d/*.conf\n".into(),
+        );
+        let c = parse(&s);
+        assert!(c.too_deep);
+        assert!(
+            c.files.len() <= MAX_DEPTH + 1,
+            "{} files read",
+            c.files.len()
+        );
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert!(c.problems[0].contains("nested too deeply"));
     }
 
     #[test]
