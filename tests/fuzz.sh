@@ -49,9 +49,13 @@ if [ "$sanitizer" != none ]; then
 fi
 triple=$(rustc -vV | sed -n 's/^host: //p')
 echo "fuzz: building ${targets[*]} (sanitizer: $sanitizer, $triple)"
-for target in "${targets[@]}"; do
-    cargo fuzz build --sanitizer "$sanitizer" --target "$triple" "$target"
-done
+if [ $# -eq 0 ]; then
+    cargo fuzz build --sanitizer "$sanitizer" --target "$triple"
+else
+    for target in "${targets[@]}"; do
+        cargo fuzz build --sanitizer "$sanitizer" --target "$triple" "$target"
+    done
+fi
 bin=fuzz/target/$triple/release
 mkdir -p fuzz/target/logs
 
