@@ -77,6 +77,7 @@ for target in "${targets[@]}"; do
 done
 
 status=0
+failed=0
 summary=()
 for target in "${targets[@]}"; do
     work=fuzz/target/corpus/$target
@@ -102,6 +103,7 @@ for target in "${targets[@]}"; do
     if [ "$code" -ne 0 ]; then
         result="CRASH (exit $code)"
         status=1
+        failed=$((failed + 1))
         tail -n 60 "$log"
         echo "fuzz: $target crashed; input kept in $artifacts/:"
         ls -1 "$artifacts" | sed "s|^|  $artifacts/|"
@@ -113,4 +115,5 @@ done
 echo
 printf '%-13s %9s %9s %7s %7s %7s  %s\n' target execs exec/s cov ft corpus result
 printf '%s\n' "${summary[@]}"
+echo "fuzz: $((${#targets[@]} - failed)) passed, $failed failed"
 exit "$status"

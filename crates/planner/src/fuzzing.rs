@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use harden_host::{Host, UserDb};
 
@@ -21,10 +22,14 @@ use crate::resources::fail2ban::{ini, render_value};
 use crate::resources::sshd::{config, keywords};
 use crate::resources::ufw::rule::{self, Family, Net, Ports};
 use crate::resources::ufw::{self, state};
-use crate::resources::unattended_upgrades::{self, aptconf};
+use crate::resources::unattended_upgrades::{self, aptconf, UnattendedUpgrades};
 
 /// At most this many files per input: enough to reach every merge rule.
 const MAX_FILES: usize = 8;
+
+/// Lookups of the merge models per input: each scans every file, so all of a 25 kB
+/// `jail.conf`'s keys would make an input take milliseconds and the fuzzer crawl.
+const QUERIES: usize = 32;
 
 /// Splits an input into the texts of several files; `None` when it is not UTF-8 (harden
 /// refuses such files before parsing them).
@@ -157,8 +162,10 @@ pub fn ufw_state(data: &[u8]) {
         )),
         init: PathBuf::from("/lib/ufw/ufw-init"),
     };
-    for yaml in [UFW_NAMES, UFW_PORTS] {
-        let section = section(yaml).ufw.unwrap_or_default();
+    static SECTIONS: OnceLock<[ufw::Ufw; 2]> = OnceLock::new();
+    let sections = SECTIONS
+        .get_or_init(|| [UFW_NAMES, UFW_PORTS].map(|yaml| section(yaml).ufw.unwrap_or_default()));
+    for section in sections {
         with_context(|cx| {
             let _ = section.diff(&live, cx);
         });
@@ -262,14 +269,15 @@ pub fn fail2ban_ini(data: &[u8]) {
     let Some(last) = merged.files.last().map(|f| f.path.clone()) else {
         return;
     };
-    for file in &merged.files {
-        for section in &file.sections {
-            for entry in &section.entries {
-                let _ = merged.source(&section.name, &entry.key);
-                for own in [true, false] {
-                    let _ = merged.overriders(&last, &section.name, &entry.key, own);
-                }
-            }
+    let keys = merged.files.iter().flat_map(|f| {
+        f.sections
+            .iter()
+            .flat_map(|s| s.entries.iter().map(move |e| (&s.name, &e.key)))
+    });
+    for (section, key) in keys.take(QUERIES) {
+        let _ = merged.source(section, key);
+        for own in [true, false] {
+            let _ = merged.overriders(&last, section, key, own);
         }
     }
 }
@@ -333,7 +341,8 @@ pub fn apt_conf(data: &[u8]) {
         .zip(texts.iter().skip(2))
         .map(|(p, t)| (p.clone(), (*t).to_owned()))
         .collect();
-    for key in dump.scalars.keys().chain(dump.lists.keys()) {
+    // The diff below locates the keys harden sets; a few of the dump's own keys besides.
+    for key in dump.scalars.keys().chain(dump.lists.keys()).take(QUERIES) {
         let _ = aptconf::locate(&apt_files, key);
     }
     let live = unattended_upgrades::Live {
@@ -348,9 +357,12 @@ pub fn apt_conf(data: &[u8]) {
         systemd: true,
         mailer: false,
     };
-    let section = section(crate::BASELINE)
-        .unattended_upgrades
-        .unwrap_or_default();
+    static SECTION: OnceLock<UnattendedUpgrades> = OnceLock::new();
+    let section = SECTION.get_or_init(|| {
+        section(crate::BASELINE)
+            .unattended_upgrades
+            .unwrap_or_default()
+    });
     with_context(|cx| {
         let _ = section.diff(&live, cx);
     });

@@ -212,9 +212,17 @@ pub(crate) struct Config {
 /// Splits a line into keyword and arguments as sshd does; `None` for blank and comment lines.
 pub(crate) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     let trimmed = line.trim_end_matches([' ', '\t', '\r', '\n', '\x0c']);
-    let rest = trimmed.trim_start_matches([' ', '\t', '\r', '\n']);
+    let mut rest = trimmed.trim_start_matches([' ', '\t', '\r', '\n']);
     if rest.is_empty() || rest.starts_with('#') {
         return Ok(None);
+    }
+    // sshd's `strdelim`: a leading `=` ends an empty first word, and sshd takes the word after
+    // it as the keyword (`=Port=22` is `Port 22`); a second `=` leaves no keyword at all.
+    if let Some(after) = rest.strip_prefix('=') {
+        rest = after.trim_start_matches([' ', '\t']);
+        if rest.is_empty() || rest.starts_with(['=', '#']) {
+            return Ok(None);
+        }
     }
     let end = rest.find([' ', '\t', '=']).unwrap_or(rest.len());
     let keyword = rest[..end].to_owned();
@@ -833,6 +841,18 @@ mod tests {
             Some(("X".into(), vec!["a b".into(), "c d".into()]))
         );
         assert!(split_line("Banner \"open").is_err());
+    }
+
+    #[test]
+    fn a_leading_equals_sign_ends_an_empty_word_as_in_sshd() {
+        // Found by fuzzing (fuzz/regressions/sshd_config/): `=2` gave an empty keyword.
+        assert_eq!(
+            split_line("=Port=22").expect("ok"),
+            Some(("Port".into(), vec!["22".into()]))
+        );
+        assert_eq!(split_line(" = 2").expect("ok"), Some(("2".into(), vec![])));
+        assert_eq!(split_line("==2").expect("ok"), None);
+        assert_eq!(split_line("=#x").expect("ok"), None);
     }
 
     #[test]
