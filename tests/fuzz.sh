@@ -73,7 +73,7 @@ for target in "${targets[@]}"; do
         echo "fuzz: $target fails on a seed or kept regression input (log: $log)"
         exit 1
     fi
-    echo "fuzz: $target: $(grep -c . <(ls "${dirs[@]}")) seed and regression inputs replayed"
+    echo "fuzz: $target: $(find "${dirs[@]}" -type f | wc -l) seed and regression inputs replayed"
 done
 
 status=0
