@@ -5,8 +5,10 @@
 //! The live tree is data (path to kind, mode, owner, links, content), probed the way
 //! [`Files::probe`] probes a host; SetAttrs, WriteFile and CreateDir are carried out on it
 //! as the executor carries them out, each checking the state the plan says it starts from.
-//! Entries are generated so that no two of them manage the same path (directly or through
-//! `recurse`): overlapping entries are a separate question (see the report of this branch).
+//! Entries are generated so that no two of them manage the same path, directly or through
+//! `recurse`: the planner does not converge on overlapping entries yet (a recursive entry
+//! and a later one for a path below it, with other modes, set that path twice on every
+//! run); drop the filter in [`entries`] once it does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

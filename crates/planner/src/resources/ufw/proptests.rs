@@ -12,9 +12,10 @@
 //! delete of a rule it does not hold, a rule edited while an image's ufw.conf says
 //! ENABLED=yes) fails the property.
 //!
-//! Playbook rules are generated with distinct meanings: two rules that resolve to the same
-//! traffic under different spellings (`sshd` and `22/tcp`) are a separate question (see the
-//! report of this branch).
+//! Playbook rules are generated with distinct meanings. Two rules that resolve to the same
+//! traffic under different spellings (`sshd` and `22/tcp` with sshd on 22) are left out: the
+//! planner does not converge on them yet (it plans the second one again on every run, or
+//! flips between their actions); widen [`what`] once it does.
 
 use std::fmt::Write as _;
 
