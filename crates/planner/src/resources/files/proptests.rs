@@ -351,6 +351,14 @@ fn as_it_is(tree: &Tree) -> Vec<Entry> {
         .collect()
 }
 
+/// 512 cases, a second or two for both properties; `PROPTEST_CASES` runs more.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
 fn describe(diff: &Diff) -> Vec<String> {
     diff.changes
         .iter()
@@ -359,7 +367,7 @@ fn describe(diff: &Diff) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn applying_the_plan_leaves_nothing_to_plan(mut tree in tree(), entries in entries()) {
