@@ -71,7 +71,7 @@ impl Diagnostics {
         let line = self
             .sources
             .get(err.at.source as usize)
-            .and_then(|s| s.text.lines().nth(err.at.line.saturating_sub(1) as usize));
+            .and_then(|s| yaml_lines(&s.text).nth(err.at.line.saturating_sub(1) as usize));
         if let Some(line) = line {
             let (shown, caret) = quoted(line, err.at.column.saturating_sub(1) as usize);
             let number = err.at.line.to_string();
@@ -139,3 +139,12 @@ fn visible(c: char) -> char {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// The lines of a playbook as YAML counts them, which is how error places are numbered: a
+/// line ends at `\n`, `\r\n` or a lone `\r` (`str::lines` keeps a lone `\r` inside a line).
+pub(crate) fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n').flat_map(|line| {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        line.split('\r')
+    })
+}

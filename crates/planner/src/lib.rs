@@ -12,6 +12,8 @@
 
 mod diagnostic;
 mod facts;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod guard;
 mod located;
 mod playbook;

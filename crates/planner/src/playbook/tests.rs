@@ -522,3 +522,13 @@ fn a_huge_file_is_refused_before_it_is_read_whole_and_a_long_one_is_accepted() {
         "{msg}"
     );
 }
+
+#[test]
+fn errors_after_lone_carriage_returns_quote_the_line_yaml_counts() {
+    // Found by fuzzing (fuzz/regressions/playbook/): YAML ends a line at a lone `\r`, so the
+    // error is on line 3, which `str::lines` does not find.
+    let err = load(vec![source("pb.yaml", "# one\r# two\rfiles: 7\n")]).expect_err("invalid");
+    let shown = err.to_string();
+    assert!(shown.starts_with("pb.yaml:3:"), "{shown}");
+    assert!(shown.contains("3 | files: 7"), "{shown}");
+}

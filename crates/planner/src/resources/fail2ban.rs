@@ -23,7 +23,7 @@
 mod compile;
 mod dump;
 mod duration;
-mod ini;
+pub(crate) mod ini;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1194,7 +1194,7 @@ fn chosen_for(
     }
 }
 
-fn render_value(out: &mut String, key: &str, lines: &[String]) {
+pub(crate) fn render_value(out: &mut String, key: &str, lines: &[String]) {
     let indent = " ".repeat(key.len() + 3);
     for (i, line) in lines.iter().enumerate() {
         if i == 0 {

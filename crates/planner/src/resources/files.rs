@@ -547,6 +547,9 @@ fn attr_details(from: &Attrs, to: &Attrs, users: &UserDb) -> Vec<Detail> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::located::At;

@@ -26,10 +26,10 @@
 //!    any reload), then a reload (systemd, or SIGHUP through the pidfile), then a check
 //!    that sshd is still running and listening.
 
-mod config;
+pub(crate) mod config;
 mod desired;
 mod guards;
-mod keywords;
+pub(crate) mod keywords;
 mod probe;
 
 use std::fmt;

@@ -1083,4 +1083,6 @@ fn rollback(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

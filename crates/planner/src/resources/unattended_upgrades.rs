@@ -11,7 +11,7 @@
 //! Validate step asks `apt-config dump` again that every value is what harden wrote, so a
 //! file that sorts later and overrides a value fails the apply instead of going unnoticed.
 
-mod aptconf;
+pub(crate) mod aptconf;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

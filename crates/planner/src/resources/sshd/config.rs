@@ -204,14 +204,25 @@ pub(crate) struct Config {
     pub problems: Vec<String>,
     /// False when the main file does not exist.
     pub main_exists: bool,
+    /// An `Include` nested too deeply. sshd refuses the whole configuration then, so reading
+    /// stops at once: an include cycle would otherwise be expanded exponentially.
+    pub too_deep: bool,
 }
 
 /// Splits a line into keyword and arguments as sshd does; `None` for blank and comment lines.
 pub(crate) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     let trimmed = line.trim_end_matches([' ', '\t', '\r', '\n', '\x0c']);
-    let rest = trimmed.trim_start_matches([' ', '\t', '\r', '\n']);
+    let mut rest = trimmed.trim_start_matches([' ', '\t', '\r', '\n']);
     if rest.is_empty() || rest.starts_with('#') {
         return Ok(None);
+    }
+    // sshd's `strdelim`: a leading `=` ends an empty first word, and sshd takes the word after
+    // it as the keyword (`=Port=22` is `Port 22`); a second `=` leaves no keyword at all.
+    if let Some(after) = rest.strip_prefix('=') {
+        rest = after.trim_start_matches([' ', '\t']);
+        if rest.is_empty() || rest.starts_with(['=', '#']) {
+            return Ok(None);
+        }
     }
     let end = rest.find([' ', '\t', '=']).unwrap_or(rest.len());
     let keyword = rest[..end].to_owned();
@@ -303,9 +314,15 @@ fn parse_text(
     outer: Option<usize>,
     depth: usize,
 ) {
+    if config.too_deep {
+        return;
+    }
     config.files.push(file.to_path_buf());
     let mut scope = outer.map_or(Scope::Global, Scope::Match);
     for (index, raw) in text.lines().enumerate() {
+        if config.too_deep {
+            return;
+        }
         let number = index + 1;
         let (keyword, args) = match split_line(raw) {
             Ok(Some(found)) => found,
@@ -338,10 +355,11 @@ fn parse_text(
         if keyword.eq_ignore_ascii_case("include") {
             if depth + 1 > MAX_DEPTH {
                 config.problems.push(format!(
-                    "{}:{number}: includes nested too deeply",
+                    "{}:{number}: includes nested too deeply (sshd refuses this configuration)",
                     file.display()
                 ));
-                continue;
+                config.too_deep = true;
+                return;
             }
             let inner = match scope {
                 Scope::Global => None,
@@ -826,6 +844,18 @@ mod tests {
     }
 
     #[test]
+    fn a_leading_equals_sign_ends_an_empty_word_as_in_sshd() {
+        // Found by fuzzing (fuzz/regressions/sshd_config/): `=2` gave an empty keyword.
+        assert_eq!(
+            split_line("=Port=22").expect("ok"),
+            Some(("Port".into(), vec!["22".into()]))
+        );
+        assert_eq!(split_line(" = 2").expect("ok"), Some(("2".into(), vec![])));
+        assert_eq!(split_line("==2").expect("ok"), None);
+        assert_eq!(split_line("=#x").expect("ok"), None);
+    }
+
+    #[test]
     fn fnmatch_follows_glob_rules() {
         assert!(fnmatch("*.conf", "50-cloud-init.conf"));
         assert!(!fnmatch("*.conf", ".hidden.conf"));
@@ -960,6 +990,26 @@ mod tests {
         let c = parse(&s);
         assert_eq!(c.lines[0].scope, Scope::Match(0));
         assert!(c.global("banner").is_empty());
+    }
+
+    #[test]
+    fn an_include_cycle_stops_at_the_depth_limit_without_expanding_every_path() {
+        // Found by fuzzing (fuzz/regressions/sshd_config/): a drop-in that includes its own
+        // directory twice made 2^16 copies of itself before the depth limit stopped each one.
+        let mut s = snapshot(&[(MAIN, "Include /etc/ssh/sshd_config.d/*.conf\n")]);
+        s.put(
+            Path::new("/etc/ssh/sshd_config.d/loop.conf"),
+            "Port 22\nInclude /etc/ssh/sshd_config.d/*.conf /etc/ssh/sshd_config.d/*.conf\n".into(),
+        );
+        let c = parse(&s);
+        assert!(c.too_deep);
+        assert!(
+            c.files.len() <= MAX_DEPTH + 1,
+            "{} files read",
+            c.files.len()
+        );
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert!(c.problems[0].contains("nested too deeply"));
     }
 
     #[test]

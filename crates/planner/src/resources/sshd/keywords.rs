@@ -663,8 +663,10 @@ pub(crate) fn normal(keyword: &Keyword, args: &[String]) -> String {
 
 /// Writes one argument so that sshd reads it back as the same single argument.
 pub(crate) fn quote(arg: &str) -> String {
+    // A leading `=` is quoted too: right after the keyword sshd would skip it as the
+    // `Keyword=value` separator (`Banner =x` is `Banner x`).
     let plain = !arg.is_empty()
-        && !arg.starts_with('#')
+        && !arg.starts_with(['#', '='])
         && !arg.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\');
     if plain {
         return arg.to_owned();
@@ -781,6 +783,9 @@ mod tests {
         assert_eq!(quote("plain"), "plain");
         assert_eq!(quote("/etc/my banner"), "\"/etc/my banner\"");
         assert_eq!(quote("#x"), "\"#x\"");
+        // The sshd_config fuzz target's round trip fails without it (fuzz/regressions/).
+        assert_eq!(quote("=/etc/issue"), "\"=/etc/issue\"");
+        assert_eq!(quote("a=b"), "a=b");
         assert_eq!(quote("a\"b"), "\"a\\\"b\"");
     }
 }

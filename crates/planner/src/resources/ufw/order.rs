@@ -554,11 +554,12 @@ fn emit(fams: &mut [Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], ou
                 });
             }
         }
-        // Position numbers are counted after the delete above.
-        let v4_units = fams
+        // Position numbers are counted after the delete above, in tuples: ufw numbers each
+        // tuple of an application rule.
+        let v4_tuples = fams
             .iter()
             .find(|f| f.input.family == Family::V4)
-            .map_or(0, |f| f.slots.len());
+            .map_or(0, |f| f.slots.iter().map(|s| s.tuples).sum::<usize>());
         let fam = &mut fams[fi];
         let spec = fam.input.wants[w].spec.clone();
         let mut after_delete = fam.slots.clone();
@@ -587,7 +588,7 @@ fn emit(fams: &mut [Fam<'_>], steps: &[(usize, usize, Option<usize>, Place)], ou
                 let number = match fam.input.family {
                     Family::V4 => before(i) + 1,
                     // ufw numbers IPv6 rules after all IPv4 ones.
-                    Family::V6 => v4_units + before(i) + 1,
+                    Family::V6 => v4_tuples + before(i) + 1,
                 };
                 out.ops.push(Op {
                     args: args(&["insert", &number.to_string()], &spec),

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 /// `apt-config dump`, parsed: scalars and lists, keys compared without case (as APT does).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AptDump {
-    scalars: BTreeMap<String, String>,
-    lists: BTreeMap<String, Vec<String>>,
+    pub(crate) scalars: BTreeMap<String, String>,
+    pub(crate) lists: BTreeMap<String, Vec<String>>,
 }
 
 impl AptDump {
