@@ -10,6 +10,7 @@ mod cli;
 mod examples;
 mod fail2ban;
 mod files;
+mod reliability;
 mod sandbox;
 mod seeds;
 mod sshd;

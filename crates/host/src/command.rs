@@ -126,9 +126,10 @@ async fn spawn_and_wait(root: &Path, cmd: &Command) -> Result<Output, CommandErr
 ///   happens, and then it is reported failed the same way; the harsher case). An unreadable
 ///   SPEC fails every command with a message saying so, rather than silently injecting
 ///   nothing.
-/// - `HARDEN_FAULT_LOG=FILE`: appends `N<TAB>command line` to FILE as each command starts
-///   (with `<TAB>[fault]` or `<TAB>[fault:after]` when it is the injected one), so a test
-///   can count the commands of a run, or wait until a run has reached command N.
+/// - `HARDEN_FAULT_LOG=FILE`: appends `N<TAB>command line` to FILE as each command starts,
+///   one line per command (newlines in a script shown as `\n`), with `<TAB>[fault]` or
+///   `<TAB>[fault:after]` on the injected one; so a test can count the commands of a run, or
+///   wait until a run has reached command N.
 #[cfg(debug_assertions)]
 mod fault {
     use std::io::Write as _;
@@ -197,8 +198,10 @@ mod fault {
                 Some(When::Instead) => "\t[fault]",
                 Some(When::After) => "\t[fault:after]",
             };
-            // One write per line on an O_APPEND file: lines of concurrent runs never mix.
-            let line = format!("{number}\t{}{mark}\n", cmd.display());
+            // One line per command (a script's newlines as `\n`), written in one call on an
+            // O_APPEND file, so that `wc -l` counts commands and lines never mix.
+            let shown = cmd.display().replace('\n', "\\n");
+            let line = format!("{number}\t{shown}{mark}\n");
             if let Ok(mut file) = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -257,12 +260,13 @@ mod fault {
             let log = dir.path().join("log");
             let injection = Injection::new("2, 3:after", Some(log.clone()));
             let cmd = Command::new(["true"]);
-            let got: Vec<_> = (0..4).map(|_| injection.next(&cmd)).collect();
-            assert_eq!(got, [None, Some(When::Instead), Some(When::After), None]);
+            let got: Vec<_> = (0..3).map(|_| injection.next(&cmd)).collect();
+            assert_eq!(got, [None, Some(When::Instead), Some(When::After)]);
+            assert_eq!(injection.next(&Command::new(["sh", "-c", "a\nb"])), None);
             let text = std::fs::read_to_string(&log).expect("log");
             assert_eq!(
                 text,
-                "1\ttrue\n2\ttrue\t[fault]\n3\ttrue\t[fault:after]\n4\ttrue\n"
+                "1\ttrue\n2\ttrue\t[fault]\n3\ttrue\t[fault:after]\n4\tsh -c 'a\\nb'\n"
             );
         }
 
