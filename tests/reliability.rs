@@ -76,7 +76,7 @@ echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/50-cloud-init.conf
 chmod 644 /etc/ssh/sshd_config
 mkdir -p /etc/rel /srv/www/a/b
 echo 'old app' > /etc/rel/app.conf && chmod 644 /etc/rel/app.conf
-for i in $(seq 100); do echo $i > /srv/www/a/f$i; echo $i > /srv/www/a/b/g$i; done
+for i in $(seq 500); do echo $i > /srv/www/a/f$i; echo $i > /srv/www/a/b/g$i; done
 chmod -R a+rX /srv/www
 touch /var/log/streaming-app.log /var/log/auth.log
 ufw allow 22/tcp >/dev/null && ufw allow 8080/tcp >/dev/null && ufw --force enable >/dev/null";
@@ -465,6 +465,17 @@ fn tail(run: &Run, n: usize) -> String {
         .join("\n")
 }
 
+/// The failures harden lists under "restored INCOMPLETELY:".
+fn restore_failures(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .skip_while(|l| !l.contains("restored INCOMPLETELY"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
 /// What must hold after any run, whatever it did: the same daemons, a key login, no
 /// temporary file.
 fn check_common(sb: &Sandbox, before: &Before, found: &mut Findings) {
@@ -516,28 +527,41 @@ fn judge_apply(
             "exit 0, the fault was absorbed".to_owned()
         }
         3 => {
-            let listed = output.contains("restored INCOMPLETELY");
-            found.check(listed, || {
-                format!(
-                    "exit 3 without saying what was not restored:\n{}",
-                    tail(run, 10)
-                )
+            let failures = restore_failures(&output);
+            found.check(
+                !failures.is_empty() && failures.iter().all(|f| f.contains("injected fault")),
+                || {
+                    format!(
+                        "exit 3, and not (only) for an injected fault:\n{}",
+                        tail(run, 10)
+                    )
+                },
+            );
+            // The journal stays; the next run must finish the restore.
+            let next = sb.harden(&["rollback"]);
+            found.check(next.success(), || {
+                format!("the rollback after exit 3 failed:\n{}", tail(&next, 10))
             });
-            found
-                .0
-                .push(format!("exit 3 (rollback incomplete):\n{}", tail(run, 10)));
-            "exit 3, rollback incomplete".to_owned()
+            found.same(
+                "the state after exit 3 and a rollback",
+                &before.state,
+                &state(sb),
+            );
+            found.check(plan_json(sb) == before.plan, || {
+                "after exit 3 and a rollback, the next plan is not the first plan".into()
+            });
+            format!(
+                "exit 3 ({} failed), then rollback exit {}",
+                failures.len(),
+                next.status
+            )
         }
         other => {
             found.0.push(format!("exit {other}:\n{}", tail(run, 10)));
             format!("exit {other}")
         }
     };
-    if run.status != 3 {
-        found.check(!sb.exists(JOURNAL), || {
-            format!("the journal is still there after exit {}", run.status)
-        });
-    }
+    found.check(!sb.exists(JOURNAL), || "the journal is still there".into());
     check_common(sb, before, found);
     if !found.0.is_empty() {
         found.0.push(format!("the run said:\n{}", tail(run, 12)));
@@ -545,14 +569,10 @@ fn judge_apply(
     result
 }
 
-/// Runs the apply with command `n` failed (after it ran, when `after`), in a fresh sandbox.
-fn fault_case(reference: &Reference, n: usize, after: bool) -> Outcome {
+/// Runs the apply with the faults of `spec` (`HARDEN_FAULT_COMMAND`; its first number is the
+/// one described) in a fresh sandbox.
+fn fault_case(reference: &Reference, spec: &str) -> Outcome {
     let started = Instant::now();
-    let spec = if after {
-        format!("{n}:after")
-    } else {
-        n.to_string()
-    };
     let sb = Sandbox::new();
     prepare(&sb);
     let before = Before::take(&sb, reference);
@@ -563,26 +583,39 @@ fn fault_case(reference: &Reference, n: usize, after: bool) -> Outcome {
     let run = sb.sh(&format!(
         "HARDEN_FAULT_COMMAND={spec} HARDEN_FAULT_LOG=/tmp/fault.log {HARDEN_IN_SANDBOX} apply {PLAYBOOK_PATH}"
     ));
-    let log = sb.read("/tmp/fault.log");
-    let faulted = log
-        .lines()
-        .find(|l| l.ends_with("\t[fault]") || l.ends_with("\t[fault:after]"));
-    let expected = reference.commands.get(n - 1);
-    found.check(
-        faulted.is_some_and(|l| log_commands(l).first() == expected),
-        || {
-            format!(
-                "the faulted command is {faulted:?}, the reference's command {n} is {expected:?}"
-            )
-        },
-    );
+    check_faulted(&sb.read("/tmp/fault.log"), reference, spec, &mut found);
     let result = judge_apply(&sb, reference, &before, &run, &mut found);
+    let first = spec
+        .split([',', ':'])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     Outcome {
-        label: format!("fault {spec:>8} ({})", reference.describe(n)),
+        label: format!("fault {spec:>8} ({})", reference.describe(first)),
         secs: started.elapsed().as_secs_f64(),
         result,
         mismatches: found.0,
     }
+}
+
+/// The first faulted command is the reference's command of that number (else the numbers of
+/// this run and of the reference do not match); later faults fall in the rollback, which
+/// the reference did not run.
+fn check_faulted(log: &str, reference: &Reference, spec: &str, found: &mut Findings) {
+    let faulted: Vec<&str> = log.lines().filter(|l| l.contains("\t[fault")).collect();
+    found.check(faulted.len() == spec.split(',').count(), || {
+        format!("{spec} injected {} fault(s): {faulted:#?}", faulted.len())
+    });
+    let Some(first) = faulted.first() else { return };
+    let n: usize = first
+        .split('\t')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let expected = reference.commands.get(n.wrapping_sub(1));
+    found.check(log_commands(first).first() == expected, || {
+        format!("fault {first:?} is not the reference's command {n}, {expected:?}")
+    });
 }
 
 /// Runs `job` on every item, two sandboxes at a time; a panic is that item's mismatch.
@@ -636,7 +669,7 @@ fn line(o: &Outcome) -> String {
         "MISMATCH"
     };
     format!(
-        "{:<8} {:>6.1} s  {:<32} {}",
+        "{:<8} {:>6.1} s  {:<40} {}",
         verdict, o.secs, o.result, o.label
     )
 }
@@ -679,25 +712,21 @@ fn every_command_of_a_full_apply_failing_before_or_after_it_runs_is_rolled_back(
     crate::require_root!();
     let started = Instant::now();
     let reference = Reference::take();
-    let cases: Vec<(usize, bool)> = (1..=reference.phases.total)
-        .flat_map(|n| [(n, false), (n, true)])
+    let cases: Vec<String> = (1..=reference.phases.total)
+        .flat_map(|n| [n.to_string(), format!("{n}:after")])
         .collect();
     let outcomes = in_parallel(
         &cases,
-        |&(n, after)| {
-            format!(
-                "fault {n}{} ({})",
-                if after { ":after" } else { "" },
-                reference.describe(n)
-            )
-        },
-        |&(n, after)| fault_case(&reference, n, after),
+        |spec| format!("fault {spec}"),
+        |spec| fault_case(&reference, spec),
     );
     report("faults", started, &outcomes);
 }
 
 /// One fault in each phase that matters: a probe of the plan under the lock, a check, the
-/// reloads, a ufw command, and the verification.
+/// reloads, a ufw command, the verification; and a step failing whose rollback then fails
+/// too (`ufw reload`), which must be exit 3, say so, and leave a restore the next run
+/// finishes.
 #[test]
 fn a_fault_in_each_phase_of_a_full_apply_is_rolled_back() {
     crate::require_root!();
@@ -709,20 +738,57 @@ fn a_fault_in_each_phase_of_a_full_apply_is_rolled_back() {
             .find(|&n| reference.commands[n - 1].starts_with(prefix))
             .unwrap_or_else(|| panic!("no step command starts with {prefix:?}"))
     };
+    let check = find("fail2ban-client -t");
+    let plan: Plan = serde_json::from_value(reference.plan.clone()).expect("the plan parses");
+    let undo = rollback_commands(&plan, check - phases.steps);
+    let reload = undo
+        .iter()
+        .position(|c| c == "ufw reload")
+        .unwrap_or_else(|| panic!("the rollback runs no ufw reload: {undo:#?}"));
     let cases = [
-        (phases.lock, false),
-        (find("/usr/sbin/sshd -t"), false),
-        (find("sh -c 'pkill -HUP"), true),
-        (find("ufw allow in"), true),
-        (find("fail2ban-client reload"), true),
-        (phases.verify, false),
+        phases.lock.to_string(),
+        find("/usr/sbin/sshd -t").to_string(),
+        format!("{}:after", find("sh -c 'pkill -HUP")),
+        format!("{}:after", find("ufw allow in")),
+        format!("{}:after", find("fail2ban-client reload")),
+        phases.verify.to_string(),
+        format!("{check},{}", check + 1 + reload),
     ];
     let outcomes = in_parallel(
         &cases,
-        |&(n, _)| format!("fault {n}"),
-        |&(n, after)| fault_case(&reference, n, after),
+        |spec| format!("fault {spec}"),
+        |spec| fault_case(&reference, spec),
     );
     report("faults, one per phase", started, &outcomes);
+}
+
+/// The commands a rollback runs when the `failing`th step command (from 0) fails: the
+/// reloads and rollback commands of every change up to the failing one, in order, as the
+/// executor runs them.
+fn rollback_commands(plan: &Plan, failing: usize) -> Vec<String> {
+    let mut seen = 0;
+    let mut last = 0;
+    for (change, step) in plan.steps() {
+        if matches!(step, Step::Run(_) | Step::Validate(_) | Step::Reload { .. }) {
+            if seen == failing {
+                last = change;
+                break;
+            }
+            seen += 1;
+        }
+    }
+    let mut commands: Vec<String> = Vec::new();
+    for change in &plan.changes[..=last] {
+        let reloads = change.steps.iter().filter_map(|s| match s {
+            Step::Reload { command, .. } => Some(command),
+            _ => None,
+        });
+        for command in reloads.chain(&change.on_rollback) {
+            commands.push(command.display().replace('\n', "\\n"));
+        }
+    }
+    commands.dedup();
+    commands
 }
 
 /// When to kill an apply: `delay` seconds after its log reached `after_command` commands.
@@ -805,7 +871,7 @@ fn crash_case(stage: &Stage, reference: &Reference, point: &KillPoint, reapply: 
         .lines()
         .count();
     let rc = killed["rc"].as_i64().unwrap_or_default();
-    check_after_kill(sb, reference, before, &mut found);
+    let left = check_after_kill(sb, reference, before, &mut found);
     let recovery = if reapply {
         recover_by_apply(sb, reference, before, &mut found)
     } else {
@@ -825,7 +891,7 @@ fn crash_case(stage: &Stage, reference: &Reference, point: &KillPoint, reapply: 
         label,
         secs: started.elapsed().as_secs_f64(),
         result: format!(
-            "{} at cmd {reached:>2}, {recovery}",
+            "{} at cmd {reached:>2} ({left}), {recovery}",
             if rc == -9 { "killed" } else { "finished" }
         ),
         mismatches: found.0,
@@ -834,8 +900,14 @@ fn crash_case(stage: &Stage, reference: &Reference, point: &KillPoint, reapply: 
 
 /// Right after the kill, before any recovery: every file harden writes is wholly old or
 /// wholly new, the key login works, and either the journal says a restore is due (and plan
-/// warns of it) or nothing changed at all (or everything did).
-fn check_after_kill(sb: &Sandbox, reference: &Reference, before: &Before, found: &mut Findings) {
+/// warns of it) or nothing changed at all (or everything did). Says what the kill left:
+/// the journal or not, and the old state, the new one or one between.
+fn check_after_kill(
+    sb: &Sandbox,
+    reference: &Reference,
+    before: &Before,
+    found: &mut Findings,
+) -> String {
     let now = checksums(sb, &reference.written);
     for ((line, old), new) in now.iter().zip(&before.sums).zip(&reference.written_after) {
         found.check(line == old || line == new, || {
@@ -849,7 +921,16 @@ fn check_after_kill(sb: &Sandbox, reference: &Reference, before: &Before, found:
             login.output().trim()
         )
     });
-    if sb.exists(JOURNAL) {
+    let now = state(sb);
+    let which = if now == before.state {
+        "old"
+    } else if now == reference.after {
+        "new"
+    } else {
+        "between"
+    };
+    let journal = sb.exists(JOURNAL);
+    if journal {
         let plan = sb.harden(&["plan", PLAYBOOK_PATH]);
         found.check(
             plan.stderr.contains("an earlier apply was interrupted"),
@@ -861,14 +942,14 @@ fn check_after_kill(sb: &Sandbox, reference: &Reference, before: &Before, found:
             },
         );
     } else {
-        let now = state(sb);
-        found.check(now == before.state || now == reference.after, || {
+        found.check(which != "between", || {
             format!(
                 "no journal, yet the state is neither the old nor the new one:\n{}",
                 line_diff(&before.state, &now)
             )
         });
     }
+    format!("{}journal, {which}", if journal { "" } else { "no " })
 }
 
 fn recover_by_rollback(sb: &Sandbox, before: &Before, found: &mut Findings) -> String {

@@ -324,4 +324,16 @@ mod tests {
             .expect_err("spawn");
         assert!(matches!(err, CommandError::Spawn { .. }));
     }
+
+    /// Release builds have no fault hook: the variables change nothing
+    /// (`cargo test --release -p harden-host`).
+    #[cfg(not(debug_assertions))]
+    #[tokio::test]
+    async fn release_builds_ignore_the_fault_variables() {
+        std::env::set_var("HARDEN_FAULT_COMMAND", "1,2,3");
+        let out = run(Path::new("/"), &Command::new(["true"]))
+            .await
+            .expect("run");
+        assert!(out.success(), "{out:?}");
+    }
 }
