@@ -1235,3 +1235,57 @@ fn an_apply_that_succeeds_leaves_fail2ban_running_the_new_jails_even_if_a_ping_f
         _ => panic!("{run}"),
     }
 }
+
+/// Waits until harden has created its snapshot directory but not yet written its manifest,
+/// then SIGKILLs the run's process group. Prints what it saw.
+const KILL_IN_SNAPSHOT: &str = r#"import os, signal, subprocess, sys, time
+base = '/var/lib/harden/snapshots'
+before = set(os.listdir(base)) if os.path.isdir(base) else set()
+p = subprocess.Popen([sys.argv[1], 'apply', '/tmp/pb.yaml'], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+caught = False
+while p.poll() is None and not caught:
+    new = set(os.listdir(base)) - before if os.path.isdir(base) else set()
+    caught = any(not os.path.exists(os.path.join(base, d, 'manifest.json')) for d in new)
+    if caught:
+        os.killpg(p.pid, signal.SIGKILL)
+p.wait()
+print('caught' if caught else 'missed')
+"#;
+
+/// A run killed while it writes its snapshot (2000 files' content to save) leaves a snapshot
+/// directory without a manifest. `harden snapshots` ignores it, but nothing removes it: the
+/// next apply and the rollback after it leave it in /var/lib/harden.
+#[test]
+fn a_snapshot_left_half_written_by_a_killed_run_is_removed_by_the_next_run() {
+    crate::require_root!();
+    let _slot = Slot::take();
+    let sb = Sandbox::new();
+    let mut playbook = String::from("files:\n");
+    for i in 0..2000 {
+        playbook.push_str(&format!(
+            "  - {{ path: /etc/snap/f{i}, content: \"new\\n\" }}\n"
+        ));
+    }
+    sb.write(PLAYBOOK_PATH, &playbook);
+    sb.write("/tmp/kill-in-snapshot.py", KILL_IN_SNAPSHOT);
+    sb.sh("mkdir -p /etc/snap && cd /etc/snap && for i in $(seq 0 1999); do echo old > f$i; done")
+        .assert_ok();
+    let caught = sb
+        .sh(&format!(
+            "python3 /tmp/kill-in-snapshot.py {HARDEN_IN_SANDBOX}"
+        ))
+        .assert_ok()
+        .stdout;
+    assert_eq!(caught.trim(), "caught", "the kill missed the snapshot");
+    assert!(
+        sb.sh(LEFTOVERS).stdout.contains("incomplete snapshot"),
+        "the kill left no incomplete snapshot: the test proves nothing"
+    );
+    sb.harden(&["apply", PLAYBOOK_PATH]).assert_ok();
+    sb.harden(&["rollback"]).assert_ok();
+    sb.sh("grep -qx old /etc/snap/f0 && grep -qx old /etc/snap/f1999")
+        .assert_ok();
+    let left = sb.sh(LEFTOVERS).stdout;
+    assert!(left.trim().is_empty(), "left behind:\n{left}");
+}
