@@ -17,7 +17,9 @@
 //! processes, the admin's key login must work, no temporary file may be left, and the next
 //! plan must be the first plan again. A sweep collects every mismatch and reports them all,
 //! with the time each case took; the full sweeps take minutes and are `#[ignore]`d (run them
-//! with `cargo test --test integration reliability -- --ignored --nocapture`).
+//! with `cargo test --test integration reliability -- --ignored --nocapture`), while a
+//! fault per phase, the files-only kill test and one focused test per bug the sweeps found
+//! run with every test run.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,8 +106,11 @@ const DAEMONS: &str = "for f in /run/sshd.pid /run/fail2ban/fail2ban.pid; do
   if p=$(cat $f 2>/dev/null) && [ -d /proc/$p ]; then echo \"$f: $p $(cat /proc/$p/comm) from $(cut -d' ' -f22 /proc/$p/stat)\"; else echo \"$f: not running\"; fi
 done";
 
-/// What a crash or a failed write may leave: temporary files beside managed files or in
-/// harden's own state, and snapshot directories without a manifest.
+/// Temporary files a crash or a failed write may leave beside managed files or in harden's
+/// own state.
+const TEMP_FILES: &str = "find /var/lib/harden /etc /srv -name '.*.harden-tmp' 2>/dev/null; true";
+
+/// What a crash may leave: [`TEMP_FILES`], and snapshot directories without a manifest.
 const LEFTOVERS: &str = "find /var/lib/harden /etc /srv -name '.*.harden-tmp' 2>/dev/null
 for d in /var/lib/harden/snapshots/*/; do if [ -d \"$d\" ] && [ ! -e \"$d/manifest.json\" ]; then echo \"incomplete snapshot $d\"; fi; done
 true";
@@ -502,60 +507,10 @@ fn judge_apply(
     run: &Run,
     found: &mut Findings,
 ) -> String {
-    let output = run.output();
     let result = match run.status {
-        1 => {
-            found.same("the state after exit 1", &before.state, &state(sb));
-            found.check(plan_json(sb) == before.plan, || {
-                "the next plan is not the first plan".into()
-            });
-            if output.contains("rolled back: restored snapshot") {
-                "exit 1, rolled back".to_owned()
-            } else {
-                "exit 1, nothing changed".to_owned()
-            }
-        }
-        0 => {
-            found.same("the state after exit 0", &reference.after, &state(sb));
-            let next = plan_json(sb);
-            found.check(next["changes"] == Value::Array(Vec::new()), || {
-                format!(
-                    "exit 0 but the next plan still has changes: {}",
-                    next["changes"]
-                )
-            });
-            "exit 0, the fault was absorbed".to_owned()
-        }
-        3 => {
-            let failures = restore_failures(&output);
-            found.check(
-                !failures.is_empty() && failures.iter().all(|f| f.contains("injected fault")),
-                || {
-                    format!(
-                        "exit 3, and not (only) for an injected fault:\n{}",
-                        tail(run, 10)
-                    )
-                },
-            );
-            // The journal stays; the next run must finish the restore.
-            let next = sb.harden(&["rollback"]);
-            found.check(next.success(), || {
-                format!("the rollback after exit 3 failed:\n{}", tail(&next, 10))
-            });
-            found.same(
-                "the state after exit 3 and a rollback",
-                &before.state,
-                &state(sb),
-            );
-            found.check(plan_json(sb) == before.plan, || {
-                "after exit 3 and a rollback, the next plan is not the first plan".into()
-            });
-            format!(
-                "exit 3 ({} failed), then rollback exit {}",
-                failures.len(),
-                next.status
-            )
-        }
+        1 => judge_failed(sb, before, run, found),
+        0 => judge_absorbed(sb, reference, found),
+        3 => judge_incomplete(sb, before, run, found),
         other => {
             found.0.push(format!("exit {other}:\n{}", tail(run, 10)));
             format!("exit {other}")
@@ -567,6 +522,65 @@ fn judge_apply(
         found.0.push(format!("the run said:\n{}", tail(run, 12)));
     }
     result
+}
+
+/// Exit 1: everything as before, and the same plan.
+fn judge_failed(sb: &Sandbox, before: &Before, run: &Run, found: &mut Findings) -> String {
+    found.same("the state after exit 1", &before.state, &state(sb));
+    found.check(plan_json(sb) == before.plan, || {
+        "the next plan is not the first plan".into()
+    });
+    if run.output().contains("rolled back: restored snapshot") {
+        "exit 1, rolled back".to_owned()
+    } else {
+        "exit 1, nothing changed".to_owned()
+    }
+}
+
+/// Exit 0 although a command failed: only if the fault changed nothing that matters, so
+/// the system is exactly as a clean apply leaves it and nothing is left to do.
+fn judge_absorbed(sb: &Sandbox, reference: &Reference, found: &mut Findings) -> String {
+    found.same("the state after exit 0", &reference.after, &state(sb));
+    let next = plan_json(sb);
+    found.check(next["changes"] == Value::Array(Vec::new()), || {
+        format!(
+            "exit 0 but the next plan still has changes: {}",
+            next["changes"]
+        )
+    });
+    "exit 0, the fault was absorbed".to_owned()
+}
+
+/// Exit 3: justified only by restore failures harden lists, each an injected fault; the
+/// journal stays, and the next rollback must finish the restore.
+fn judge_incomplete(sb: &Sandbox, before: &Before, run: &Run, found: &mut Findings) -> String {
+    let failures = restore_failures(&run.output());
+    found.check(
+        !failures.is_empty() && failures.iter().all(|f| f.contains("injected fault")),
+        || {
+            format!(
+                "exit 3, and not (only) for an injected fault:\n{}",
+                tail(run, 10)
+            )
+        },
+    );
+    let next = sb.harden(&["rollback"]);
+    found.check(next.success(), || {
+        format!("the rollback after exit 3 failed:\n{}", tail(&next, 10))
+    });
+    found.same(
+        "the state after exit 3 and a rollback",
+        &before.state,
+        &state(sb),
+    );
+    found.check(plan_json(sb) == before.plan, || {
+        "after exit 3 and a rollback, the next plan is not the first plan".into()
+    });
+    format!(
+        "exit 3 ({} failed), then rollback exit {}",
+        failures.len(),
+        next.status
+    )
 }
 
 /// Runs the apply with the faults of `spec` (`HARDEN_FAULT_COMMAND`; its first number is the
@@ -618,28 +632,37 @@ fn check_faulted(log: &str, reference: &Reference, spec: &str, found: &mut Findi
     });
 }
 
-/// Runs `job` on every item, two sandboxes at a time; a panic is that item's mismatch.
-fn in_parallel<T: Sync>(
+/// Runs `job` on every item on two threads, one sandbox slot each. Each thread keeps a value
+/// `job` may set up and reuse (a sandbox) in an `Option`; a panic is that item's mismatch,
+/// and a panic or a mismatch drops the value, so that a sandbox left in a wrong state is not
+/// used again.
+fn in_parallel<T: Sync, S>(
     items: &[T],
     label: impl Fn(&T) -> String + Sync,
-    job: impl Fn(&T) -> Outcome + Sync,
+    job: impl Fn(&mut Option<S>, usize, &T) -> Outcome + Sync,
 ) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     thread::scope(|scope| {
         for _ in 0..2 {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
+            scope.spawn(|| {
                 let _slot = Slot::take();
-                let started = Instant::now();
-                let outcome = panic::catch_unwind(AssertUnwindSafe(|| job(item)))
-                    .unwrap_or_else(|e| panicked(label(item), started, e.as_ref()));
-                eprintln!("{}", line(&outcome));
-                results
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((i, outcome));
+                let mut kept = None;
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    let started = Instant::now();
+                    let outcome = panic::catch_unwind(AssertUnwindSafe(|| job(&mut kept, i, item)))
+                        .unwrap_or_else(|e| panicked(label(item), started, e.as_ref()));
+                    if !outcome.mismatches.is_empty() {
+                        kept = None;
+                    }
+                    eprintln!("{}", line(&outcome));
+                    results
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((i, outcome));
+                }
             });
         }
     });
@@ -707,7 +730,7 @@ fn report(title: &str, started: Instant, outcomes: &[Outcome]) {
 
 /// Every command of a full apply failed in turn, before and after it runs.
 #[test]
-#[ignore = "the full sweep: two sandboxes per command of a full apply, about 15 minutes"]
+#[ignore = "the full sweep: a sandbox per command of a full apply and per mode, 10 to 15 minutes on 2 cores"]
 fn every_command_of_a_full_apply_failing_before_or_after_it_runs_is_rolled_back() {
     crate::require_root!();
     let started = Instant::now();
@@ -718,7 +741,7 @@ fn every_command_of_a_full_apply_failing_before_or_after_it_runs_is_rolled_back(
     let outcomes = in_parallel(
         &cases,
         |spec| format!("fault {spec}"),
-        |spec| fault_case(&reference, spec),
+        |_: &mut Option<()>, _, spec| fault_case(&reference, spec),
     );
     report("faults", started, &outcomes);
 }
@@ -757,7 +780,7 @@ fn a_fault_in_each_phase_of_a_full_apply_is_rolled_back() {
     let outcomes = in_parallel(
         &cases,
         |spec| format!("fault {spec}"),
-        |spec| fault_case(&reference, spec),
+        |_: &mut Option<()>, _, spec| fault_case(&reference, spec),
     );
     report("faults, one per phase", started, &outcomes);
 }
@@ -1002,45 +1025,22 @@ fn recover_by_apply(
 
 /// A full apply killed at 40-odd points spread over its phases; the next run recovers.
 #[test]
-#[ignore = "the crash sweep: about 50 kills and recoveries, about 10 minutes"]
+#[ignore = "the crash sweep: 56 kills and recoveries, about 10 minutes on 2 cores"]
 fn a_full_apply_killed_anywhere_is_recovered_by_the_next_run() {
     crate::require_root!();
     let started = Instant::now();
     let reference = Reference::take();
     let points = kill_points(&reference);
     assert!(points.len() >= 40, "only {} kill points", points.len());
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| {
-                let _slot = Slot::take();
-                let mut stage: Option<Stage> = None;
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(point) = points.get(i) else { break };
-                    let case_started = Instant::now();
-                    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                        let current = stage.get_or_insert_with(|| Stage::new(&reference));
-                        crash_case(current, &reference, point, i % 2 == 1)
-                    }))
-                    .unwrap_or_else(|e| panicked(format!("kill {i}"), case_started, e.as_ref()));
-                    // A sandbox whose state did not come back is not reused.
-                    if !outcome.mismatches.is_empty() {
-                        stage = None;
-                    }
-                    eprintln!("{}", line(&outcome));
-                    results
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((i, outcome));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
-    results.sort_by_key(|(i, _)| *i);
-    let outcomes: Vec<Outcome> = results.into_iter().map(|(_, o)| o).collect();
+    // Recovery alternates: a rollback, or an apply (then a rollback, for the next kill).
+    let outcomes = in_parallel(
+        &points,
+        |point| format!("kill after command {}", point.after_command),
+        |stage, i, point| {
+            let stage = stage.get_or_insert_with(|| Stage::new(&reference));
+            crash_case(stage, &reference, point, i % 2 == 1)
+        },
+    );
     let killed = outcomes
         .iter()
         .filter(|o| o.result.starts_with("killed"))
@@ -1138,7 +1138,8 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
             "kill {k} at {delay:.3} s: not restored\n{}",
             next.stderr
         );
-        let left = sb.sh(LEFTOVERS).stdout;
+        // Temporary files only: a snapshot left without its manifest is the next test's.
+        let left = sb.sh(TEMP_FILES).stdout;
         assert!(
             left.trim().is_empty(),
             "kill {k} at {delay:.3} s left:\n{left}"
