@@ -197,7 +197,9 @@ fn prepare(sb: &Sandbox) {
 /// Files (kind, mode, owner, checksum, a link's target) under [`STATE_DIRS`], ufw's view,
 /// sshd's effective configuration, fail2ban's running jails and the kernel's rules. Not
 /// sizes: a directory's size is the overlay's business (it changes when a file inside is
-/// created and removed again).
+/// created and removed again). Nor ufw's capability-test chains: a `ufw` killed with the
+/// run leaves its empty, unreferenced `ufw-caps-test*` chain behind, which no rollback
+/// removes; [`UFW_LEFTOVER`] notes it instead.
 fn state(sb: &Sandbox) -> String {
     let dirs = STATE_DIRS.join(" ");
     let script = format!(
@@ -207,8 +209,17 @@ fn state(sb: &Sandbox) -> String {
          echo '--- sshd'; /usr/sbin/sshd -T
          echo '--- fail2ban'; {FAIL2BAN_STATE}"
     );
-    sb.sh(&script).assert_ok().stdout + "--- kernel\n" + &kernel_rules(sb)
+    let kernel: String = kernel_rules(sb)
+        .lines()
+        .filter(|l| !l.contains("ufw-caps-test"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    sb.sh(&script).assert_ok().stdout + "--- kernel\n" + &kernel
 }
+
+/// Prints the capability-test chains a killed `ufw` left in the kernel.
+const UFW_LEFTOVER: &str =
+    "(iptables -S; ip6tables -S) | sed -n 's/^-N \\(ufw-caps-test.*\\)/\\1/p'";
 
 /// One `sha256sum` line (or `missing PATH`) per path, in order.
 fn checksums(sb: &Sandbox, paths: &[String]) -> Vec<String> {
@@ -904,6 +915,13 @@ fn crash_case(stage: &Stage, reference: &Reference, point: &KillPoint, reapply: 
     found.check(!sb.exists(JOURNAL), || {
         "the journal is still there after recovery".into()
     });
+    let ufw_left = sb.sh(UFW_LEFTOVER).stdout;
+    let note = if ufw_left.trim().is_empty() {
+        String::new()
+    } else {
+        let chains: Vec<&str> = ufw_left.split_whitespace().collect();
+        format!("; ufw left {}", chains.join(" "))
+    };
     let label = format!(
         "kill after command {:>2} + {:.3} s ({})",
         point.after_command,
@@ -914,7 +932,7 @@ fn crash_case(stage: &Stage, reference: &Reference, point: &KillPoint, reapply: 
         label,
         secs: started.elapsed().as_secs_f64(),
         result: format!(
-            "{} at cmd {reached:>2} ({left}), {recovery}",
+            "{} at cmd {reached:>2} ({left}), {recovery}{note}",
             if rc == -9 { "killed" } else { "finished" }
         ),
         mismatches: found.0,
