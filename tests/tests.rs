@@ -16,6 +16,7 @@ mod cli;
 mod examples;
 mod fail2ban;
 mod files;
+mod reliability;
 mod rollback;
 mod sandbox;
 mod seeds;

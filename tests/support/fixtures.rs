@@ -47,3 +47,21 @@ pub fn assert_plan_schema(plan: &serde_json::Value) {
     let errors: Vec<String> = validator.iter_errors(plan).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+/// Starts fail2ban-server the way the sandbox allows (no systemd) and waits until it answers.
+pub fn start_fail2ban(sb: &Sandbox) {
+    sb.sh("mkdir -p /run/fail2ban && fail2ban-client -x start >/dev/null 2>&1 && fail2ban-client ping >/dev/null")
+        .assert_ok();
+}
+
+/// An SSH login over loopback as the [`keyed_admin`], with its key only.
+pub fn admin_key_login(sb: &Sandbox) -> super::Run {
+    sb.sh("ssh -i /root/admin_key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR admin@127.0.0.1 true")
+}
+
+/// The kernel's IPv4 and IPv6 rules, without counters and time stamps.
+pub fn kernel_rules(sb: &Sandbox) -> String {
+    sb.sh("(iptables-save; ip6tables-save) | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'")
+        .assert_ok()
+        .stdout
+}
