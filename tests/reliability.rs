@@ -1192,21 +1192,16 @@ fn firewall(sb: &Sandbox) -> String {
 }
 
 /// A probe that fails (here `iptables -L ufw-user-input`, as when the xtables lock stays
-/// busy past its 5 s wait) is read as "ufw is not loaded": the plan under the lock adds
-/// `ufw --force enable` and, as the rollback of an enable, `ufw-init force-stop`. When a
-/// later step fails (a filter fail2ban-regex rejects), the rollback then stops the firewall
-/// that was active before, and says the snapshot was restored.
+/// busy past its 5 s wait) was read as "ufw is not loaded": the plan under the lock added
+/// `ufw --force enable` and, as the rollback of an enable, `ufw-init force-stop`, so a later
+/// failure made the rollback stop the firewall that was active before. Only iptables' own
+/// "no such chain" means not loaded now; any other failure stops the plan, changing nothing.
 #[test]
 fn a_failed_firewall_probe_does_not_make_a_rollback_stop_an_active_firewall() {
     crate::require_root!();
     let _slot = Slot::take();
     let sb = Sandbox::new();
     prepare(&sb);
-    let rejected = PLAYBOOK.replace(
-        "'Failed login from <HOST>'",
-        "'Failed login from <HOST> (unclosed'",
-    );
-    sb.write(PLAYBOOK_PATH, &rejected);
     let n = lock_plan_command(&sb, "iptables -w 5 -n -L ufw-user-input");
     let before = firewall(&sb);
     let run = sb.sh(&format!(
@@ -1214,8 +1209,7 @@ fn a_failed_firewall_probe_does_not_make_a_rollback_stop_an_active_firewall() {
     ));
     assert_eq!(run.status, 1, "{run}");
     assert!(
-        run.output()
-            .contains("Unable to compile regular expression"),
+        run.output().contains("cannot tell whether ufw is running"),
         "{run}"
     );
     let after = firewall(&sb);
@@ -1228,9 +1222,10 @@ fn a_failed_firewall_probe_does_not_make_a_rollback_stop_an_active_firewall() {
 }
 
 /// A `fail2ban-client ping` that fails in the plan under the lock (a busy server past its
-/// 15 s timeout) is read as "fail2ban-server is not running": the plan writes the jail and
-/// filter files but does not reload, the verification compares files only, and apply says
-/// it applied every change while the server still runs the old jails.
+/// 15 s timeout) was read as "fail2ban-server is not running": the plan wrote the jail and
+/// filter files but did not reload, and apply said it applied every change while the server
+/// still ran the old jails. Only the client's own "Is fail2ban running?" means not running
+/// now; any other failure stops the plan (exit 1, nothing changed).
 #[test]
 fn an_apply_that_succeeds_leaves_fail2ban_running_the_new_jails_even_if_a_ping_failed() {
     crate::require_root!();

@@ -477,7 +477,22 @@ impl Resource for Fail2ban {
                 let ping = host
                     .run(&Command::new(["fail2ban-client", "ping"]).timeout(15))
                     .await;
-                live.running = ping.is_ok_and(|o| o.success());
+                live.running = match ping {
+                    Ok(out) if out.success() => true,
+                    // The client's own word that no server answers on the socket.
+                    Ok(out)
+                        if (out.stderr.clone() + &out.stdout).contains("Is fail2ban running?") =>
+                    {
+                        false
+                    }
+                    // A busy server (past the timeout) or a broken client tells nothing:
+                    // "not running" would plan no reload, and apply would report jails that
+                    // the server does not run.
+                    Ok(out) => {
+                        return Err(failed_ping(&last_error(&out.stderr, &out.stdout)));
+                    }
+                    Err(e) => return Err(failed_ping(&e.to_string())),
+                };
                 live.stale_socket = !live.running
                     && host
                         .stat(Path::new("/run/fail2ban/fail2ban.sock"))
@@ -698,6 +713,12 @@ impl Resource for Fail2ban {
         );
         Ok(diff)
     }
+}
+
+fn failed_ping(why: &str) -> Failure {
+    Failure::Probe(format!(
+        "cannot tell whether fail2ban-server runs: `fail2ban-client ping` failed: {why}"
+    ))
 }
 
 /// True when a failregex says where the address is.

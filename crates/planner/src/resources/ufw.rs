@@ -274,7 +274,18 @@ impl Resource for Ufw {
             let check =
                 Command::new(["iptables", "-w", "5", "-n", "-L", "ufw-user-input"]).timeout(15);
             match host.run(&check).await {
-                Ok(out) => Ok(Some(out.success())),
+                Ok(out) if out.success() => Ok(Some(true)),
+                // Only iptables' own "no such chain" means ufw is not loaded. Anything else
+                // (the xtables lock still busy, a broken iptables) tells nothing, and reading
+                // it as "not loaded" would plan an enable whose rollback stops a firewall
+                // that was active all along.
+                Ok(out) if chain_missing(&out.stderr) => Ok(Some(false)),
+                Ok(out) => Err(Failure::Probe(format!(
+                    "cannot tell whether ufw is running: `{}` exited with {:?}: {}",
+                    check.display(),
+                    out.code,
+                    out.stderr.trim()
+                ))),
                 Err(e) => Err(Failure::Probe(format!(
                     "cannot tell whether ufw is running: {e}"
                 ))),
@@ -558,6 +569,19 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
         }
     }
     inputs
+}
+
+/// True when iptables' complaint says the chain does not exist (the wording differs between
+/// the legacy and the nf_tables backends).
+fn chain_missing(stderr: &str) -> bool {
+    [
+        "No chain/target/match",
+        "does not exist",
+        "doesn't exist",
+        "is incompatible",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m))
 }
 
 /// Whether the firewall ufw holds now lets a new TCP connection to `port` in, by the same
