@@ -468,11 +468,14 @@ pub(crate) fn fnmatch(pattern: &str, name: &str) -> bool {
     }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
+    fn go(p: &[char], n: &[char], failed: &mut Failed) -> bool {
+        if failed.contains(&(p.len(), n.len())) {
+            return false;
+        }
+        let matched = match p.first() {
             None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..], failed)),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..], failed),
             Some('[') => {
                 let Some(&c) = n.first() else { return false };
                 let mut i = 1;
@@ -498,30 +501,49 @@ pub(crate) fn fnmatch(pattern: &str, name: &str) -> bool {
                 }
                 if i >= p.len() {
                     // No closing bracket: `[` is an ordinary character.
-                    return c == '[' && go(&p[1..], &n[1..]);
+                    c == '[' && go(&p[1..], &n[1..], failed)
+                } else {
+                    matched != negate && go(&p[i + 1..], &n[1..], failed)
                 }
-                matched != negate && go(&p[i + 1..], &n[1..])
             }
-            Some('\\') if p.len() > 1 => !n.is_empty() && n[0] == p[1] && go(&p[2..], &n[1..]),
-            Some(&c) => !n.is_empty() && n[0] == c && go(&p[1..], &n[1..]),
+            Some('\\') if p.len() > 1 => {
+                !n.is_empty() && n[0] == p[1] && go(&p[2..], &n[1..], failed)
+            }
+            Some(&c) => !n.is_empty() && n[0] == c && go(&p[1..], &n[1..], failed),
+        };
+        if !matched {
+            failed.insert((p.len(), n.len()));
         }
+        matched
     }
-    go(&p, &n)
+    go(&p, &n, &mut Failed::new())
 }
+
+/// The (pattern left, text left) lengths already known not to match. Without it, each `*`
+/// retries every split of the text and `a***...***b` takes exponential time (found by
+/// fuzzing: an `Include` glob with a hundred stars hung the parse).
+type Failed = std::collections::HashSet<(usize, usize)>;
 
 /// OpenSSH's `match_pattern`: `*` and `?` wildcards only.
 pub(crate) fn match_pattern(text: &str, pattern: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
-            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
-            Some(&c) => !t.is_empty() && t[0] == c && go(&p[1..], &t[1..]),
+    fn go(p: &[char], t: &[char], failed: &mut Failed) -> bool {
+        if failed.contains(&(p.len(), t.len())) {
+            return false;
         }
+        let matched = match p.first() {
+            None => t.is_empty(),
+            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..], failed)),
+            Some('?') => !t.is_empty() && go(&p[1..], &t[1..], failed),
+            Some(&c) => !t.is_empty() && t[0] == c && go(&p[1..], &t[1..], failed),
+        };
+        if !matched {
+            failed.insert((p.len(), t.len()));
+        }
+        matched
     }
-    go(&p, &t)
+    go(&p, &t, &mut Failed::new())
 }
 
 /// OpenSSH's `match_pattern_list`: comma-separated patterns, `!` negates; `1` on a match,
@@ -864,6 +886,19 @@ mod tests {
         assert!(!fnmatch("[!0-9]*.conf", "00-harden.conf"));
         assert!(fnmatch("?0-*", "00-harden.conf"));
         assert!(fnmatch("a\\*", "a*"));
+    }
+
+    #[test]
+    fn many_stars_match_in_polynomial_time() {
+        // Found by fuzzing (fuzz/regressions/sshd_config/): every `*` retried every split.
+        let stars = "*".repeat(200);
+        assert!(fnmatch(&format!("ssh{stars}d_config.d"), "sshd_config.d"));
+        assert!(!fnmatch(&format!("ssh{stars}x"), "sshd_config.d"));
+        assert!(!match_pattern(
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            &"*a".repeat(40)
+        ));
+        assert!(match_pattern("alice", &format!("{stars}e")));
     }
 
     #[test]
