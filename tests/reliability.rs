@@ -1108,7 +1108,6 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
     };
     let pristine = files_state();
 
-    // How long an uninterrupted apply takes, to spread kills across it.
     let kill = |delay: f64| {
         sb.sh(&format!(
             "rm -f /tmp/kill.log; python3 /tmp/kill.py {HARDEN_IN_SANDBOX} /tmp/kill.log 0 {delay:.4}"
@@ -1116,14 +1115,19 @@ fn a_run_killed_at_any_point_is_wholly_old_or_new_and_recovered() {
         .assert_ok()
         .json()
     };
-    let timed = kill(1e6);
-    assert_eq!(timed["rc"], 0, "{}", sb.read("/tmp/apply.out"));
-    let end = timed["end"].as_f64().expect("duration");
+    // The shorter of two clean runs (the machine's load varies), and kills up to 90% of it.
+    let mut end = f64::MAX;
+    for _ in 0..2 {
+        sb.sh(setup).assert_ok();
+        let timed = kill(1e6);
+        assert_eq!(timed["rc"], 0, "{}", sb.read("/tmp/apply.out"));
+        end = end.min(timed["end"].as_f64().expect("duration"));
+    }
     let mut interrupted = 0;
     let mut journals = 0;
     for k in 0..16u32 {
         sb.sh(setup).assert_ok();
-        let delay = end * f64::from(k) / 15.0;
+        let delay = end * 0.9 * f64::from(k) / 15.0;
         if kill(delay)["rc"] == -9 {
             interrupted += 1;
         }
