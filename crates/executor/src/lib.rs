@@ -621,7 +621,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::write(root.join("f"), "old").expect("write");
-        let (uid, gid) = me();
         let plan = plan(vec![write("/f", "new", 0o640)]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
@@ -694,7 +693,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::write(root.join("f"), "old").expect("write");
-        let (uid, gid) = me();
         let plan = plan(vec![write("/f", "new", 0o600)]);
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
@@ -803,95 +801,76 @@ mod tests {
 
     #[test]
     fn a_unit_is_brought_back_to_its_saved_enablement_and_run_state() {
-        let unit = "fail2ban.service";
-        // Enabled but failed at boot, then started by the apply: stopped again.
-        assert_eq!(
-            lines(unit_restore(
-                unit,
-                &state("enabled", "failed"),
-                &state("enabled", "active"),
-                true
-            )),
-            vec!["systemctl stop fail2ban.service"]
+        // (saved, now, systemd runs, the commands that bring `now` back to `saved`)
+        type Case = (
+            (&'static str, &'static str),
+            (&'static str, &'static str),
+            bool,
+            &'static [&'static str],
         );
-        // Disabled and failed, then enabled and left in its restart loop.
-        assert_eq!(
-            lines(unit_restore(
-                unit,
-                &state("disabled", "failed"),
-                &state("enabled", "activating"),
-                true
-            )),
-            vec![
-                "systemctl disable fail2ban.service",
-                "systemctl stop fail2ban.service"
-            ]
-        );
-        // Disabled and stopped, then enabled and started.
-        assert_eq!(
-            lines(unit_restore(
-                unit,
-                &state("disabled", "inactive"),
-                &state("enabled", "active"),
-                true
-            )),
-            vec![
-                "systemctl disable fail2ban.service",
-                "systemctl stop fail2ban.service"
-            ]
-        );
-        // Masked before: unmasked by the apply, masked again.
-        assert_eq!(
-            lines(unit_restore(
-                unit,
-                &state("masked", "inactive"),
-                &state("enabled", "inactive"),
-                true
-            )),
-            vec![
-                "systemctl disable fail2ban.service",
-                "systemctl mask fail2ban.service"
-            ]
-        );
-        // Running before, stopped now.
-        assert_eq!(
-            lines(unit_restore(
-                unit,
-                &state("enabled", "active"),
-                &state("masked", "inactive"),
-                true
-            )),
-            vec![
-                "systemctl unmask fail2ban.service",
-                "systemctl enable fail2ban.service",
-                "systemctl start fail2ban.service"
-            ]
-        );
-        // Without systemd only the enablement, offline.
-        assert_eq!(
-            lines(unit_restore(
-                unit,
-                &state("disabled", "unknown"),
-                &state("enabled", "unknown"),
-                false
-            )),
-            vec!["systemctl disable fail2ban.service"]
-        );
-        // A state harden cannot set (static) and nothing changed: nothing to do.
-        assert!(unit_restore(
-            unit,
-            &state("static", "active"),
-            &state("static", "active"),
-            true
-        )
-        .is_empty());
+        let cases: [Case; 7] = [
+            // Enabled but failed at boot, then started by the apply: stopped again.
+            (
+                ("enabled", "failed"),
+                ("enabled", "active"),
+                true,
+                &["stop"],
+            ),
+            // Disabled and failed, then enabled and left in its restart loop.
+            (
+                ("disabled", "failed"),
+                ("enabled", "activating"),
+                true,
+                &["disable", "stop"],
+            ),
+            (
+                ("disabled", "inactive"),
+                ("enabled", "active"),
+                true,
+                &["disable", "stop"],
+            ),
+            // Masked before: the links the enable made go too.
+            (
+                ("masked", "inactive"),
+                ("enabled", "inactive"),
+                true,
+                &["disable", "mask"],
+            ),
+            (
+                ("enabled", "active"),
+                ("masked", "inactive"),
+                true,
+                &["unmask", "enable", "start"],
+            ),
+            // Without systemd only the enablement, offline.
+            (
+                ("disabled", "unknown"),
+                ("enabled", "unknown"),
+                false,
+                &["disable"],
+            ),
+            // A state harden cannot set (static), and nothing changed: nothing to do.
+            (("static", "active"), ("static", "active"), true, &[]),
+        ];
+        for (saved, now, running, verbs) in cases {
+            let got = lines(unit_restore(
+                "fail2ban.service",
+                &state(saved.0, saved.1),
+                &state(now.0, now.1),
+                running,
+            ));
+            let want: Vec<String> = verbs
+                .iter()
+                .map(|v| format!("systemctl {v} fail2ban.service"))
+                .collect();
+            assert_eq!(got, want, "from {now:?} back to {saved:?}");
+        }
     }
 
     #[tokio::test]
     async fn only_the_newest_snapshots_are_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        let (uid, gid) = me();
         let executor = Executor::new(Host::new(root));
         let lock = executor.lock(Duration::from_secs(1)).expect("lock");
         for i in 0..KEEP + 3 {

@@ -4,7 +4,12 @@
 //! directory, then reports the best of five runs of [`Host::walk`] (with a status per entry,
 //! as the `files` resource needs) and of `find -xdev -printf` over the same tree.
 
-#![allow(missing_docs, clippy::print_stdout, clippy::disallowed_methods)]
+#![allow(
+    missing_docs,
+    clippy::print_stdout,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
