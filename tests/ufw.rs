@@ -443,6 +443,26 @@ fn a_failure_mid_apply_restores_the_previous_rules_exactly() {
     );
 }
 
+/// A ufw killed while it probes the kernel leaves its scratch chain (`ufw-caps-test` plus a
+/// random suffix); the wrapper leaves one in each family and fails as that kill would.
+#[test]
+fn a_ufw_killed_in_its_kernel_probe_leaves_no_chain_after_the_rollback() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("ufw allow 22/tcp && ufw --force enable").assert_ok();
+    let kernel = iptables(&sb);
+    sb.write(
+        "/usr/local/sbin/ufw",
+        "#!/bin/sh\ncase \"$*\" in *443*) iptables -N ufw-caps-testk1ll_d; ip6tables -N ufw6-caps-testk1ll_d; ip6tables -A ufw6-caps-testk1ll_d -j ACCEPT; exit 137;; esac\nexec /usr/sbin/ufw \"$@\"\n",
+    );
+    sb.sh("chmod 755 /usr/local/sbin/ufw").assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 8080/tcp }\n    - { allow: 443/tcp }\n",
+    );
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
+    assert_eq!(iptables(&sb), kernel, "no scratch chain is left");
+}
+
 #[test]
 fn a_failed_enable_of_an_inactive_firewall_leaves_it_inactive() {
     let Some(sb) = crate::sandbox!() else { return };

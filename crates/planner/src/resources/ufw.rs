@@ -1068,6 +1068,29 @@ fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool
 
 /// Attaches what a rollback must run once the state files are restored.
 fn rollback(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool) {
+    undo(changes, live, is_live, active_now);
+    if is_live {
+        if let Some(first) = changes.first_mut() {
+            first.on_rollback.push(caps_test_cleanup());
+        }
+    }
+}
+
+/// ufw probes the kernel's netfilter features in a scratch chain named `ufw-caps-test` or
+/// `ufw6-caps-test` plus a random suffix, and deletes it afterwards. A ufw killed between
+/// the two (an interrupted apply) leaves the chain behind; the rollback removes it, so the
+/// firewall is the one from before the apply.
+fn caps_test_cleanup() -> Command {
+    const SCRIPT: &str = r#"for t in iptables ip6tables; do
+  command -v "$t" >/dev/null 2>&1 || continue
+  for c in $("$t" -w 5 -S 2>/dev/null | sed -n 's/^-N \(ufw6\{0,1\}-caps-test[a-z0-9_]*\)$/\1/p'); do
+    "$t" -w 5 -F "$c" && "$t" -w 5 -X "$c" || exit 1
+  done
+done"#;
+    Command::new(["sh", "-c", SCRIPT]).timeout(60)
+}
+
+fn undo(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool) {
     if !is_live {
         // Under --root nothing was loaded; the snapshot restores the image's files. A
         // package installed by this plan is removed again.

@@ -511,12 +511,13 @@ fn a_missing_ufw_is_installed_first() {
         .iter()
         .map(|c| c.display())
         .collect();
-    assert_eq!(undo.len(), 2, "{undo:?}");
+    assert_eq!(undo.len(), 3, "{undo:?}");
     assert!(
         undo[0].contains("iptables -w 5 -n -L ufw-user-input") && undo[0].contains("force-stop"),
         "{undo:?}"
     );
     assert!(undo[1].contains("apt-get purge -y"), "{undo:?}");
+    assert!(undo[2].contains("caps-test"), "{undo:?}");
     assert!(d.changes.iter().skip(1).all(|c| c.on_rollback.is_empty()));
 }
 
