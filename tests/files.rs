@@ -428,3 +428,102 @@ fn a_signal_mid_apply_stops_between_steps_and_rolls_back_at_once() {
     sb.sh("test ! -e /var/lib/harden/journal.json").assert_ok();
     assert_eq!(content_and_attrs(&sb, "/srv/sig"), pristine);
 }
+
+/// A log a fail2ban jail reads must exist before the application first writes it: `ensure:
+/// file` creates it empty with its mode and owner, `parents` creates the directories above
+/// it, an existing log is never truncated, and a rollback removes what was created.
+#[test]
+fn ensure_file_creates_a_missing_log_with_its_parents_and_never_truncates_one() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("groupadd --system applog && mkdir -p /var/log/app && echo 'kept line' > /var/log/app/old.log && chmod 600 /var/log/app/old.log")
+        .assert_ok();
+    let before = content_and_attrs(&sb, "/var/log/app");
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:
+  - { path: /opt/svc/logs/api.log, ensure: file, parents: true, mode: \"0640\", group: applog }
+  - { path: /var/log/app/old.log, ensure: file, mode: \"0640\" }
+  - { path: /srv/data/cache, ensure: directory, parents: true, mode: \"0750\" }
+",
+    );
+    let plan = sb.harden(&["plan", "/tmp/pb.yaml"]).assert_ok();
+    plan.assert_stdout_contains("create empty file /opt/svc/logs/api.log (mode 0640");
+    plan.assert_stdout_contains("parent directory is missing");
+    sb.sh("test ! -e /opt/svc").assert_ok();
+
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    let created = sb
+        .sh("stat -c '%a %U %G %F %n' /opt/svc /opt/svc/logs /opt/svc/logs/api.log /srv/data /srv/data/cache /var/log/app/old.log; cat /var/log/app/old.log")
+        .assert_ok()
+        .stdout
+        .clone();
+    assert_eq!(
+        created,
+        "755 root root directory /opt/svc
+755 root root directory /opt/svc/logs
+640 root applog regular empty file /opt/svc/logs/api.log
+755 root root directory /srv/data
+750 root root directory /srv/data/cache
+640 root root regular file /var/log/app/old.log
+kept line
+"
+    );
+    sb.harden(&["plan", "/tmp/pb.yaml"])
+        .assert_ok()
+        .assert_stdout_contains("No changes.");
+
+    // The application writes its log; the next run leaves the content alone.
+    sb.sh("echo 'GET /health' >> /opt/svc/logs/api.log")
+        .assert_ok();
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    sb.sh("grep -qx 'GET /health' /opt/svc/logs/api.log")
+        .assert_ok();
+
+    // Rolling back the first apply removes what it created and restores the old log.
+    let snapshots = sb.harden(&["snapshots", "--format", "json"]).assert_ok();
+    let list: serde_json::Value =
+        serde_json::from_str(&snapshots.stdout).expect("snapshots as JSON");
+    let first = list["snapshots"]
+        .as_array()
+        .and_then(|s| s.first())
+        .and_then(|s| s["id"].as_str())
+        .expect("the first apply's snapshot")
+        .to_owned();
+    sb.harden(&["rollback", &first]).assert_ok();
+    sb.sh("test ! -e /opt/svc && test ! -e /srv/data")
+        .assert_ok();
+    assert_eq!(content_and_attrs(&sb, "/var/log/app"), before);
+}
+
+#[test]
+fn ensure_file_over_a_directory_and_contradictory_keys_are_located_errors() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("mkdir -p /srv/app.log").assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/app.log, ensure: file }\n",
+    );
+    sb.harden(&["plan", "/tmp/pb.yaml"])
+        .assert_status(1)
+        .assert_stderr_contains("pb.yaml:2:")
+        .assert_stderr_contains("/srv/app.log exists and is a directory, not a regular file");
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/x.log, ensure: file, content: \"x\" }\n  - { path: /srv/y, parents: true, mode: \"0600\" }\n",
+    );
+    sb.harden(&["plan", "/tmp/pb.yaml"])
+        .assert_status(1)
+        .assert_stderr_contains("pb.yaml:2:")
+        .assert_stderr_contains("`content` already creates the file")
+        .assert_stderr_contains("pb.yaml:3:")
+        .assert_stderr_contains("`parents: true` creates the parents of a path the entry creates");
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/z, ensure: fifo }\n",
+    );
+    sb.harden(&["plan", "/tmp/pb.yaml"])
+        .assert_status(1)
+        .assert_stderr_contains("pb.yaml:2:")
+        .assert_stderr_contains("fifo");
+    sb.sh("test ! -e /var/lib/harden").assert_ok();
+}

@@ -332,6 +332,7 @@ fn step_text(step: &Step) -> String {
             to.gid
         ),
         Step::CreateDir { path, .. } => format!("create directory {}", path.display()),
+        Step::CreateFile { path, .. } => format!("create empty file {}", path.display()),
         Step::RemoveFile { path, .. } => format!("remove {}", path.display()),
         Step::Run(cmd) => format!("run {}", cmd.display()),
         Step::Validate(cmd) => format!("check {}", cmd.display()),

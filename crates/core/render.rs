@@ -91,6 +91,12 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
                 path.display(),
                 attrs_text(attrs)
             )?,
+            Step::CreateFile { path, attrs } => writeln!(
+                out,
+                "    create empty file {} {}",
+                path.display(),
+                attrs_text(attrs)
+            )?,
             Step::RemoveFile { path, before } => {
                 writeln!(out, "    remove {}", path.display())?;
                 if let Some(old) = before {

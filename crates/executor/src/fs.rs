@@ -167,6 +167,45 @@ pub fn create_dir(host: &Host, path: &Path, attrs: Attrs) -> io::Result<()> {
     set_attrs(host, path, attrs)
 }
 
+/// Creates an empty regular file at `path` with `attrs`, exclusively: when anything is
+/// already there it is left alone (a log file the application created in the meantime is
+/// never truncated), unless it is not a regular file, which is an error.
+pub fn create_file(host: &Host, path: &Path, attrs: Attrs) -> io::Result<()> {
+    let (dir, name) = host
+        .open_parent(path, Links::RootOwned)
+        .map_err(|e| at(path, e))?;
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = match openat(&dir, name.as_os_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::EEXIST) => {
+            return match stat_name(&dir, &name)? {
+                Some(s) if s.kind == Kind::File => Ok(()),
+                _ => Err(at(
+                    path,
+                    io::Error::other("exists and is not a regular file"),
+                )),
+            };
+        }
+        Err(e) => return Err(at(path, e)),
+    };
+    let file = std::fs::File::from(fd);
+    let result = (|| -> io::Result<()> {
+        fchownat(
+            &file,
+            "",
+            Some(Uid::from_raw(attrs.uid)),
+            Some(Gid::from_raw(attrs.gid)),
+            AtFlags::AT_EMPTY_PATH,
+        )?;
+        fchmod(&file, Mode::from_bits_truncate(attrs.mode))?;
+        file.sync_all()?;
+        fsync(&dir)?;
+        Ok(())
+    })();
+    result.map_err(|e| at(path, e))
+}
+
 /// Removes the file (or empty directory) at `path`; missing is fine.
 pub fn remove(host: &Host, path: &Path) -> io::Result<()> {
     let (dir, name) = match host.open_parent(path, Links::RootOwned) {

@@ -453,6 +453,9 @@ impl Transaction<'_> {
                 Step::CreateDir { path, attrs } => {
                     fs::create_dir(host, path, *attrs).map_err(|e| fail(e.to_string()))?
                 }
+                Step::CreateFile { path, attrs } => {
+                    fs::create_file(host, path, *attrs).map_err(|e| fail(e.to_string()))?
+                }
                 Step::RemoveFile { path, .. } => {
                     fs::remove(host, path).map_err(|e| fail(e.to_string()))?
                 }

@@ -181,6 +181,15 @@ pub enum Step {
         /// Its mode and owner.
         attrs: Attrs,
     },
+    /// Create an empty regular file when nothing is at `path` (its parent must exist). A
+    /// file that is there by the time the step runs is left exactly as it is: this step
+    /// never truncates.
+    CreateFile {
+        /// File to create.
+        path: PathBuf,
+        /// Its mode and owner from the moment it appears.
+        attrs: Attrs,
+    },
     /// Remove a file.
     RemoveFile {
         /// File to remove.
@@ -360,6 +369,7 @@ impl Step {
             Step::WriteFile { path, .. }
             | Step::SetAttrs { path, .. }
             | Step::CreateDir { path, .. }
+            | Step::CreateFile { path, .. }
             | Step::RemoveFile { path, .. } => vec![path],
             Step::Run(cmd) => cmd.touches.iter().collect(),
             Step::Validate(_) | Step::Reload { .. } | Step::Unit(_) => Vec::new(),

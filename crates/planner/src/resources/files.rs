@@ -6,6 +6,7 @@
 
 mod mode;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ pub use mode::Mode;
 
 use crate::diagnostic::Invalid;
 use crate::facts::{Facts, ModeChange, PlannedAttrs};
-use crate::located::Located;
+use crate::located::{At, Located};
 use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 
 /// The `files:` section: a list of entries; a later entry for the same path wins.
@@ -49,6 +50,46 @@ pub struct Entry {
     /// Create the path as a directory when it is missing.
     #[serde(default)]
     pub directory: bool,
+    /// Make sure the path exists without managing its content: `file` creates an empty
+    /// file when it is missing and never truncates one; `directory` is `directory: true`.
+    pub ensure: Option<Located<Ensure>>,
+    /// Create missing parent directories too (mode 0755, owned by root), for an entry that
+    /// creates its path.
+    #[serde(default)]
+    pub parents: bool,
+}
+
+/// What kind of path an entry makes sure exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ensure {
+    /// A regular file (empty when created).
+    File,
+    /// A directory.
+    Directory,
+}
+
+impl Entry {
+    /// The directory this entry creates when it is missing.
+    fn wants_dir(&self) -> bool {
+        self.directory
+            || self
+                .ensure
+                .as_ref()
+                .is_some_and(|e| e.value == Ensure::Directory)
+    }
+
+    /// The empty file this entry creates when it is missing.
+    fn wants_empty_file(&self) -> bool {
+        self.ensure
+            .as_ref()
+            .is_some_and(|e| e.value == Ensure::File)
+    }
+
+    /// True when a missing path is created rather than reported.
+    fn creates(&self) -> bool {
+        self.content.is_some() || self.wants_dir() || self.wants_empty_file()
+    }
 }
 
 /// What a missing path means.
@@ -121,8 +162,11 @@ pub struct EntryLive {
     pub content: Option<Vec<u8>>,
     /// Everything below it, for recursive entries.
     pub below: Vec<(PathBuf, Stat)>,
-    /// Whether its parent is a directory (checked only when the path is missing).
+    /// Whether its nearest existing ancestor is a directory (checked only when the path is
+    /// missing; the parent itself unless the entry creates parents).
     pub parent_is_dir: bool,
+    /// Ancestors that do not exist, outermost first (only for entries with `parents`).
+    pub missing_parents: Vec<PathBuf>,
     /// Why writes to this path would be refused, when they would be.
     pub unsafe_path: Option<String>,
 }
@@ -192,13 +236,13 @@ impl Resource for Files {
             if entry.content.is_some() && entry.missing == Missing::Ignore {
                 errors.push(Invalid::new(entry.path.at, "`missing: ignore` cannot be combined with `content` (a managed file is created when missing)"));
             }
+            errors.extend(check_creation(entry));
             if entry.mode.is_none()
                 && entry.owner.is_none()
                 && entry.group.is_none()
-                && entry.content.is_none()
-                && !entry.directory
+                && !entry.creates()
             {
-                errors.push(Invalid::new(entry.path.at, "nothing to manage: give at least one of mode, owner, group, content, directory"));
+                errors.push(Invalid::new(entry.path.at, "nothing to manage: give at least one of mode, owner, group, content, directory, ensure"));
             }
         }
         errors
@@ -222,11 +266,14 @@ impl Resource for Files {
                 }
             }
             if stat.is_none() {
-                let parent = path.parent().unwrap_or(Path::new("/"));
-                found.parent_is_dir = matches!(
-                    cx.host.stat(parent).map_err(failed)?,
-                    Some(s) if s.kind == Kind::Dir
-                );
+                let mut parent = path.parent().unwrap_or(Path::new("/"));
+                let mut parent_stat = cx.host.stat(parent).map_err(failed)?;
+                while entry.parents && parent_stat.is_none() {
+                    found.missing_parents.insert(0, parent.to_path_buf());
+                    parent = parent.parent().unwrap_or(Path::new("/"));
+                    parent_stat = cx.host.stat(parent).map_err(failed)?;
+                }
+                found.parent_is_dir = matches!(parent_stat, Some(s) if s.kind == Kind::Dir);
             }
             if entry.content.is_some() && matches!(stat, Some(s) if s.kind == Kind::File) {
                 found.content = cx.host.read(path).map_err(failed)?;
@@ -249,8 +296,9 @@ impl Resource for Files {
     fn diff(&self, live: &Self::Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
         let mut errors = Vec::new();
+        let mut earlier = Earlier::default();
         for (entry, found) in self.0.iter().zip(live) {
-            match diff_entry(entry, found, cx.users, &mut diff) {
+            match diff_entry(entry, found, cx.users, &mut earlier, &mut diff) {
                 Ok(()) => {}
                 Err(mut e) => errors.append(&mut e),
             }
@@ -261,6 +309,39 @@ impl Resource for Files {
             Err(Failure::Invalid(errors))
         }
     }
+}
+
+/// The combinations of `ensure`, `parents` and the other keys that contradict each other.
+fn check_creation(entry: &Entry) -> Vec<Invalid> {
+    let mut errors = Vec::new();
+    if let Some(ensure) = &entry.ensure {
+        let clash = match ensure.value {
+            Ensure::File if entry.content.is_some() => {
+                Some("`ensure: file` creates an empty file; `content` already creates the file")
+            }
+            Ensure::File if entry.directory || entry.recurse => {
+                Some("`ensure: file` cannot be combined with `directory` or `recurse`")
+            }
+            Ensure::Directory if entry.content.is_some() => {
+                Some("`ensure: directory` cannot be combined with `content`")
+            }
+            _ if entry.missing == Missing::Ignore => {
+                Some("`missing: ignore` cannot be combined with `ensure` (the path is created when missing)")
+            }
+            _ => None,
+        };
+        errors.extend(clash.map(|why| Invalid::new(ensure.at, why)));
+    }
+    if entry.parents && !entry.creates() {
+        errors.push(
+            Invalid::new(
+                entry.path.at,
+                "`parents: true` creates the parents of a path the entry creates",
+            )
+            .help("add `ensure: file`, `ensure: directory` or `content`"),
+        );
+    }
+    errors
 }
 
 fn check_path(path: &str) -> Result<(), String> {
@@ -316,10 +397,20 @@ fn resolve(
     }
 }
 
+/// What the earlier entries of a section do to paths that later entries meet.
+#[derive(Default)]
+struct Earlier {
+    /// Directories they create: a later entry may create a path inside one.
+    created: BTreeSet<PathBuf>,
+    /// Missing paths they skip (`missing: ignore`), and where each is listed.
+    skipped: BTreeMap<PathBuf, At>,
+}
+
 fn diff_entry(
     entry: &Entry,
     found: &EntryLive,
     users: &UserDb,
+    earlier: &mut Earlier,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
     let uid = resolve(&entry.owner, |n| users.uid(n), "user");
@@ -335,25 +426,31 @@ fn diff_entry(
         )]);
     }
     let Some(stat) = found.stat else {
-        if (entry.content.is_some() || entry.directory) && !found.parent_is_dir {
-            let parent = path
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .display()
-                .to_string();
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        if entry.creates() && !found.parent_is_dir && !earlier.created.contains(parent) {
+            return Err(vec![no_parent(entry, found, &path)]);
+        }
+        if earlier.created.contains(&path) {
+            return over_parent(entry, &path, (uid, gid), users, diff);
+        }
+        if entry.creates() {
+            create_parents(entry, found, earlier, diff)?;
+        }
+        return create(entry, &path, uid, gid, earlier, diff);
+    };
+    if let Some(want) = expected_kind(entry) {
+        if stat.kind != want {
             return Err(vec![Invalid::new(
                 entry.path.at,
                 format!(
-                    "cannot create {}: its parent {parent} is not a directory",
-                    path.display()
+                    "{} exists and is a {}, not a {}",
+                    path.display(),
+                    kind_name(stat.kind),
+                    kind_name(want)
                 ),
-            )
-            .help(format!(
-                "add an entry `{{ path: {parent}, directory: true }}` before this one"
-            ))]);
+            )]);
         }
-        return create(entry, &path, uid, gid, diff);
-    };
+    }
     if stat.kind == Kind::Symlink {
         return Err(vec![Invalid::new(
             entry.path.at,
@@ -431,14 +528,151 @@ fn diff_entry(
     Ok(())
 }
 
+/// Why an entry cannot create its path: the directory it would go in is missing or is not
+/// a directory (with `parents`, the nearest existing ancestor is not a directory).
+fn no_parent(entry: &Entry, found: &EntryLive, path: &Path) -> Invalid {
+    let parent = match found.missing_parents.first() {
+        Some(outermost) => outermost.parent(),
+        None => path.parent(),
+    };
+    let parent = parent.unwrap_or(Path::new("/")).display().to_string();
+    let message = format!(
+        "cannot create {}: its parent {parent} is missing or not a directory",
+        path.display()
+    );
+    let help = if entry.parents {
+        format!("{parent} must be a directory")
+    } else {
+        format!("add `parents: true`, or an entry `{{ path: {parent}, directory: true }}` before this one")
+    };
+    Invalid::new(entry.path.at, message).help(help)
+}
+
+/// The kind of file an entry that creates its path expects to find there.
+fn expected_kind(entry: &Entry) -> Option<Kind> {
+    if entry.wants_dir() {
+        Some(Kind::Dir)
+    } else if entry.wants_empty_file() {
+        Some(Kind::File)
+    } else {
+        None
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::File => "regular file",
+        Kind::Dir => "directory",
+        Kind::Symlink => "symlink",
+        _ => "special file",
+    }
+}
+
+/// Plans the missing parents of an entry with `parents: true`, outermost first, except
+/// those an earlier entry creates. A parent an earlier entry skipped as missing is an error:
+/// that entry's attributes would apply only from the next run on.
+fn create_parents(
+    entry: &Entry,
+    found: &EntryLive,
+    earlier: &mut Earlier,
+    diff: &mut Diff,
+) -> Result<(), Vec<Invalid>> {
+    for dir in &found.missing_parents {
+        if let Some(at) = earlier.skipped.get(dir) {
+            return Err(vec![Invalid::new(
+                entry.path.at,
+                format!(
+                    "this entry creates {}, which the entry at line {} skips as missing",
+                    dir.display(),
+                    at.line
+                ),
+            )
+            .help(format!(
+                "move the entry for {} after this one, or give it `directory: true`",
+                dir.display()
+            ))]);
+        }
+        if earlier.created.insert(dir.clone()) {
+            diff.changes.push(parent_dir(dir));
+        }
+    }
+    Ok(())
+}
+
+/// An entry for a directory an earlier entry creates as one of its parents: it will exist,
+/// as [`parent_dir`] makes it, by the time this entry's step runs, so its attributes are
+/// set on it (and a file cannot be created there).
+fn over_parent(
+    entry: &Entry,
+    path: &Path,
+    (uid, gid): (Option<u32>, Option<u32>),
+    users: &UserDb,
+    diff: &mut Diff,
+) -> Result<(), Vec<Invalid>> {
+    if entry.content.is_some() || entry.wants_empty_file() {
+        return Err(vec![Invalid::new(
+            entry.path.at,
+            format!(
+                "{} is created as a parent directory of an earlier entry",
+                path.display()
+            ),
+        )]);
+    }
+    let parent = Stat {
+        kind: Kind::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        nlink: 2,
+        dev: 0,
+        ino: 0,
+        size: 0,
+    };
+    let to = Attrs {
+        mode: entry.mode.as_ref().map_or(0o755, |m| m.apply(0o755, true)),
+        uid: uid.unwrap_or(0),
+        gid: gid.unwrap_or(0),
+    };
+    set_attrs(path, &parent, to, users, diff);
+    Ok(())
+}
+
+/// A missing parent of an entry with `parents: true`: created as `mkdir -p` would, but
+/// owned by root and not writable by others whatever the umask.
+fn parent_dir(dir: &Path) -> Change {
+    let attrs = Attrs {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    Change {
+        resource: Files::NAME.into(),
+        target: dir.display().to_string(),
+        reason: "parent directory is missing".into(),
+        details: vec![Detail {
+            name: "mode".into(),
+            current: None,
+            source: None,
+            desired: Some(format!("{:04o}", attrs.mode)),
+        }],
+        steps: vec![Step::CreateDir {
+            path: dir.to_path_buf(),
+            attrs,
+        }],
+        on_rollback: Vec::new(),
+        rollback_checks: Vec::new(),
+    }
+}
+
 fn create(
     entry: &Entry,
     path: &Path,
     uid: Option<u32>,
     gid: Option<u32>,
+    earlier: &mut Earlier,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
-    let is_dir = entry.directory;
+    let is_dir = entry.wants_dir();
     let default = if is_dir { 0o755 } else { 0o644 };
     let attrs = Attrs {
         mode: entry
@@ -456,11 +690,18 @@ fn create(
             before: None,
         }
     } else if is_dir {
+        earlier.created.insert(path.to_path_buf());
         Step::CreateDir {
             path: path.to_path_buf(),
             attrs,
         }
+    } else if entry.wants_empty_file() {
+        Step::CreateFile {
+            path: path.to_path_buf(),
+            attrs,
+        }
     } else if entry.missing == Missing::Ignore {
+        earlier.skipped.insert(path.to_path_buf(), entry.path.at);
         return Ok(());
     } else {
         return Err(vec![Invalid::new(entry.path.at, format!("{} does not exist", path.display()))
@@ -577,6 +818,8 @@ mod tests {
             missing: Missing::Error,
             content: None,
             directory: false,
+            ensure: None,
+            parents: false,
         }
     }
 
@@ -590,7 +833,7 @@ mod tests {
 
     fn run(entry: &Entry, found: &EntryLive) -> Result<Diff, Vec<Invalid>> {
         let mut diff = Diff::default();
-        diff_entry(entry, found, &users(), &mut diff).map(|()| diff)
+        diff_entry(entry, found, &users(), &mut Earlier::default(), &mut diff).map(|()| diff)
     }
 
     #[test]
@@ -646,6 +889,7 @@ mod tests {
             stat: Some(stat(Kind::Dir, 0o755, 0, 0, 2)),
             content: None,
             parent_is_dir: true,
+            missing_parents: Vec::new(),
             unsafe_path: None,
             below: vec![
                 (
@@ -742,6 +986,123 @@ mod tests {
             ..EntryLive::default()
         };
         assert!(run(&e, &found).is_err());
+    }
+
+    fn ensure(e: &mut Entry, what: Ensure) {
+        e.ensure = Some(Located::unplaced(what));
+    }
+
+    fn missing_in_dir() -> EntryLive {
+        EntryLive {
+            parent_is_dir: true,
+            ..EntryLive::default()
+        }
+    }
+
+    #[test]
+    fn ensure_file_creates_an_empty_file_and_leaves_an_existing_one() {
+        let mut e = entry("/var/log/app.log");
+        ensure(&mut e, Ensure::File);
+        e.mode = Some(Located::unplaced(Mode::Octal(0o640)));
+        e.group = Some(Located::unplaced(Principal::Name("docker".into())));
+        let diff = run(&e, &missing_in_dir()).expect("created");
+        assert_eq!(
+            diff.changes[0].steps,
+            [Step::CreateFile {
+                path: "/var/log/app.log".into(),
+                attrs: Attrs {
+                    mode: 0o640,
+                    uid: 0,
+                    gid: 998
+                }
+            }]
+        );
+        let found = EntryLive {
+            stat: Some(stat(Kind::File, 0o640, 0, 998, 1)),
+            ..EntryLive::default()
+        };
+        let diff = run(&e, &found).expect("there");
+        assert!(diff.changes.is_empty(), "its content is never touched");
+        let found = EntryLive {
+            stat: Some(stat(Kind::Dir, 0o755, 0, 0, 1)),
+            ..EntryLive::default()
+        };
+        let err = run(&e, &found).expect_err("a directory is not a file");
+        assert!(err[0]
+            .message
+            .contains("is a directory, not a regular file"));
+    }
+
+    #[test]
+    fn parents_are_created_outermost_first_and_owned_by_root() {
+        let mut e = entry("/opt/app/logs/api.log");
+        ensure(&mut e, Ensure::File);
+        e.parents = true;
+        let found = EntryLive {
+            parent_is_dir: true,
+            missing_parents: vec!["/opt/app".into(), "/opt/app/logs".into()],
+            ..EntryLive::default()
+        };
+        let diff = run(&e, &found).expect("created");
+        let steps: Vec<&Step> = diff.changes.iter().flat_map(|c| &c.steps).collect();
+        let root_dir = |path: &str| Step::CreateDir {
+            path: path.into(),
+            attrs: Attrs {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        };
+        assert_eq!(steps[0], &root_dir("/opt/app"));
+        assert_eq!(steps[1], &root_dir("/opt/app/logs"));
+        assert!(matches!(steps[2], Step::CreateFile { .. }));
+        let blocked = EntryLive {
+            parent_is_dir: false,
+            missing_parents: vec!["/opt/app/logs".into()],
+            ..EntryLive::default()
+        };
+        let err = run(&e, &blocked).expect_err("/opt/app is a file");
+        assert!(
+            err[0].message.contains("its parent /opt/app is"),
+            "{}",
+            err[0].message
+        );
+    }
+
+    #[test]
+    fn a_directory_an_earlier_entry_creates_is_a_parent() {
+        let mut dir = entry("/srv/app");
+        dir.directory = true;
+        let mut log = entry("/srv/app/app.log");
+        ensure(&mut log, Ensure::File);
+        let section = Files(vec![dir, log]);
+        let live = vec![missing_in_dir(), EntryLive::default()];
+        let users = users();
+        let facts = crate::testing::facts(&crate::resources::Playbook::default(), &users);
+        let overrides = crate::testing::no_overrides();
+        let cx = DiffContext {
+            users: &users,
+            facts: &facts,
+            overrides: &overrides,
+        };
+        let diff = section.diff(&live, &cx).expect("both created");
+        assert_eq!(diff.changes.len(), 2);
+    }
+
+    #[test]
+    fn contradictory_creation_keys_are_located_errors() {
+        let mut e = entry("/var/log/app.log");
+        ensure(&mut e, Ensure::File);
+        e.content = Some("x".into());
+        assert_eq!(check_creation(&e).len(), 1);
+        let mut e = entry("/var/log/app.log");
+        e.parents = true;
+        e.mode = Some(Located::unplaced(Mode::Octal(0o600)));
+        assert_eq!(check_creation(&e).len(), 1, "parents without creating");
+        let mut e = entry("/var/log/app.log");
+        ensure(&mut e, Ensure::Directory);
+        e.missing = Missing::Ignore;
+        assert_eq!(check_creation(&e).len(), 1);
     }
 
     #[test]

@@ -141,14 +141,17 @@ fn entry(
     group: Option<Principal>,
     what: u8,
     ignore_missing: bool,
+    parents: bool,
 ) -> Option<Entry> {
     let (recurse, directory, content) = match what {
         0 => (false, false, None),
         1 => (true, false, None),
         2 => (false, true, None),
         3 => (true, true, None),
-        _ => (false, false, Some(format!("managed {path}\n"))),
+        4 => (false, false, Some(format!("managed {path}\n"))),
+        _ => (false, false, None),
     };
+    let ensure = (what == 5).then_some(Located::unplaced(Ensure::File));
     let missing = if ignore_missing && content.is_none() {
         Missing::Ignore
     } else {
@@ -163,6 +166,8 @@ fn entry(
         missing,
         content,
         directory,
+        ensure,
+        parents,
     };
     Files(vec![entry.clone()])
         .validate()
@@ -179,22 +184,29 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
         principal(),
         0u8..4,
         prop::bool::weighted(0.7),
+        prop::bool::ANY,
     )
-        .prop_map(|((p, usual), m, o, g, what, ignore)| {
-            // Content for what is usually a file; recursion and creation for directories.
+        .prop_map(|((p, usual), m, o, g, what, ignore, parents)| {
+            // Content or an empty file for what is usually a file; recursion and creation
+            // for directories.
             let what = match (usual, what) {
-                (Kind::File, 0 | 1) => 0,
+                (Kind::File, 0) => 0,
+                (Kind::File, 1) => 5,
                 (Kind::File, _) => 4,
                 (_, w) => w,
             };
-            entry(p, m, o, g, what, ignore)
+            entry(p, m, o, g, what, ignore, parents)
         });
     prop::collection::vec(one, 1..6).prop_map(|found| {
         let mut kept: Vec<Entry> = Vec::new();
         for e in found.into_iter().flatten() {
-            let overlaps = kept
-                .iter()
-                .any(|k| covers(k, &e.path) || covers(&e, &k.path));
+            // An entry that creates the path of an earlier one as a parent is an error of
+            // its own (see `create_parents`).
+            let overlaps = kept.iter().any(|k| {
+                covers(k, &e.path)
+                    || covers(&e, &k.path)
+                    || e.parents && e.path.value.starts_with(&format!("{}/", k.path.value))
+            });
             if !overlaps {
                 kept.push(e);
             }
@@ -231,7 +243,15 @@ fn probe(tree: &Tree, entry: &Entry) -> EntryLive {
         ..EntryLive::default()
     };
     match node {
-        None => found.parent_is_dir = parent_is_dir(tree, path),
+        None => {
+            let mut parent = path.parent().unwrap_or(Path::new("/"));
+            while entry.parents && !tree.contains_key(parent) && parent != Path::new("/") {
+                found.missing_parents.insert(0, parent.to_path_buf());
+                parent = parent.parent().unwrap_or(Path::new("/"));
+            }
+            found.parent_is_dir =
+                parent == Path::new("/") || tree.get(parent).is_some_and(|n| n.kind == Kind::Dir);
+        }
         Some(n) if n.kind == Kind::File && entry.content.is_some() => {
             found.content = n.content.clone();
         }
@@ -253,8 +273,9 @@ fn probe(tree: &Tree, entry: &Entry) -> EntryLive {
 fn plan(tree: &Tree, entries: &[Entry]) -> Option<Diff> {
     let users = users();
     let mut diff = Diff::default();
+    let mut earlier = Earlier::default();
     for entry in entries {
-        diff_entry(entry, &probe(tree, entry), &users, &mut diff).ok()?;
+        diff_entry(entry, &probe(tree, entry), &users, &mut earlier, &mut diff).ok()?;
     }
     Some(diff)
 }
@@ -325,6 +346,21 @@ fn apply(tree: &mut Tree, step: &Step) -> Result<(), TestCaseError> {
                 },
             );
         }
+        Step::CreateFile { path, attrs } => {
+            prop_assert!(
+                parent_is_dir(tree, path),
+                "create in a missing directory: {}",
+                path.display()
+            );
+            let node = Node {
+                kind: Kind::File,
+                attrs: *attrs,
+                nlink: 1,
+                content: Some(Vec::new()),
+            };
+            // As the executor: a file already there is left alone.
+            tree.entry(path.clone()).or_insert(node);
+        }
         other => prop_assert!(false, "files planned a step it never plans: {other:?}"),
     }
     Ok(())
@@ -347,6 +383,8 @@ fn as_it_is(tree: &Tree) -> Vec<Entry> {
             missing: Missing::Error,
             content: None,
             directory: false,
+            ensure: None,
+            parents: false,
         })
         .collect()
 }
