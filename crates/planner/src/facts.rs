@@ -8,7 +8,7 @@
 //! its section or not, then hands the facts to every probe and diff. A fact is plain data
 //! owned by no resource, so a new resource can consume it without touching its producer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,6 +22,9 @@ pub(crate) struct Facts {
     /// Attributes the playbook's `files` section gives paths, for other resources that write
     /// the same files (so that the two agree and the re-plan is empty).
     pub file_attrs: BTreeMap<PathBuf, PlannedAttrs>,
+    /// Paths the `files` section creates when they are missing (`content`, `directory`,
+    /// `ensure`): they exist by the time a later resource's steps run.
+    pub created_paths: BTreeSet<PathBuf>,
 }
 
 /// What the sshd resource tells the others.
@@ -89,6 +92,7 @@ impl std::fmt::Debug for Facts {
             .field("sshd", &self.sshd)
             .field("firewall", &self.firewall)
             .field("file_attrs", &self.file_attrs)
+            .field("created_paths", &self.created_paths)
             .finish()
     }
 }

@@ -451,7 +451,9 @@ impl Resource for Fail2ban {
                 live.sshd_ports = cx.facts.sshd.final_ports().to_vec();
             }
             for pattern in jail.logpath.iter().flat_map(|l| l.value.0.iter()) {
-                if !log_exists(host, pattern).map_err(|e| failed(pattern, e))? {
+                // A log the playbook's `files` section creates exists before fail2ban starts.
+                let created = cx.facts.created_paths.contains(Path::new(pattern));
+                if !created && !log_exists(host, pattern).map_err(|e| failed(pattern, e))? {
                     live.missing_logs.insert(pattern.clone());
                 }
             }
@@ -1044,7 +1046,7 @@ impl Fail2ban {
                         .join(", ");
                     errors.push(
                         Invalid::new(logpath.at, format!("log file {list} of jail {} does not exist; fail2ban would refuse to start", jail.name))
-                            .help("create the log (or let the application create it) before applying, or point `logpath` at the file it writes"),
+                            .help("add it to `files` with `ensure: file` (and `parents: true`), or point `logpath` at the file the application writes"),
                     );
                 }
             }

@@ -211,6 +211,11 @@ impl Resource for Files {
             facts
                 .file_attrs
                 .insert(PathBuf::from(&entry.path.value), planned);
+            if entry.creates() {
+                facts
+                    .created_paths
+                    .insert(PathBuf::from(&entry.path.value));
+            }
         }
     }
 
