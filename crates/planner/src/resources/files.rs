@@ -212,9 +212,7 @@ impl Resource for Files {
                 .file_attrs
                 .insert(PathBuf::from(&entry.path.value), planned);
             if entry.creates() {
-                facts
-                    .created_paths
-                    .insert(PathBuf::from(&entry.path.value));
+                facts.created_paths.insert(PathBuf::from(&entry.path.value));
             }
         }
     }

@@ -703,104 +703,170 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
     }
     let purge = section.purge.unwrap_or(false);
     let outcome: Outcome = order::plan(&inputs, section.rules.len(), purge);
-    let settings = &live.settings;
-    let is_live = live.running.is_some();
-    let running = live.installed && live.running.unwrap_or(settings.enabled);
-    let conf_enabled = live.installed && settings.enabled;
-    // Enabled means both: ENABLED=yes (started at boot) and loaded now.
-    let need_enable = section.enabled == Some(true) && !(conf_enabled && running);
-    let need_disable = section.enabled == Some(false) && (conf_enabled || running);
-    let active_now = running;
-    let want_enabled = if need_enable {
-        true
-    } else if need_disable {
-        false
-    } else {
-        running
-    };
-
-    // The lockout guard, on the state before and after.
-    let listening = &live.ssh_listening;
-    let final_ports = live.ssh_ports();
-    let before = Posture {
-        active: active_now,
-        incoming: settings.incoming,
-    };
-    let after = Posture {
-        active: want_enabled,
-        incoming: section.default.incoming.unwrap_or(settings.incoming),
-    };
-    let blocked_before = ssh_blocked(&before, &outcome.initial, listening);
-    let blocked_after = ssh_blocked(&after, &outcome.finals, final_ports);
-    if blocked_after && !blocked_before {
-        let source = if live.ssh_desired.is_some() {
-            "the playbook's sshd Port"
-        } else {
-            "sshd's effective Port (sshd -T)"
-        };
-        let message = format!(
-            "the firewall would be active with incoming policy `{}` and no rule allowing {} ({source}): every new SSH connection would be dropped. Add a rule such as `{{ allow: {}/tcp }}` or `{{ limit: {}/tcp }}` (or `{{ allow: OpenSSH }}` for port 22)",
-            after.incoming.as_str(),
-            ports_text(final_ports),
-            final_ports.first().copied().unwrap_or(22),
-            final_ports.first().copied().unwrap_or(22),
-        );
-        if overridden {
-            diff.warnings.push(Warning {
-                resource: Ufw::NAME.into(),
-                message: format!("guard {GUARD_SSH_PORT} overridden: {message}"),
-            });
-        } else {
-            return Err(Failure::Refused(Refusal {
-                resource: Ufw::NAME.into(),
-                guard: GUARD_SSH_PORT.into(),
-                message,
-            }));
-        }
-    } else if blocked_after {
-        diff.warnings.push(Warning {
-            resource: Ufw::NAME.into(),
-            message: format!(
-                "ufw already blocks SSH ({}); this plan does not change that",
-                ports_text(final_ports)
-            ),
-        });
-    }
+    let turn = Transition::new(section, live);
+    guard_ssh(section, live, &outcome, &turn, overridden, &mut diff)?;
 
     let mut em = Emitter {
-        is_live,
+        is_live: turn.is_live,
         changes: Vec::new(),
     };
     if !live.installed {
-        let install = steps::apt_install(&["ufw"]);
-        em.push(
-            "package ufw".into(),
-            "ufw is not installed".into(),
-            Vec::new(),
-            vec![Step::Run(install)],
-        );
-        diff.warnings.push(Warning {
-            resource: Ufw::NAME.into(),
-            message: "ufw is not installed: the plan installs it and assumes the package's defaults (no rules, inactive, incoming deny, outgoing allow, routed deny, logging low); a rollback purges it again".into(),
-        });
+        install(&mut em, &mut diff);
     }
-
     // A running firewall being turned off goes first: the edits below are then file-only.
-    if need_disable && is_live {
+    if turn.need_disable && turn.is_live {
         let cmd = em.command(["disable".to_owned()]);
         em.push(
             "enabled".into(),
             "ufw is enabled".into(),
-            vec![detail(
-                "enabled",
-                Some("yes".into()),
-                Some(UFW_CONF.into()),
-                Some("no".into()),
-            )],
+            vec![enabled_detail(true, false)],
             vec![Step::Run(cmd)],
         );
     }
+    rule_changes(&mut em, section, &outcome, &mut diff);
+    rule_warnings(section, &outcome, purge, &mut diff);
+    policy_changes(&mut em, section, &live.settings, &mut diff);
+    if turn.is_live {
+        enable_change(&mut em, section, &turn, &mut diff);
+    } else {
+        root_enabled(&mut em, section, live, turn.want_enabled, &mut diff);
+    }
+    let mut changes = em.changes;
+    rollback(&mut changes, live, turn.is_live, turn.active_now);
+    live_warnings(live, &inputs, turn.want_enabled, &mut diff);
+    diff.changes = changes;
+    Ok(diff)
+}
 
+/// Whether the firewall is on now, and what the playbook makes of that.
+struct Transition {
+    /// ufw commands reach the kernel (not under `--root`).
+    is_live: bool,
+    /// The firewall is loaded now.
+    active_now: bool,
+    /// ufw.conf says ENABLED=yes.
+    conf_enabled: bool,
+    /// `enabled: true` and the firewall is not both loaded and enabled at boot.
+    need_enable: bool,
+    /// `enabled: false` and the firewall is loaded or enabled at boot.
+    need_disable: bool,
+    /// The firewall is active when the run ends.
+    want_enabled: bool,
+}
+
+impl Transition {
+    fn new(section: &Ufw, live: &Live) -> Self {
+        let settings = &live.settings;
+        let running = live.installed && live.running.unwrap_or(settings.enabled);
+        let conf_enabled = live.installed && settings.enabled;
+        // Enabled means both: ENABLED=yes (started at boot) and loaded now.
+        let need_enable = section.enabled == Some(true) && !(conf_enabled && running);
+        let need_disable = section.enabled == Some(false) && (conf_enabled || running);
+        Transition {
+            is_live: live.running.is_some(),
+            active_now: running,
+            conf_enabled,
+            need_enable,
+            need_disable,
+            want_enabled: if need_enable {
+                true
+            } else if need_disable {
+                false
+            } else {
+                running
+            },
+        }
+    }
+}
+
+/// The lockout guard, on the state before and after the plan: refuses (unless overridden) a
+/// plan after which no rule admits sshd's port while one did before.
+fn guard_ssh(
+    section: &Ufw,
+    live: &Live,
+    outcome: &Outcome,
+    turn: &Transition,
+    overridden: bool,
+    diff: &mut Diff,
+) -> Result<(), Failure> {
+    let final_ports = live.ssh_ports();
+    let before = Posture {
+        active: turn.active_now,
+        incoming: live.settings.incoming,
+    };
+    let after = Posture {
+        active: turn.want_enabled,
+        incoming: section.default.incoming.unwrap_or(live.settings.incoming),
+    };
+    let blocked_before = ssh_blocked(&before, &outcome.initial, &live.ssh_listening);
+    let blocked_after = ssh_blocked(&after, &outcome.finals, final_ports);
+    if !blocked_after {
+        return Ok(());
+    }
+    if blocked_before {
+        warn(
+            diff,
+            format!(
+                "ufw already blocks SSH ({}); this plan does not change that",
+                ports_text(final_ports)
+            ),
+        );
+        return Ok(());
+    }
+    let source = if live.ssh_desired.is_some() {
+        "the playbook's sshd Port"
+    } else {
+        "sshd's effective Port (sshd -T)"
+    };
+    let port = final_ports.first().copied().unwrap_or(22);
+    let message = format!(
+        "the firewall would be active with incoming policy `{}` and no rule allowing {} ({source}): every new SSH connection would be dropped. Add a rule such as `{{ allow: {port}/tcp }}` or `{{ limit: {port}/tcp }}` (or `{{ allow: OpenSSH }}` for port 22)",
+        after.incoming.as_str(),
+        ports_text(final_ports),
+    );
+    if overridden {
+        warn(
+            diff,
+            format!("guard {GUARD_SSH_PORT} overridden: {message}"),
+        );
+        return Ok(());
+    }
+    Err(Failure::Refused(Refusal {
+        resource: Ufw::NAME.into(),
+        guard: GUARD_SSH_PORT.into(),
+        message,
+    }))
+}
+
+fn warn(diff: &mut Diff, message: String) {
+    diff.warnings.push(Warning {
+        resource: Ufw::NAME.into(),
+        message,
+    });
+}
+
+fn install(em: &mut Emitter, diff: &mut Diff) {
+    em.push(
+        "package ufw".into(),
+        "ufw is not installed".into(),
+        Vec::new(),
+        vec![Step::Run(steps::apt_install(&["ufw"]))],
+    );
+    warn(diff, "ufw is not installed: the plan installs it and assumes the package's defaults (no rules, inactive, incoming deny, outgoing allow, routed deny, logging low); a rollback purges it again".into());
+}
+
+fn enabled_detail(from: bool, to: bool) -> Detail {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    detail(
+        "enabled",
+        Some(yes_no(from)),
+        Some(UFW_CONF.into()),
+        Some(yes_no(to)),
+    )
+}
+
+/// The commands that bring each playbook rule into place, then the purges.
+fn rule_changes(em: &mut Emitter, section: &Ufw, outcome: &Outcome, diff: &mut Diff) {
     for (rule, ops) in section.rules.iter().zip(&outcome.rules) {
         if ops.ops.is_empty() {
             diff.unchanged += 1;
@@ -840,20 +906,20 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
             steps,
         );
     }
+}
+
+/// Rules ufw holds that the playbook does not list, and what they mean for the listed ones.
+fn rule_warnings(section: &Ufw, outcome: &Outcome, purge: bool, diff: &mut Diff) {
     if !outcome.kept.is_empty() {
-        diff.warnings.push(Warning {
-            resource: Ufw::NAME.into(),
-            message: format!(
+        let kept: Vec<String> = outcome.kept.iter().map(|t| format!("`{t}`")).collect();
+        warn(
+            diff,
+            format!(
                 "{} rule(s) in ufw are not in the playbook and stay (purge: false): {}",
                 outcome.kept.len(),
-                outcome
-                    .kept
-                    .iter()
-                    .map(|t| format!("`{t}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                kept.join(", ")
             ),
-        });
+        );
     }
     for (_, list) in &outcome.finals {
         for (rule, text) in order::shadowed(list) {
@@ -862,24 +928,24 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
                 section.rules[rule]
             );
             if !diff.warnings.iter().any(|w| w.message == message) {
-                diff.warnings.push(Warning {
-                    resource: Ufw::NAME.into(),
-                    message,
-                });
+                warn(diff, message);
             }
         }
     }
     if purge && !outcome.foreign.is_empty() {
-        diff.warnings.push(Warning {
-            resource: Ufw::NAME.into(),
-            message: format!(
+        warn(
+            diff,
+            format!(
                 "kept {} rule(s) another tool (fail2ban...) added: {}",
                 outcome.foreign.len(),
                 outcome.foreign.join(", ")
             ),
-        });
+        );
     }
+}
 
+/// Default policies and the logging level.
+fn policy_changes(em: &mut Emitter, section: &Ufw, settings: &Settings, diff: &mut Diff) {
     for (name, desired, current) in [
         ("incoming", section.default.incoming, settings.incoming),
         ("outgoing", section.default.outgoing, settings.outgoing),
@@ -922,79 +988,62 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
         Some(_) => diff.unchanged += 1,
         None => {}
     }
+}
 
-    if is_live {
-        if need_enable {
-            let mut steps = vec![Step::Run(
-                em.command(["--force".to_owned(), "enable".to_owned()]),
-            )];
-            if let Some(Step::Run(cmd)) = steps.first_mut() {
-                cmd.timeout_secs = 300;
-            }
-            let reason = match (conf_enabled, running) {
-                (true, _) => "ufw.conf says ENABLED=yes but the firewall is not loaded",
-                (false, true) => {
-                    "the firewall is loaded but ufw.conf says ENABLED=no (not started at boot)"
-                }
-                (false, false) => "ufw is inactive",
-            };
-            em.push(
-                "enabled".into(),
-                reason.into(),
-                vec![detail(
-                    "enabled",
-                    Some("no".into()),
-                    Some(UFW_CONF.into()),
-                    Some("yes".into()),
-                )],
-                steps,
-            );
-        } else if section.enabled.is_some() {
+/// On a live system: `ufw --force enable` last, once the rules are in place.
+fn enable_change(em: &mut Emitter, section: &Ufw, turn: &Transition, diff: &mut Diff) {
+    if !turn.need_enable {
+        if section.enabled.is_some() {
             diff.unchanged += 1;
         }
-    } else {
-        root_enabled(&mut em, section, live, want_enabled, &mut diff);
+        return;
     }
-    let mut changes = em.changes;
-    rollback(&mut changes, live, is_live, active_now);
+    let cmd = em
+        .command(["--force".to_owned(), "enable".to_owned()])
+        .timeout(300);
+    let reason = match (turn.conf_enabled, turn.active_now) {
+        (true, _) => "ufw.conf says ENABLED=yes but the firewall is not loaded",
+        (false, true) => {
+            "the firewall is loaded but ufw.conf says ENABLED=no (not started at boot)"
+        }
+        (false, false) => "ufw is inactive",
+    };
+    em.push(
+        "enabled".into(),
+        reason.into(),
+        vec![enabled_detail(false, true)],
+        vec![Step::Run(cmd)],
+    );
+}
 
+/// What the operator should know about the live system around the firewall.
+fn live_warnings(live: &Live, inputs: &[FamilyInput], want_enabled: bool, diff: &mut Diff) {
     for w in &live.malformed {
-        diff.warnings.push(Warning {
-            resource: Ufw::NAME.into(),
-            message: format!("ufw skips a malformed rule: {w}"),
-        });
+        warn(diff, format!("ufw skips a malformed rule: {w}"));
     }
     if live.docker && want_enabled {
-        diff.warnings.push(Warning {
-            resource: Ufw::NAME.into(),
-            message: "Docker is installed: ports Docker publishes (`-p`) go through its own iptables chains and bypass ufw's rules; bind them to 127.0.0.1 or use the DOCKER-USER chain".into(),
-        });
+        warn(diff, "Docker is installed: ports Docker publishes (`-p`) go through its own iptables chains and bypass ufw's rules; bind them to 127.0.0.1 or use the DOCKER-USER chain".into());
     }
-    let limited: Vec<u16> = final_ports
+    let limits = |port: u16| {
+        inputs.iter().flat_map(|i| &i.wants).any(|w| {
+            w.effect.action == rule::Action::Limit
+                && w.alts.iter().any(|(proto, ports)| {
+                    matches!(proto, Proto::Tcp | Proto::Any) && ports.contains(port)
+                })
+        })
+    };
+    let limited: Vec<u16> = live
+        .ssh_ports()
         .iter()
         .copied()
-        .filter(|p| {
-            inputs.iter().any(|i| {
-                i.wants.iter().any(|w| {
-                    w.effect.action == rule::Action::Limit
-                        && w.alts.iter().any(|(proto, ports)| {
-                            matches!(proto, Proto::Tcp | Proto::Any) && ports.contains(*p)
-                        })
-                })
-            })
-        })
+        .filter(|p| limits(*p))
         .collect();
     if !limited.is_empty() {
-        diff.warnings.push(Warning {
-            resource: Ufw::NAME.into(),
-            message: format!(
-                "`limit` on the SSH port ({}) denies an address after 6 connections in 30 seconds: bursts of automation (Ansible, scp loops, CI) trip it; prefer `allow` from their addresses before it",
-                ports_text(&limited)
-            ),
-        });
+        warn(diff, format!(
+            "`limit` on the SSH port ({}) denies an address after 6 connections in 30 seconds: bursts of automation (Ansible, scp loops, CI) trip it; prefer `allow` from their addresses before it",
+            ports_text(&limited)
+        ));
     }
-    diff.changes = changes;
-    Ok(diff)
 }
 
 /// Under `--root`: ENABLED is written into ufw.conf. If the image's ufw.conf says yes while
