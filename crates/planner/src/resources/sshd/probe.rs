@@ -234,8 +234,70 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         sshd: host.which("sshd"),
         ..Live::default()
     };
-
     // 1. The configuration files, as sshd would read them.
+    let parsed = read_config(host, &mut live);
+    // 2. Accounts and their keys, for the lockout guards.
+    let keyed = keyed_accounts(section, &parsed, cx, &mut live);
+    // 3. What the installed sshd says, and which algorithms it has.
+    let queries: BTreeSet<Query> = section
+        .config
+        .0
+        .iter()
+        .filter_map(|d| match d.keyword()?.kind {
+            keywords::Kind::Algorithms(q) => Some(q),
+            _ => None,
+        })
+        .collect();
+    if let Some(sshd) = live.sshd.clone() {
+        ensure_privsep_dir(host).await;
+        let sshd = sshd.display().to_string();
+        let asked = ask_sshd(section, &parsed, &keyed, cx, &sshd, &mut live).await;
+        // Something is wrong (a directive rejected, or sshd cannot read the current
+        // configuration): only then ask about each directive alone, so that the common
+        // path is one or two sshd runs.
+        if !asked.written && (asked.overlay_failed || live.dump.is_none()) {
+            let singles = if live.dump.is_some() {
+                asked.checked
+            } else {
+                Vec::new()
+            };
+            diagnose(section, host, &sshd, &singles, &queries, &mut live).await;
+        }
+    } else if let Some(ssh) = host.which("ssh") {
+        // sshd is to be installed: the client of the same OpenSSH tells which algorithms
+        // exist (the package pulls a matching client version).
+        let ssh = ssh.display().to_string();
+        let queries: Vec<Query> = queries.iter().copied().collect();
+        let commands = queries.iter().map(|q| algorithms_query(&ssh, *q)).collect();
+        for (q, result) in queries.iter().zip(run_all(host, commands).await) {
+            match result {
+                Ok(out) if out.success() => {
+                    live.algorithms.insert(*q, algorithm_list(&out.stdout));
+                }
+                _ => {}
+            }
+        }
+    }
+    live.exists = session_paths(host, section, &live);
+    live.has_ss = host.which("ss").is_some();
+    live.privsep_missing = matches!(host.stat(Path::new(PRIVSEP_DIR)), Ok(None))
+        && matches!(host.stat(Path::new("/run")), Ok(Some(_)));
+    // 4. How sshd runs and what listens where.
+    live.activation = Some(activation(host, &parsed, live.dump.as_ref()).await);
+    if host.is_live() {
+        live.listening = Some(listening_ports(host));
+    }
+    // The firewall's verdict on every port sshd may use, as the firewall resource gave it.
+    for &port in &cx.facts.sshd.ports_of_interest {
+        let verdict = cx.facts.firewall.admits.get(&port).copied().flatten();
+        live.firewall.insert(port, verdict);
+    }
+    Ok(live)
+}
+
+/// Reads sshd_config and everything it includes into `live.snapshot` (the Debian default
+/// when sshd is not installed yet) and stats the files and include directories.
+fn read_config(host: &Host, live: &mut Live) -> config::Config {
     let source = HostSource(host);
     let recording = config::Recording::new(&source);
     let parsed = config::parse(&recording);
@@ -258,8 +320,56 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
             live.stats.insert(path, stat);
         }
     }
+    parsed
+}
 
-    // 2. Accounts and their keys, for the lockout guards.
+/// Every account with a login shell into `live.accounts`, the key files sshd would read for
+/// them into `live.key_files`; returns the accounts that hold a login key, at most eight,
+/// root last: those the lockout guards ask sshd about.
+fn keyed_accounts(
+    section: &Sshd,
+    parsed: &config::Config,
+    cx: &Context<'_>,
+    live: &mut Live,
+) -> Vec<String> {
+    let host = cx.host;
+    let patterns = key_file_patterns(section, parsed);
+    let shadow = host
+        .read_to_string(Path::new("/etc/shadow"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let today = days_since_epoch();
+    let now = jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string();
+    let mut keyed: Vec<AccountFacts> = Vec::new();
+    for account in cx.users.accounts() {
+        if !login_shell(host, &account.shell) {
+            continue;
+        }
+        let facts = guards::account_facts(account, cx.users.groups_of(account), &shadow, today);
+        for pattern in &patterns {
+            let path = guards::expand(pattern, &facts);
+            if !live.key_files.contains_key(&path) {
+                if let Some(file) = read_key_file(host, cx.users, &path, &facts.home, &now) {
+                    live.key_files.insert(path.clone(), file);
+                }
+            }
+            let login_key = live
+                .key_files
+                .get(&path)
+                .is_some_and(|f| f.keys.iter().any(|k| !k.forced_command));
+            if login_key && !keyed.contains(&facts) {
+                keyed.push(facts.clone());
+            }
+        }
+        live.accounts.push(facts);
+    }
+    keyed.sort_by_key(|a| a.uid == 0);
+    keyed.into_iter().take(8).map(|a| a.name).collect()
+}
+
+/// `AuthorizedKeysFile` patterns: the files', the playbook's, and OpenSSH's defaults.
+fn key_file_patterns(section: &Sshd, parsed: &config::Config) -> BTreeSet<String> {
     let mut patterns: BTreeSet<String> = BTreeSet::new();
     for line in parsed
         .lines
@@ -282,247 +392,172 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         ".ssh/authorized_keys".to_owned(),
         ".ssh/authorized_keys2".to_owned(),
     ]);
-    let shadow = host
-        .read_to_string(Path::new("/etc/shadow"))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let today = days_since_epoch();
-    let now = jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string();
-    let mut keyed: Vec<AccountFacts> = Vec::new();
-    for account in cx.users.accounts() {
-        if !login_shell(host, &account.shell) {
-            continue;
-        }
-        let facts = guards::account_facts(account, cx.users.groups_of(account), &shadow, today);
-        for pattern in &patterns {
-            if pattern.eq_ignore_ascii_case("none") {
-                continue;
-            }
-            let path = guards::expand(pattern, &facts);
-            if !live.key_files.contains_key(&path) {
-                if let Some(file) = read_key_file(host, cx.users, &path, &facts.home, &now) {
-                    live.key_files.insert(path.clone(), file);
-                }
-            }
-            let login_key = live
-                .key_files
-                .get(&path)
-                .is_some_and(|f| f.keys.iter().any(|k| !k.forced_command));
-            if login_key && !keyed.contains(&facts) {
-                keyed.push(facts.clone());
-            }
-        }
-        live.accounts.push(facts);
-    }
-    // The accounts the lockout guards ask sshd about, at most eight, root last.
-    keyed.sort_by_key(|a| a.uid == 0);
-    let keyed: Vec<String> = keyed.into_iter().take(8).map(|a| a.name).collect();
+    patterns.retain(|p| !p.eq_ignore_ascii_case("none"));
+    patterns
+}
 
-    // 3. What the installed sshd says, and which algorithms it has.
-    let queries: BTreeSet<Query> = section
-        .config
-        .0
-        .iter()
-        .filter_map(|d| match d.keyword()?.kind {
-            keywords::Kind::Algorithms(q) => Some(q),
-            _ => None,
-        })
-        .collect();
-    if let Some(sshd) = live.sshd.clone() {
-        ensure_privsep_dir(host).await;
-        let sshd = sshd.display().to_string();
-        // The plain `sshd -T` ran once for the whole plan, when the facts were gathered.
-        let mut commands = Vec::new();
-        let checked: Vec<usize> = section
+/// What [`ask_sshd`] learnt beyond what it stored in `live`.
+struct Asked {
+    /// The playbook's directives given to sshd on its command line.
+    checked: Vec<usize>,
+    /// The files already say what the playbook says: the base run was the check.
+    written: bool,
+    /// sshd rejected the command line with the playbook's directives.
+    overlay_failed: bool,
+}
+
+/// Runs sshd with the playbook's directives on its command line: they win over the files as
+/// harden's first-sorting drop-in does, and `Match` blocks still apply on top. Asked for each
+/// keyed account, that is sshd's own answer for the lockout guards, and it checks every
+/// directive at once too. Also asks for the effective settings of each user a `Match User`
+/// block names. The plain `sshd -T` ran once for the whole plan, when the facts were gathered.
+async fn ask_sshd(
+    section: &Sshd,
+    parsed: &config::Config,
+    keyed: &[String],
+    cx: &Context<'_>,
+    sshd: &str,
+    live: &mut Live,
+) -> Asked {
+    let written = super::desired::already_written(section, &live.snapshot);
+    let checked: Vec<usize> = if written {
+        Vec::new()
+    } else {
+        section
             .config
             .0
             .iter()
             .enumerate()
             .filter(|(_, d)| d.keyword().is_none_or(|k| k.repeat != Repeat::Named))
             .map(|(i, _)| i)
-            .collect();
-        // When the files already say what the playbook says, the base run is the check.
-        let written = super::desired::already_written(section, &live.snapshot);
-        let checked: Vec<usize> = if written { Vec::new() } else { checked };
-        // The playbook's directives on sshd's command line: they win over the files as
-        // harden's first-sorting drop-in does, and `Match` blocks still apply on top. Asked
-        // for each keyed account, that is sshd's own answer for the lockout guards, and it
-        // checks every directive at once too.
-        let candidates: Vec<&String> = if checked.is_empty() {
-            Vec::new()
-        } else {
-            keyed.iter().collect()
-        };
-        if !checked.is_empty() {
-            let mut overlay = Vec::new();
-            for &i in &checked {
-                overlay.extend(overlay_args(&section.config.0[i]));
-            }
-            let asks: Vec<Option<&String>> = if candidates.is_empty() {
-                vec![None]
-            } else {
-                candidates.iter().map(|u| Some(*u)).collect()
-            };
-            for user in asks {
-                let mut all = vec![sshd.clone(), "-T".to_owned()];
-                if let Some(user) = user {
-                    all.extend(["-C".to_owned(), connection_spec(user)]);
-                }
-                all.extend(overlay.iter().cloned());
-                commands.push(Command::new(all).timeout(SSHD_TIMEOUT));
-            }
-        }
-        let users = match_users(&parsed, cx);
-        for user in &users {
-            commands.push(
-                Command::new([
-                    sshd.clone(),
-                    "-T".into(),
-                    "-C".into(),
-                    connection_spec(user),
-                ])
-                .timeout(SSHD_TIMEOUT),
-            );
-        }
-        let mut results = run_all(host, commands).await.into_iter();
-        let overlay = if checked.is_empty() {
-            None
-        } else {
-            results.next()
-        };
-        if let (Some(first), Some(Ok(out))) = (candidates.first(), &overlay) {
-            if out.success() {
-                live.answers
-                    .insert((*first).clone(), Dump::parse(&out.stdout));
-            }
-        }
-        for user in candidates.iter().skip(1) {
-            if let Some(Ok(out)) = results.next() {
-                if out.success() {
-                    live.answers
-                        .insert((*user).clone(), Dump::parse(&out.stdout));
-                }
-            }
-        }
-        match &cx.facts.sshd.dump {
-            Some(Ok(text)) => live.dump = Some(Dump::parse(text)),
-            Some(Err(e)) => live.dump_error = Some(e.clone()),
-            None => {}
-        }
-        for user in users {
-            if let Some(Ok(out)) = results.next() {
-                if out.success() {
-                    live.per_user.push((user, Dump::parse(&out.stdout)));
-                }
-            }
-        }
-        // The installed sshd's own verdict on each directive. Only meaningful when the
-        // current configuration passes on its own.
-        let overlay_failed = matches!(&overlay, Some(Ok(out)) if !out.success());
-        // Something is wrong (a directive rejected, or sshd cannot read the current
-        // configuration): ask about each directive alone, `ssh -Q` for the algorithms, and
-        // the version for the messages. Only now, so that the common path is one or two
-        // sshd runs.
-        if !written && (overlay_failed || live.dump.is_none()) {
-            let singles: Vec<usize> = if live.dump.is_some() {
-                checked.clone()
-            } else {
-                Vec::new()
-            };
-            let ssh = host.which("ssh").map(|p| p.display().to_string());
-            let query_list: Vec<Query> = match &ssh {
-                Some(_) => queries.iter().copied().collect(),
-                None => Vec::new(),
-            };
-            let mut commands = vec![Command::new([sshd.as_str(), "-V"]).timeout(SSHD_TIMEOUT)];
-            for q in &query_list {
-                commands.push(
-                    Command::new([ssh.clone().unwrap_or_default(), "-Q".into(), q.arg().into()])
-                        .timeout(SSHD_TIMEOUT),
-                );
-            }
-            commands.extend(singles.iter().map(|&i| {
-                let mut argv = vec![sshd.clone(), "-T".to_owned()];
-                argv.extend(overlay_args(&section.config.0[i]));
-                Command::new(argv).timeout(SSHD_TIMEOUT)
-            }));
-            let mut results = run_all(host, commands).await.into_iter();
-            if let Some(Ok(out)) = results.next() {
-                live.version = out
-                    .stderr
-                    .lines()
-                    .next()
-                    .and_then(|l| l.split(',').next())
-                    .map(|l| l.trim().to_owned())
-                    .filter(|l| l.starts_with("OpenSSH"));
-            }
-            for q in &query_list {
-                if let Some(Ok(out)) = results.next() {
-                    if out.success() {
-                        live.algorithms.insert(
-                            *q,
-                            out.stdout
-                                .lines()
-                                .map(|l| l.trim().to_owned())
-                                .filter(|l| !l.is_empty())
-                                .collect(),
-                        );
-                    }
-                }
-            }
-            for (&i, result) in singles.iter().zip(results) {
-                if let Ok(out) = result {
-                    if !out.success() {
-                        live.rejected.insert(i, complaint(&out));
-                    }
-                }
-            }
-        }
-    } else if let Some(ssh) = host.which("ssh") {
-        // sshd is to be installed: the client of the same OpenSSH tells which algorithms
-        // exist (the package pulls a matching client version).
-        let query_list: Vec<Query> = queries.iter().copied().collect();
-        let commands = query_list
+            .collect()
+    };
+    let candidates: &[String] = if checked.is_empty() { &[] } else { keyed };
+    let mut commands = Vec::new();
+    if !checked.is_empty() {
+        let overlay: Vec<String> = checked
             .iter()
-            .map(|q| {
-                Command::new([ssh.display().to_string(), "-Q".into(), q.arg().into()])
-                    .timeout(SSHD_TIMEOUT)
-            })
+            .flat_map(|&i| overlay_args(&section.config.0[i]))
             .collect();
-        for (q, result) in query_list.iter().zip(run_all(host, commands).await) {
-            if let Ok(out) = result {
-                if out.success() {
-                    live.algorithms.insert(
-                        *q,
-                        out.stdout
-                            .lines()
-                            .map(|l| l.trim().to_owned())
-                            .filter(|l| !l.is_empty())
-                            .collect(),
-                    );
-                }
+        let asks: Vec<Option<&String>> = if candidates.is_empty() {
+            vec![None]
+        } else {
+            candidates.iter().map(Some).collect()
+        };
+        for user in asks {
+            let mut all = vec![sshd.to_owned(), "-T".to_owned()];
+            if let Some(user) = user {
+                all.extend(["-C".to_owned(), connection_spec(user)]);
+            }
+            all.extend(overlay.iter().cloned());
+            commands.push(Command::new(all).timeout(SSHD_TIMEOUT));
+        }
+    }
+    let users = match_users(parsed, cx);
+    for user in &users {
+        let argv = [
+            sshd.to_owned(),
+            "-T".into(),
+            "-C".into(),
+            connection_spec(user),
+        ];
+        commands.push(Command::new(argv).timeout(SSHD_TIMEOUT));
+    }
+    let mut results = run_all(cx.host, commands).await.into_iter();
+    let overlay = if checked.is_empty() {
+        None
+    } else {
+        results.next()
+    };
+    let dump = |result: &Result<harden_host::Output, String>| match result {
+        Ok(out) if out.success() => Some(Dump::parse(&out.stdout)),
+        _ => None,
+    };
+    if let (Some(first), Some(answer)) = (candidates.first(), overlay.as_ref().and_then(dump)) {
+        live.answers.insert(first.clone(), answer);
+    }
+    for user in candidates.iter().skip(1) {
+        if let Some(answer) = results.next().as_ref().and_then(dump) {
+            live.answers.insert(user.clone(), answer);
+        }
+    }
+    match &cx.facts.sshd.dump {
+        Some(Ok(text)) => live.dump = Some(Dump::parse(text)),
+        Some(Err(e)) => live.dump_error = Some(e.clone()),
+        None => {}
+    }
+    for user in users {
+        if let Some(answer) = results.next().as_ref().and_then(dump) {
+            live.per_user.push((user, answer));
+        }
+    }
+    Asked {
+        checked,
+        written,
+        overlay_failed: matches!(&overlay, Some(Ok(out)) if !out.success()),
+    }
+}
+
+/// The version for the messages, the algorithms sshd's client knows (`ssh -Q`), and sshd's
+/// verdict on each of the directives `singles` alone.
+async fn diagnose(
+    section: &Sshd,
+    host: &Host,
+    sshd: &str,
+    singles: &[usize],
+    queries: &BTreeSet<Query>,
+    live: &mut Live,
+) {
+    let ssh = host.which("ssh").map(|p| p.display().to_string());
+    let query_list: Vec<Query> = match &ssh {
+        Some(_) => queries.iter().copied().collect(),
+        None => Vec::new(),
+    };
+    let mut commands = vec![Command::new([sshd, "-V"]).timeout(SSHD_TIMEOUT)];
+    let ssh = ssh.unwrap_or_default();
+    commands.extend(query_list.iter().map(|q| algorithms_query(&ssh, *q)));
+    commands.extend(singles.iter().map(|&i| {
+        let mut argv = vec![sshd.to_owned(), "-T".to_owned()];
+        argv.extend(overlay_args(&section.config.0[i]));
+        Command::new(argv).timeout(SSHD_TIMEOUT)
+    }));
+    let mut results = run_all(host, commands).await.into_iter();
+    if let Some(Ok(out)) = results.next() {
+        live.version = out
+            .stderr
+            .lines()
+            .next()
+            .and_then(|l| l.split(',').next())
+            .map(|l| l.trim().to_owned())
+            .filter(|l| l.starts_with("OpenSSH"));
+    }
+    for q in &query_list {
+        match results.next() {
+            Some(Ok(out)) if out.success() => {
+                live.algorithms.insert(*q, algorithm_list(&out.stdout));
+            }
+            _ => {}
+        }
+    }
+    for (&i, result) in singles.iter().zip(results) {
+        if let Ok(out) = result {
+            if !out.success() {
+                live.rejected.insert(i, complaint(&out));
             }
         }
     }
+}
 
-    live.exists = session_paths(host, section, &live);
+fn algorithms_query(ssh: &str, query: Query) -> Command {
+    Command::new([ssh, "-Q", query.arg()]).timeout(SSHD_TIMEOUT)
+}
 
-    live.has_ss = host.which("ss").is_some();
-    live.privsep_missing = matches!(host.stat(Path::new(PRIVSEP_DIR)), Ok(None))
-        && matches!(host.stat(Path::new("/run")), Ok(Some(_)));
-
-    // 4. How sshd runs and what listens where.
-    live.activation = Some(activation(host, &parsed, live.dump.as_ref()).await);
-    if host.is_live() {
-        live.listening = Some(listening_ports(host));
-    }
-    // The firewall's verdict on every port sshd may use, as the firewall resource gave it.
-    for &port in &cx.facts.sshd.ports_of_interest {
-        let verdict = cx.facts.firewall.admits.get(&port).copied().flatten();
-        live.firewall.insert(port, verdict);
-    }
-    Ok(live)
+fn algorithm_list(stdout: &str) -> BTreeSet<String> {
+    stdout
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Stats what a keyed account's session depends on, as sshd answered or as the playbook
