@@ -13,7 +13,7 @@ use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
 use super::config::{self, Config, Edit, Snapshot};
 use super::guards::{self, World};
 use super::keywords::{self, Keyword, Kind, Repeat};
-use super::probe::{self, Activation, Live};
+use super::probe::{self, Activation, Live, SocketActivation};
 use super::{Directive, Sshd, DROP_IN_HEADER, DROP_IN_NAME};
 use crate::diagnostic::Invalid;
 use crate::resource::{Diff, DiffContext, Failure, Refusal, Resource};
@@ -941,59 +941,131 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<
         }));
     }
 
-    diff.changes.push(change(
-        &wanted, live, cx, &built, &desired, &current, writes, details,
-    ));
+    let planned = Planned {
+        directives: wanted.len(),
+        built: &built,
+        desired: &desired,
+        current: &current,
+        writes,
+        details,
+    };
+    diff.changes.push(change(planned, live, cx));
     Ok(diff)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn change(
-    wanted: &[Wanted<'_>],
-    live: &Live,
-    cx: &DiffContext<'_>,
-    built: &Built,
-    desired: &Config,
-    current: &Config,
+/// What the diff decided, for the one change it makes.
+struct Planned<'a> {
+    /// How many directives the playbook sets.
+    directives: usize,
+    built: &'a Built,
+    /// The configuration after the edits, and before them.
+    desired: &'a Config,
+    current: &'a Config,
+    /// Files to write: path, content before (`None`: new), content after.
     writes: Vec<(PathBuf, Option<String>, String)>,
     details: Vec<Detail>,
-) -> Change {
-    let installed = live.sshd.is_some();
+}
+
+/// A change's steps and what its rollback runs once the files are restored.
+#[derive(Default)]
+struct Steps {
+    steps: Vec<Step>,
+    on_rollback: Vec<Command>,
+}
+
+impl Steps {
+    /// A command that runs now and again on rollback (onto the restored files).
+    fn both(&mut self, command: Command) {
+        self.steps.push(Step::Run(command.clone()));
+        self.on_rollback.push(command);
+    }
+
+    /// A reload that runs now and again on rollback.
+    fn reload(&mut self, service: &str, command: Command) {
+        self.steps.push(Step::Reload {
+            service: service.into(),
+            command: command.clone(),
+        });
+        self.on_rollback.push(command);
+    }
+}
+
+const ROOT_DIR: Attrs = Attrs {
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+};
+
+fn change(planned: Planned<'_>, live: &Live, cx: &DiffContext<'_>) -> Change {
     let sshd = live
         .sshd
         .clone()
         .unwrap_or_else(|| PathBuf::from(probe::SSHD_PATH))
         .display()
         .to_string();
-    let mut steps = Vec::new();
-    let mut on_rollback = Vec::new();
-    if !installed {
-        steps.push(Step::Run(crate::steps::apt_install(&["openssh-server"])));
+    let mut out = Steps::default();
+    let check = Command::new([sshd.as_str(), "-t"]).timeout(probe::SSHD_TIMEOUT);
+    write_steps(&mut out, &planned, live, cx, check.clone());
+    let activate = Activate {
+        live,
+        sshd: &sshd,
+        desired: planned.desired,
+        current: planned.current,
+    };
+    match live.activation.clone().unwrap_or(Activation::Offline) {
+        Activation::Offline => {}
+        Activation::Systemd {
+            unit,
+            socket,
+            active,
+        } => activate.systemd(&mut out, &unit, socket.as_ref(), active),
+        Activation::Daemon { pidfile, running } => activate.daemon(&mut out, &pidfile, running),
     }
-    let file_attrs = Attrs {
+    Change {
+        resource: Sshd::NAME.into(),
+        target: planned.built.target.display().to_string(),
+        reason: reason(&planned, live),
+        details: planned.details,
+        steps: out.steps,
+        on_rollback: out.on_rollback,
+        // A rollback reloads sshd only onto a configuration sshd itself accepts: a SIGHUP
+        // onto one it rejects makes the daemon exit.
+        rollback_checks: vec![check],
+    }
+}
+
+/// The package when sshd is missing, the files, sshd's runtime directory, and `sshd -t`.
+fn write_steps(
+    out: &mut Steps,
+    planned: &Planned<'_>,
+    live: &Live,
+    cx: &DiffContext<'_>,
+    check: Command,
+) {
+    let installed = live.sshd.is_some();
+    if !installed {
+        out.steps
+            .push(Step::Run(crate::steps::apt_install(&["openssh-server"])));
+    }
+    if let Mode::DropIn(dir) = &planned.built.mode {
+        if installed && !live.stats.contains_key(dir) {
+            out.steps.push(Step::CreateDir {
+                path: dir.clone(),
+                attrs: ROOT_DIR,
+            });
+        }
+    }
+    let mut writes = planned.writes.clone();
+    // Harden's own file last: edits elsewhere first, as they only ever comment lines out.
+    writes.sort_by_key(|(path, _, _)| *path == planned.built.target);
+    let private = Attrs {
         mode: 0o600,
         uid: 0,
         gid: 0,
     };
-    let dir_attrs = Attrs {
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-    };
-    if let Mode::DropIn(dir) = &built.mode {
-        if installed && !live.stats.contains_key(dir) {
-            steps.push(Step::CreateDir {
-                path: dir.clone(),
-                attrs: dir_attrs,
-            });
-        }
-    }
-    let mut writes = writes;
-    // Harden's own file last: edits elsewhere first, as they only ever comment lines out.
-    writes.sort_by_key(|(path, _, _)| *path == built.target);
     for (path, before, content) in writes {
-        let attrs = attrs_for(&path, live, cx, file_attrs);
-        steps.push(Step::WriteFile {
+        let attrs = attrs_for(&path, live, cx, private);
+        out.steps.push(Step::WriteFile {
             path,
             content,
             attrs,
@@ -1004,185 +1076,187 @@ fn change(
         // sshd's own runtime directory, which `sshd -t` needs: made by the executor, never
         // by the planner, and not taken away by a rollback (a running sshd needs it for
         // every new connection, and creates it itself when it starts).
-        steps.push(Step::Run(
+        out.steps.push(Step::Run(
             Command::new(["mkdir", "-p", "-m", "0755", probe::PRIVSEP_DIR]).timeout(10),
         ));
     }
-    let check = Command::new([sshd.as_str(), "-t"]).timeout(probe::SSHD_TIMEOUT);
-    steps.push(Step::Validate(check.clone()));
-    // A rollback reloads sshd only onto a configuration sshd itself accepts: a SIGHUP onto
-    // one it rejects makes the daemon exit.
-    let rollback_checks = vec![check];
+    out.steps.push(Step::Validate(check));
+}
 
-    let listen_changed = ports_of(desired) != ports_of(current)
-        || desired
-            .global("listenaddress")
-            .iter()
-            .map(|l| &l.args)
-            .collect::<Vec<_>>()
-            != current
-                .global("listenaddress")
+/// How the running sshd takes up the new configuration.
+struct Activate<'a> {
+    live: &'a Live,
+    /// The sshd binary.
+    sshd: &'a str,
+    desired: &'a Config,
+    current: &'a Config,
+}
+
+impl Activate<'_> {
+    /// Ports sshd listens on after the change, and before it.
+    fn ports(&self) -> (Vec<u16>, Vec<u16>) {
+        let new = ports_of(self.desired).into_iter().collect();
+        let old = current_ports(self.live, self.current).into_iter().collect();
+        (new, old)
+    }
+
+    fn listen_changed(&self) -> bool {
+        let addresses = |c: &Config| {
+            c.global("listenaddress")
                 .iter()
-                .map(|l| &l.args)
-                .collect::<Vec<_>>();
-    let ports: Vec<u16> = ports_of(desired).into_iter().collect();
-    let old_ports: Vec<u16> = current_ports(live, current).into_iter().collect();
-    match live.activation.clone().unwrap_or(Activation::Offline) {
-        Activation::Offline => {}
-        Activation::Systemd {
-            unit,
-            socket,
-            active,
-        } => {
-            if let (Some(socket), true) = (&socket, listen_changed) {
-                let reload =
-                    Command::new(["systemctl", "daemon-reload"]).timeout(probe::SSHD_TIMEOUT);
-                let restart = Command::new(["systemctl", "restart", &format!("{unit}.socket")])
-                    .timeout(probe::SSHD_TIMEOUT);
-                if !socket.generator {
-                    let path = probe::socket_drop_in(&unit);
-                    if let Some(dir) = path.parent() {
-                        if !socket.drop_in_dir {
-                            steps.push(Step::CreateDir {
-                                path: dir.to_path_buf(),
-                                attrs: dir_attrs,
-                            });
-                        }
-                    }
-                    let mut text = String::from("# Managed by harden: sshd's listening ports, from the playbook's sshd section.\n[Socket]\nListenStream=\n");
-                    for l in desired.global("listenaddress") {
-                        if let Some(addr) = l.args.first() {
-                            if listen_port(addr).is_some() {
-                                text.push_str(&format!("ListenStream={addr}\n"));
-                            } else {
-                                for p in &ports {
-                                    text.push_str(&format!("ListenStream={addr}:{p}\n"));
-                                }
-                            }
-                        }
-                    }
-                    if desired.global("listenaddress").is_empty() {
-                        for p in &ports {
-                            text.push_str(&format!("ListenStream={p}\n"));
-                        }
-                    }
-                    if socket.drop_in.as_deref() != Some(text.as_str()) {
-                        steps.push(Step::WriteFile {
-                            path,
-                            content: text,
-                            attrs: Attrs {
-                                mode: 0o644,
-                                uid: 0,
-                                gid: 0,
-                            },
-                            before: socket.drop_in.clone(),
-                        });
-                    }
-                }
-                // systemd refuses to restart a socket whose service runs ("Socket service
-                // ssh.service already active, refusing"): the listener goes first (sessions
-                // survive: the unit kills only its main process), and the socket starts it
-                // again on the next connection, on the new port.
-                let stop = Command::new(["systemctl", "stop", &format!("{unit}.service")])
-                    .timeout(probe::SSHD_TIMEOUT);
-                for command in [reload, stop, restart] {
-                    steps.push(Step::Run(command.clone()));
-                    on_rollback.push(command);
-                }
-            }
-            let service = format!("{unit}.service");
-            if socket.is_some() {
-                // Started on demand: reload it only if it runs; the socket owns the ports.
-                let command =
-                    Command::new(["systemctl", "try-reload-or-restart", &service]).timeout(60);
-                steps.push(Step::Reload {
-                    service: unit.clone(),
-                    command: command.clone(),
-                });
-                on_rollback.push(command);
-            } else if active {
-                let command =
-                    Command::new(["systemctl", "try-reload-or-restart", &service]).timeout(60);
-                steps.push(Step::Reload {
-                    service: unit.clone(),
-                    command,
-                });
-                let alive = format!("systemctl is-active --quiet {service}");
-                steps.push(Step::Validate(running_check(&alive, &ports, live)));
-                // A rollback brings sshd back even if the new configuration made it exit.
-                on_rollback
-                    .push(Command::new(["systemctl", "reload-or-restart", &service]).timeout(60));
-                on_rollback.push(running_check(&alive, &old_ports, live));
-            }
+                .map(|l| l.args.clone())
+                .collect::<Vec<_>>()
+        };
+        ports_of(self.desired) != ports_of(self.current)
+            || addresses(self.desired) != addresses(self.current)
+    }
+
+    /// Under systemd: a socket-activated sshd gets its new ports through the socket, a
+    /// running service a reload that is then checked.
+    fn systemd(
+        &self,
+        out: &mut Steps,
+        unit: &str,
+        socket: Option<&SocketActivation>,
+        active: bool,
+    ) {
+        let (ports, old_ports) = self.ports();
+        if let (Some(socket), true) = (socket, self.listen_changed()) {
+            self.socket_ports(out, unit, socket, &ports);
         }
-        Activation::Daemon { pidfile, running } => {
-            let pid = pidfile.display().to_string();
-            if running {
-                let command = Command::new([
-                    "sh".to_owned(),
-                    "-c".to_owned(),
-                    format!("pkill -HUP -F {pid} -x sshd || exec {sshd}"),
-                ])
-                .timeout(60);
-                steps.push(Step::Reload {
-                    service: "sshd".into(),
-                    command: command.clone(),
-                });
-                on_rollback.push(command);
-                // The new configuration may name another pidfile.
-                let pid_after = desired
-                    .global("pidfile")
-                    .first()
-                    .and_then(|l| l.args.first().cloned())
-                    .unwrap_or_else(|| pid.clone());
-                let alive_after = format!("pkill -0 -F {pid_after} -x sshd");
-                steps.push(Step::Validate(running_check(&alive_after, &ports, live)));
-                let alive = format!("pkill -0 -F {pid} -x sshd");
-                // After a rollback, wait until sshd serves the restored configuration.
-                on_rollback.push(running_check(&alive, &old_ports, live));
-            } else if !installed {
-                let command = Command::new([
-                    "sh".to_owned(),
-                    "-c".to_owned(),
-                    format!("if pkill -0 -F {pid} -x sshd 2>/dev/null; then pkill -HUP -F {pid} -x sshd; fi"),
-                ])
-                .timeout(60);
-                steps.push(Step::Reload {
-                    service: "sshd".into(),
-                    command: command.clone(),
-                });
-                on_rollback.push(command);
-            }
+        let service = format!("{unit}.service");
+        let reload = Command::new(["systemctl", "try-reload-or-restart", &service]).timeout(60);
+        if socket.is_some() {
+            // Started on demand: reload it only if it runs; the socket owns the ports.
+            out.reload(unit, reload);
+        } else if active {
+            out.steps.push(Step::Reload {
+                service: unit.into(),
+                command: reload,
+            });
+            let alive = format!("systemctl is-active --quiet {service}");
+            out.steps
+                .push(Step::Validate(running_check(&alive, &ports, self.live)));
+            // A rollback brings sshd back even if the new configuration made it exit.
+            out.on_rollback
+                .push(Command::new(["systemctl", "reload-or-restart", &service]).timeout(60));
+            out.on_rollback
+                .push(running_check(&alive, &old_ports, self.live));
         }
     }
 
-    let changed = details.iter().filter(|d| d.desired.is_some()).count();
-    let reason = if !installed {
+    /// New listening ports for a socket-activated sshd: the socket drop-in (unless
+    /// openssh's generator derives it from sshd_config), then the socket restarted.
+    fn socket_ports(&self, out: &mut Steps, unit: &str, socket: &SocketActivation, ports: &[u16]) {
+        if !socket.generator {
+            let path = probe::socket_drop_in(unit);
+            if let (Some(dir), false) = (path.parent(), socket.drop_in_dir) {
+                out.steps.push(Step::CreateDir {
+                    path: dir.to_path_buf(),
+                    attrs: ROOT_DIR,
+                });
+            }
+            let text = socket_drop_in_text(self.desired, ports);
+            if socket.drop_in.as_deref() != Some(text.as_str()) {
+                out.steps.push(Step::WriteFile {
+                    path,
+                    content: text,
+                    attrs: Attrs {
+                        mode: 0o644,
+                        ..ROOT_DIR
+                    },
+                    before: socket.drop_in.clone(),
+                });
+            }
+        }
+        // systemd refuses to restart a socket whose service runs ("Socket service
+        // ssh.service already active, refusing"): the listener goes first (sessions
+        // survive: the unit kills only its main process), and the socket starts it again
+        // on the next connection, on the new port.
+        let systemctl = |args: &[&str]| {
+            let mut argv = vec!["systemctl"];
+            argv.extend(args);
+            Command::new(argv).timeout(probe::SSHD_TIMEOUT)
+        };
+        out.both(systemctl(&["daemon-reload"]));
+        out.both(systemctl(&["stop", &format!("{unit}.service")]));
+        out.both(systemctl(&["restart", &format!("{unit}.socket")]));
+    }
+
+    /// Without systemd: SIGHUP through the pidfile (or a start when it is not running),
+    /// then a check that it runs and listens.
+    fn daemon(&self, out: &mut Steps, pidfile: &Path, running: bool) {
+        let pid = pidfile.display().to_string();
+        let sshd = self.sshd;
+        if running {
+            let (ports, old_ports) = self.ports();
+            let hup = format!("pkill -HUP -F {pid} -x sshd || exec {sshd}");
+            out.reload("sshd", Command::new(["sh", "-c", hup.as_str()]).timeout(60));
+            // The new configuration may name another pidfile.
+            let pid_after = self
+                .desired
+                .global("pidfile")
+                .first()
+                .and_then(|l| l.args.first().cloned())
+                .unwrap_or_else(|| pid.clone());
+            let alive_after = format!("pkill -0 -F {pid_after} -x sshd");
+            out.steps.push(Step::Validate(running_check(
+                &alive_after,
+                &ports,
+                self.live,
+            )));
+            let alive = format!("pkill -0 -F {pid} -x sshd");
+            // After a rollback, wait until sshd serves the restored configuration.
+            out.on_rollback
+                .push(running_check(&alive, &old_ports, self.live));
+        } else if self.live.sshd.is_none() {
+            let hup = format!(
+                "if pkill -0 -F {pid} -x sshd 2>/dev/null; then pkill -HUP -F {pid} -x sshd; fi"
+            );
+            out.reload("sshd", Command::new(["sh", "-c", hup.as_str()]).timeout(60));
+        }
+    }
+}
+
+/// The socket drop-in for `ports`: one `ListenStream` per address (and port).
+fn socket_drop_in_text(desired: &Config, ports: &[u16]) -> String {
+    let mut text = String::from("# Managed by harden: sshd's listening ports, from the playbook's sshd section.\n[Socket]\nListenStream=\n");
+    let addresses = desired.global("listenaddress");
+    for addr in addresses.iter().filter_map(|l| l.args.first()) {
+        if listen_port(addr).is_some() {
+            text.push_str(&format!("ListenStream={addr}\n"));
+        } else {
+            for p in ports {
+                text.push_str(&format!("ListenStream={addr}:{p}\n"));
+            }
+        }
+    }
+    if addresses.is_empty() {
+        for p in ports {
+            text.push_str(&format!("ListenStream={p}\n"));
+        }
+    }
+    text
+}
+
+fn reason(planned: &Planned<'_>, live: &Live) -> String {
+    let target = planned.built.target.display();
+    let changed = planned
+        .details
+        .iter()
+        .filter(|d| d.desired.is_some())
+        .count();
+    if live.sshd.is_none() {
         "openssh-server is not installed".to_owned()
     } else if changed > 0 {
         format!(
             "{changed} of {} directive(s) differ in the effective configuration",
-            wanted.len()
+            planned.directives
         )
-    } else if live.snapshot.text(&built.target).is_none() {
-        format!(
-            "{} does not exist yet (the values are already in effect)",
-            built.target.display()
-        )
+    } else if live.snapshot.text(&planned.built.target).is_none() {
+        format!("{target} does not exist yet (the values are already in effect)")
     } else {
-        format!(
-            "{} differs from the playbook (the values are already in effect)",
-            built.target.display()
-        )
-    };
-    Change {
-        resource: Sshd::NAME.into(),
-        target: built.target.display().to_string(),
-        reason,
-        details,
-        steps,
-        on_rollback,
-        rollback_checks,
+        format!("{target} differs from the playbook (the values are already in effect)")
     }
 }
 
