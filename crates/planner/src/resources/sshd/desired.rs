@@ -722,37 +722,91 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<
     for p in &current.problems {
         notes.push(format!("sshd_config: {p}"));
     }
-
-    let built = match build(&wanted, &live.snapshot, &current) {
-        Ok(built) => built,
-        Err(Unbuildable::Blocked(i, message)) => {
-            return Err(Failure::Invalid(vec![Invalid::new(wanted[i].directive.value.at, message)
-                .help("change or remove that line of the Match block (an exception for everyone is not an exception), then apply again")]))
+    let built = build_edit(&wanted, live, &current)?;
+    let rejected = rejected_config(live, &built, &mut notes);
+    let desired = config::parse(&built.snapshot);
+    let details = directive_details(&wanted, live, &current, &built, &mut notes, &mut diff);
+    match_notes(&wanted, &desired, &mut notes);
+    per_user_notes(&wanted, live, &current, cx, &mut notes);
+    let writes = file_writes(&built, live)?;
+    if let Some((error, places)) = rejected {
+        if !writes.is_empty() {
+            return Err(Failure::Unusable(format!(
+                "sshd rejects the current configuration ({error}): `harden apply` will not change sshd until {places} is fixed, because its `sshd -t` check would fail and reloading sshd onto such a configuration stops the daemon. Fix or remove the line, check with `sshd -t`, then plan again"
+            )));
         }
-        Err(Unbuildable::Internal(e)) => {
-            return Err(Failure::Probe(format!("cannot plan sshd_config safely: {e}")))
-        }
+        notes.push(format!("sshd rejects the current configuration ({error}): sshd cannot start or reload until {places} is fixed; the playbook's values are already written"));
+    }
+    diff.warnings.extend(notes.into_iter().map(warning));
+    if writes.is_empty() {
+        return Ok(diff);
+    }
+    guard(live, &current, &desired, cx, &mut diff)?;
+    let planned = Planned {
+        directives: wanted.len(),
+        built: &built,
+        desired: &desired,
+        current: &current,
+        writes,
+        details,
     };
-    // A current configuration sshd rejects at a line harden's edit leaves in place.
-    let mut rejected: Option<(String, String)> = None;
-    if let Some(e) = &live.dump_error {
-        let places = config_error_places(e);
-        let fixed = !places.is_empty()
-            && places
-                .iter()
-                .all(|p| built.disabled.iter().any(|(place, _)| place == p));
-        if !places.is_empty() && !fixed {
-            rejected = Some((e.clone(), places.join(", ")));
-        } else {
-            notes.push(format!("`sshd -T` fails on the current configuration ({e}); the plan rests on harden's own reading of the files, and `sshd -t` will check the result before it is used"));
+    diff.changes.push(change(planned, live, cx));
+    Ok(diff)
+}
+
+fn warning(message: String) -> Warning {
+    Warning {
+        resource: Sshd::NAME.into(),
+        message,
+    }
+}
+
+/// The edit of the configuration files that makes the playbook's values win.
+fn build_edit(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Result<Built, Failure> {
+    match build(wanted, &live.snapshot, current) {
+        Ok(built) => Ok(built),
+        Err(Unbuildable::Blocked(i, message)) => Err(Failure::Invalid(vec![Invalid::new(wanted[i].directive.value.at, message)
+            .help("change or remove that line of the Match block (an exception for everyone is not an exception), then apply again")])),
+        Err(Unbuildable::Internal(e)) => {
+            Err(Failure::Probe(format!("cannot plan sshd_config safely: {e}")))
         }
     }
-    let desired = config::parse(&built.snapshot);
+}
 
-    // Details: each directive's effective value now, where it comes from, and what it becomes.
+/// A current configuration sshd rejects at a line harden's edit leaves in place: the
+/// error and the places, file:line. A failure the edit fixes, or one without a place, is
+/// a note.
+fn rejected_config(
+    live: &Live,
+    built: &Built,
+    notes: &mut Vec<String>,
+) -> Option<(String, String)> {
+    let e = live.dump_error.as_ref()?;
+    let places = config_error_places(e);
+    let fixed = !places.is_empty()
+        && places
+            .iter()
+            .all(|p| built.disabled.iter().any(|(place, _)| place == p));
+    if !places.is_empty() && !fixed {
+        return Some((e.clone(), places.join(", ")));
+    }
+    notes.push(format!("`sshd -T` fails on the current configuration ({e}); the plan rests on harden's own reading of the files, and `sshd -t` will check the result before it is used"));
+    None
+}
+
+/// Each directive's effective value now, where it comes from, and what it becomes; then the
+/// lines the edit comments out.
+fn directive_details(
+    wanted: &[Wanted<'_>],
+    live: &Live,
+    current: &Config,
+    built: &Built,
+    notes: &mut Vec<String>,
+    diff: &mut Diff,
+) -> Vec<Detail> {
     let mut details = Vec::new();
-    for w in &wanted {
-        let (value, source, normal) = current_value(w, live, &current, &mut notes);
+    for w in wanted {
+        let (value, source, normal) = current_value(w, live, current, notes);
         if normal == w.normal() {
             diff.unchanged += 1;
         } else {
@@ -772,9 +826,12 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<
             desired: None,
         });
     }
+    details
+}
 
-    // Match blocks that keep another value for some connections: reported, never edited.
-    for w in &wanted {
+/// Match blocks that keep another value for some connections: reported, never edited.
+fn match_notes(wanted: &[Wanted<'_>], desired: &Config, notes: &mut Vec<String>) {
+    for w in wanted {
         for line in desired.in_matches(&w.key) {
             if keywords::normal(&w.keyword, &line.args)
                 == w.normal().first().cloned().unwrap_or_default()
@@ -802,6 +859,17 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<
             ));
         }
     }
+}
+
+/// Where harden's reading of the files for a `Match User` account disagrees with what
+/// `sshd -T -C` reports for it.
+fn per_user_notes(
+    wanted: &[Wanted<'_>],
+    live: &Live,
+    current: &Config,
+    cx: &DiffContext<'_>,
+    notes: &mut Vec<String>,
+) {
     for (user, dump) in &live.per_user {
         let Some(account) = cx.users.account(user) else {
             continue;
@@ -819,72 +887,64 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<
             let Some(reported) = dump.get(&w.key).and_then(|v| v.first()) else {
                 continue;
             };
-            if let Some(line) = model.lines.first() {
-                if keywords::normal(&w.keyword, &line.args)
-                    != keywords::normal(&w.keyword, std::slice::from_ref(reported))
-                {
-                    notes.push(format!(
-                        "for {user}, harden reads {} as {} ({}) but `sshd -T -C user={user}` reports {reported}",
-                        w.name,
-                        line.args.join(" "),
-                        line.place()
-                    ));
-                }
+            let Some(line) = model.lines.first() else {
+                continue;
+            };
+            if keywords::normal(&w.keyword, &line.args)
+                != keywords::normal(&w.keyword, std::slice::from_ref(reported))
+            {
+                notes.push(format!(
+                    "for {user}, harden reads {} as {} ({}) but `sshd -T -C user={user}` reports {reported}",
+                    w.name,
+                    line.args.join(" "),
+                    line.place()
+                ));
             }
         }
     }
+}
 
-    let writes: Vec<(PathBuf, Option<String>, String)> = built
+/// The files the edit changes: (path, content before, content after). When sshd is not
+/// installed, the main file is the package's to write: an edit that needs it is refused.
+fn file_writes(
+    built: &Built,
+    live: &Live,
+) -> Result<Vec<(PathBuf, Option<String>, String)>, Failure> {
+    let main = Path::new(config::MAIN);
+    if live.synthesized && built.snapshot.text(main) != Some(probe::DEBIAN_DEFAULT) {
+        return Err(Failure::Probe(format!(
+            "openssh-server is not installed, and the playbook needs {} edited (a directive there would still win); install openssh-server first, then plan again",
+            config::MAIN
+        )));
+    }
+    Ok(built
         .snapshot
         .files
         .iter()
+        .filter(|(path, _)| !(live.synthesized && path.as_path() == main))
         .filter_map(|(path, text)| {
             let text = text.as_ref()?;
             let before = live.snapshot.files.get(path).cloned().flatten();
-            let unchanged = before.as_deref() == Some(text.as_str())
-                && !(live.synthesized && path == Path::new(config::MAIN));
-            (!unchanged).then(|| (path.clone(), before, text.clone()))
+            (before.as_deref() != Some(text.as_str())).then(|| (path.clone(), before, text.clone()))
         })
-        .collect();
-    if live.synthesized {
-        let main = Path::new(config::MAIN);
-        if built.snapshot.text(main) != Some(probe::DEBIAN_DEFAULT) {
-            return Err(Failure::Probe(format!(
-                "openssh-server is not installed, and the playbook needs {} edited (a directive there would still win); install openssh-server first, then plan again",
-                config::MAIN
-            )));
-        }
-    }
-    let writes: Vec<_> = writes
-        .into_iter()
-        .filter(|(path, _, _)| !(live.synthesized && path == Path::new(config::MAIN)))
-        .collect();
+        .collect())
+}
 
-    if let Some((error, places)) = rejected {
-        if !writes.is_empty() {
-            return Err(Failure::Unusable(format!(
-                "sshd rejects the current configuration ({error}): `harden apply` will not change sshd until {places} is fixed, because its `sshd -t` check would fail and reloading sshd onto such a configuration stops the daemon. Fix or remove the line, check with `sshd -t`, then plan again"
-            )));
-        }
-        notes.push(format!("sshd rejects the current configuration ({error}): sshd cannot start or reload until {places} is fixed; the playbook's values are already written"));
-    }
-    diff.warnings
-        .extend(notes.into_iter().map(|message| Warning {
-            resource: Sshd::NAME.into(),
-            message,
-        }));
-    if writes.is_empty() {
-        return Ok(diff);
-    }
-
-    // Lockout guards.
-    let defaults = defaults_for(live, &current);
+/// The lockout guards on the configuration before and after: refused unless overridden.
+fn guard(
+    live: &Live,
+    current: &Config,
+    desired: &Config,
+    cx: &DiffContext<'_>,
+    diff: &mut Diff,
+) -> Result<(), Failure> {
+    let defaults = defaults_for(live, current);
     let before = World {
-        config: &current,
+        config: current,
         defaults: &defaults,
     };
     let after = World {
-        config: &desired,
+        config: desired,
         defaults: &defaults,
     };
     let evidence = guards::Evidence {
@@ -893,8 +953,8 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<
         exists: &live.exists,
     };
     let mut verdict = guards::check_logins(&before, &after, &live.accounts, &evidence);
-    let new_ports: BTreeSet<u16> = ports_of(&desired)
-        .difference(&current_ports(live, &current))
+    let new_ports: BTreeSet<u16> = ports_of(desired)
+        .difference(&current_ports(live, current))
         .copied()
         .collect();
     for port in &new_ports {
@@ -907,50 +967,33 @@ pub(crate) fn diff(section: &Sshd, live: &Live, cx: &DiffContext<'_>) -> Result<
             });
         }
     }
-    for warning in verdict.warnings {
-        diff.warnings.push(Warning {
-            resource: Sshd::NAME.into(),
-            message: warning,
-        });
-    }
+    diff.warnings
+        .extend(verdict.warnings.into_iter().map(warning));
     let (overridden, refused): (Vec<_>, Vec<_>) = verdict
         .fired
         .into_iter()
         .partition(|f| cx.overridden(f.guard));
     for f in &overridden {
-        diff.warnings.push(Warning {
-            resource: Sshd::NAME.into(),
-            message: format!(
-                "lockout guard {} overridden by --allow {}: {}",
-                f.guard, f.guard, f.message
-            ),
-        });
+        diff.warnings.push(warning(format!(
+            "lockout guard {} overridden by --allow {}: {}",
+            f.guard, f.guard, f.message
+        )));
     }
-    if let Some(first) = refused.first() {
-        let mut message = first.message.clone();
-        for other in &refused[1..] {
-            message.push_str(&format!(
-                "\nalso refused by {}: {} (override with --allow {})",
-                other.guard, other.message, other.guard
-            ));
-        }
-        return Err(Failure::Refused(Refusal {
-            resource: Sshd::NAME.into(),
-            guard: first.guard.into(),
-            message,
-        }));
-    }
-
-    let planned = Planned {
-        directives: wanted.len(),
-        built: &built,
-        desired: &desired,
-        current: &current,
-        writes,
-        details,
+    let Some(first) = refused.first() else {
+        return Ok(());
     };
-    diff.changes.push(change(planned, live, cx));
-    Ok(diff)
+    let mut message = first.message.clone();
+    for other in &refused[1..] {
+        message.push_str(&format!(
+            "\nalso refused by {}: {} (override with --allow {})",
+            other.guard, other.message, other.guard
+        ));
+    }
+    Err(Failure::Refused(Refusal {
+        resource: Sshd::NAME.into(),
+        guard: first.guard.into(),
+        message,
+    }))
 }
 
 /// What the diff decided, for the one change it makes.
