@@ -510,204 +510,25 @@ impl Resource for Fail2ban {
         let mut diff = Diff::default();
         let desired = self.desired(live)?;
         self.check(&desired, live)?;
-
-        // The journal backend needs python3-systemd (a Recommends of fail2ban, so not always
-        // there); fail2ban-client -t does not notice its absence, the server does.
-        let journal = desired.jails.iter().filter(|j| j.enabled).any(|j| {
-            j.settings
-                .iter()
-                .any(|s| s.key == "backend" && s.value.matches("systemd"))
-        });
-        let mut packages = Vec::new();
-        if !live.installed {
-            packages.push("fail2ban");
-        }
-        if journal && !live.python_systemd {
-            packages.push("python3-systemd");
-        }
-        if !packages.is_empty() {
-            let reason = match (live.installed, packages.len()) {
-                (false, 1) => "fail2ban is not installed".to_owned(),
-                (false, _) => "fail2ban is not installed; python3-systemd reads the journal for backend = systemd".to_owned(),
-                (true, _) => "python3-systemd is missing, which backend = systemd needs to read the journal".to_owned(),
-            };
-            diff.changes.push(Change {
-                resource: Self::NAME.into(),
-                target: format!("package {}", packages.join(", ")),
-                reason,
-                details: Vec::new(),
-                steps: vec![Step::Run(apt_install(&packages))],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            });
-        }
-
-        let attrs = Attrs {
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-        };
-        let mut written_filters = Vec::new();
-        let jail_text = render_jail_file(&desired);
-        if live.jail_file.as_deref() == Some(jail_text.as_str()) {
-            diff.unchanged += 1;
-        } else {
-            let notes: Vec<&str> = desired
-                .jails
-                .iter()
-                .flat_map(|j| j.settings.iter())
-                .filter_map(|s| s.note.as_deref())
-                .collect();
-            let mut reason = if live.jail_file.is_none() {
-                "harden's jail file is missing".to_owned()
-            } else {
-                "jail settings differ".to_owned()
-            };
-            if !notes.is_empty() {
-                reason = format!("{reason} ({})", notes.join("; "));
-            }
-            diff.changes.push(Change {
-                resource: Self::NAME.into(),
-                target: JAIL_FILE.into(),
-                reason,
-                details: jail_details(&desired, live),
-                steps: vec![Step::WriteFile {
-                    path: JAIL_FILE.into(),
-                    content: jail_text,
-                    attrs,
-                    before: live.jail_file.clone(),
-                }],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            });
-        }
-        for (name, filter) in &self.filters {
-            let path = filter_path(&name.value);
-            let text = render_filter_file(
-                &name.value,
-                filter,
-                live.distribution_filters.contains(&name.value),
-            );
-            let current = live.filter_files.get(&name.value).cloned().flatten();
-            if current.as_deref() == Some(text.as_str()) {
-                diff.unchanged += 1;
-                continue;
-            }
-            let reason = match (&current, live.distribution_filters.contains(&name.value)) {
-                (None, false) => format!("filter {name} is missing"),
-                (None, true) => {
-                    format!("filter {name} overrides the distribution's {FILTER_DIR}/{name}.conf")
-                }
-                (Some(_), _) => format!("filter {name} differs"),
-            };
-            diff.changes.push(Change {
-                resource: Self::NAME.into(),
-                target: path.clone(),
-                reason,
-                details: filter_details(&name.value, filter, &desired, live),
-                steps: vec![Step::WriteFile {
-                    path: PathBuf::from(&path),
-                    content: text,
-                    attrs,
-                    before: current,
-                }],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            });
-            written_filters.push(path);
-        }
-
-        let files_change = !diff
-            .changes
-            .iter()
-            .all(|c| c.target.starts_with("package "));
+        diff.changes.extend(package_change(&desired, live));
+        let mut written = Vec::new();
+        written.extend(jail_change(&desired, live, &mut diff));
+        written.extend(self.filter_changes(&desired, live, &mut diff));
+        let files_change = !written.is_empty();
         let will_run = live.installed || live.live || !diff.changes.is_empty();
-        let reload = Command::new(["fail2ban-client", "reload"]).timeout(120);
         let start = !live.running && live.live && live.systemd && will_run;
         if files_change || start {
-            let check = Command::new(["fail2ban-client", "-t"]).timeout(60);
-            let mut steps = vec![Step::Validate(check.clone())];
-            let rollback_checks = vec![check];
-            for path in &written_filters {
-                // `-t` does not compile filters' expressions; fail2ban-regex does.
-                steps.push(Step::Validate(
-                    Command::new(["fail2ban-regex", "/dev/null", path]).timeout(60),
-                ));
-            }
-            let mut on_rollback = Vec::new();
-            if live.running {
-                steps.push(Step::Reload {
-                    service: "fail2ban".into(),
-                    command: reload.clone(),
-                });
-                on_rollback.push(reload);
-            } else if start {
-                // Through systemctl, whose state the snapshot saves: a unit that is enabled
-                // but failed at boot (Debian 12's stock sshd jail wants auth.log) only needs
-                // the restart; enablement symlinks are systemd's, never harden's files.
-                let before = live.unit.clone().unwrap_or_else(|| UnitState {
-                    enablement: "unknown".into(),
-                    active: "inactive".into(),
-                });
-                steps.push(Step::Unit(UnitStep {
-                    unit: UNIT.into(),
-                    enablement: (before.enablement != "enabled").then_some(Enablement::Enabled),
-                    action: Some(UnitAction::Restart),
-                    before,
-                    timeout_secs: 120,
-                }));
-            }
-            diff.changes.push(Change {
-                resource: Self::NAME.into(),
-                target: "fail2ban".into(),
-                reason: if live.running {
-                    "check and load the new configuration".into()
-                } else if start {
-                    "check the configuration and start fail2ban-server, which is not running".into()
-                } else {
-                    "check the new configuration".into()
-                },
-                details: Vec::new(),
-                steps,
-                on_rollback,
-                rollback_checks,
-            });
+            diff.changes.push(activation(live, &written, start));
         }
-
         let warn = |message: String| Warning {
             resource: Self::NAME.into(),
             message,
         };
-        if live.live && !live.running && !start && live.installed {
-            diff.warnings.push(warn(if live.stale_socket {
-                "fail2ban-server does not answer although /run/fail2ban/fail2ban.sock exists; the configuration takes effect when it is restarted".into()
-            } else {
-                "fail2ban-server is not running: no jail is active until it starts (`fail2ban-client start`)".into()
-            }));
-        }
-        if let compile::Verdict::Failed(why) = &live.compiled {
-            diff.warnings.push(warn(format!("fail2ban's compiler could not check the filters' expressions ({why}); the apply still checks them with fail2ban-regex before anything is reloaded")));
-        }
-        if let Some(error) = &live.dump_error {
-            diff.warnings.push(warn(format!("`fail2ban-client -d` failed, so the plan cannot show what fail2ban runs with: {error}")));
-        }
-        if cx.facts.firewall.managed {
-            for setting in desired
-                .defaults
-                .iter()
-                .chain(desired.jails.iter().flat_map(|j| j.settings.iter()))
-            {
-                if matches!(setting.key, "banaction" | "banaction_allports" | "action")
-                    && setting.text().contains("ufw")
-                {
-                    diff.warnings.push(warn(format!(
-                        "`{} = {}` makes fail2ban write ufw rules, which the ufw resource manages too; prefer nftables-multiport",
-                        setting.key,
-                        setting.text()
-                    )));
-                }
-            }
-        }
+        diff.warnings.extend(
+            live_warnings(&desired, live, cx, start)
+                .into_iter()
+                .map(warn),
+        );
         diff.warnings.extend(
             self.override_warnings(&desired, live, files_change)
                 .into_iter()
@@ -715,6 +536,222 @@ impl Resource for Fail2ban {
         );
         Ok(diff)
     }
+}
+
+impl Fail2ban {
+    /// A change per filter file whose text differs; returns the paths written.
+    fn filter_changes(&self, desired: &Desired, live: &Live, diff: &mut Diff) -> Vec<String> {
+        let mut written = Vec::new();
+        for (name, filter) in &self.filters {
+            let path = filter_path(&name.value);
+            let distribution = live.distribution_filters.contains(&name.value);
+            let text = render_filter_file(&name.value, filter, distribution);
+            let current = live.filter_files.get(&name.value).cloned().flatten();
+            if current.as_deref() == Some(text.as_str()) {
+                diff.unchanged += 1;
+                continue;
+            }
+            let reason = match (&current, distribution) {
+                (None, false) => format!("filter {name} is missing"),
+                (None, true) => {
+                    format!("filter {name} overrides the distribution's {FILTER_DIR}/{name}.conf")
+                }
+                (Some(_), _) => format!("filter {name} differs"),
+            };
+            let details = filter_details(&name.value, filter, desired, live);
+            diff.changes
+                .push(config_file(&path, reason, details, text, current));
+            written.push(path);
+        }
+        written
+    }
+}
+
+/// fail2ban itself, and python3-systemd when a jail reads the journal: that backend needs
+/// it (a Recommends of fail2ban, so not always there); `fail2ban-client -t` does not notice
+/// its absence, the server does.
+fn package_change(desired: &Desired, live: &Live) -> Option<Change> {
+    let journal = desired.jails.iter().filter(|j| j.enabled).any(|j| {
+        j.settings
+            .iter()
+            .any(|s| s.key == "backend" && s.value.matches("systemd"))
+    });
+    let mut packages = Vec::new();
+    if !live.installed {
+        packages.push("fail2ban");
+    }
+    if journal && !live.python_systemd {
+        packages.push("python3-systemd");
+    }
+    if packages.is_empty() {
+        return None;
+    }
+    let reason = match (live.installed, packages.len()) {
+        (false, 1) => "fail2ban is not installed".to_owned(),
+        (false, _) => {
+            "fail2ban is not installed; python3-systemd reads the journal for backend = systemd"
+                .to_owned()
+        }
+        (true, _) => {
+            "python3-systemd is missing, which backend = systemd needs to read the journal"
+                .to_owned()
+        }
+    };
+    Some(Change {
+        resource: Fail2ban::NAME.into(),
+        target: format!("package {}", packages.join(", ")),
+        reason,
+        details: Vec::new(),
+        steps: vec![Step::Run(apt_install(&packages))],
+        on_rollback: Vec::new(),
+        rollback_checks: Vec::new(),
+    })
+}
+
+/// harden's jail file, when its text differs; returns its path when written.
+fn jail_change(desired: &Desired, live: &Live, diff: &mut Diff) -> Option<String> {
+    let text = render_jail_file(desired);
+    if live.jail_file.as_deref() == Some(text.as_str()) {
+        diff.unchanged += 1;
+        return None;
+    }
+    let notes: Vec<&str> = desired
+        .jails
+        .iter()
+        .flat_map(|j| j.settings.iter())
+        .filter_map(|s| s.note.as_deref())
+        .collect();
+    let mut reason = if live.jail_file.is_none() {
+        "harden's jail file is missing".to_owned()
+    } else {
+        "jail settings differ".to_owned()
+    };
+    if !notes.is_empty() {
+        reason = format!("{reason} ({})", notes.join("; "));
+    }
+    let details = jail_details(desired, live);
+    let change = config_file(JAIL_FILE, reason, details, text, live.jail_file.clone());
+    diff.changes.push(change);
+    Some(JAIL_FILE.into())
+}
+
+/// A configuration file written whole, 0644 root.
+fn config_file(
+    path: &str,
+    reason: String,
+    details: Vec<Detail>,
+    content: String,
+    before: Option<String>,
+) -> Change {
+    Change {
+        resource: Fail2ban::NAME.into(),
+        target: path.into(),
+        reason,
+        details,
+        steps: vec![Step::WriteFile {
+            path: PathBuf::from(path),
+            content,
+            attrs: Attrs {
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            },
+            before,
+        }],
+        on_rollback: Vec::new(),
+        rollback_checks: Vec::new(),
+    }
+}
+
+/// Checks the new files (`fail2ban-client -t`, and fail2ban-regex for each filter written),
+/// then reloads a running server or starts a stopped one.
+fn activation(live: &Live, written_filters: &[String], start: bool) -> Change {
+    let reload = Command::new(["fail2ban-client", "reload"]).timeout(120);
+    let check = Command::new(["fail2ban-client", "-t"]).timeout(60);
+    let mut steps = vec![Step::Validate(check.clone())];
+    for path in written_filters.iter().filter(|p| p.as_str() != JAIL_FILE) {
+        // `-t` does not compile filters' expressions; fail2ban-regex does.
+        steps.push(Step::Validate(
+            Command::new(["fail2ban-regex", "/dev/null", path]).timeout(60),
+        ));
+    }
+    let mut on_rollback = Vec::new();
+    if live.running {
+        steps.push(Step::Reload {
+            service: "fail2ban".into(),
+            command: reload.clone(),
+        });
+        on_rollback.push(reload);
+    } else if start {
+        // Through systemctl, whose state the snapshot saves: a unit that is enabled but
+        // failed at boot (Debian 12's stock sshd jail wants auth.log) only needs the
+        // restart; enablement symlinks are systemd's, never harden's files.
+        let before = live.unit.clone().unwrap_or_else(|| UnitState {
+            enablement: "unknown".into(),
+            active: "inactive".into(),
+        });
+        steps.push(Step::Unit(UnitStep {
+            unit: UNIT.into(),
+            enablement: (before.enablement != "enabled").then_some(Enablement::Enabled),
+            action: Some(UnitAction::Restart),
+            before,
+            timeout_secs: 120,
+        }));
+    }
+    let reason = if live.running {
+        "check and load the new configuration"
+    } else if start {
+        "check the configuration and start fail2ban-server, which is not running"
+    } else {
+        "check the new configuration"
+    };
+    Change {
+        resource: Fail2ban::NAME.into(),
+        target: "fail2ban".into(),
+        reason: reason.into(),
+        details: Vec::new(),
+        steps,
+        on_rollback,
+        rollback_checks: vec![check],
+    }
+}
+
+/// What the operator should know about the server and the settings around it.
+fn live_warnings(desired: &Desired, live: &Live, cx: &DiffContext<'_>, start: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if live.live && !live.running && !start && live.installed {
+        warnings.push(if live.stale_socket {
+            "fail2ban-server does not answer although /run/fail2ban/fail2ban.sock exists; the configuration takes effect when it is restarted".into()
+        } else {
+            "fail2ban-server is not running: no jail is active until it starts (`fail2ban-client start`)".into()
+        });
+    }
+    if let compile::Verdict::Failed(why) = &live.compiled {
+        warnings.push(format!("fail2ban's compiler could not check the filters' expressions ({why}); the apply still checks them with fail2ban-regex before anything is reloaded"));
+    }
+    if let Some(error) = &live.dump_error {
+        warnings.push(format!(
+            "`fail2ban-client -d` failed, so the plan cannot show what fail2ban runs with: {error}"
+        ));
+    }
+    if cx.facts.firewall.managed {
+        let settings = desired
+            .defaults
+            .iter()
+            .chain(desired.jails.iter().flat_map(|j| j.settings.iter()));
+        for setting in settings {
+            if matches!(setting.key, "banaction" | "banaction_allports" | "action")
+                && setting.text().contains("ufw")
+            {
+                warnings.push(format!(
+                    "`{} = {}` makes fail2ban write ufw rules, which the ufw resource manages too; prefer nftables-multiport",
+                    setting.key,
+                    setting.text()
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 fn failed_ping(why: &str) -> Failure {
