@@ -346,8 +346,8 @@ fn build(
     current: &Config,
 ) -> Result<Built, Unbuildable> {
     let mode = mode_of(current);
-    let main = PathBuf::from(config::MAIN);
     let mut snapshot = live_snapshot.clone();
+    // Lines that hold the playbook's values: (file, line number) after the edit.
     let mut ours: BTreeSet<(PathBuf, usize)> = BTreeSet::new();
     let target = match &mode {
         Mode::DropIn(dir) => {
@@ -358,132 +358,152 @@ fn build(
             ours.extend((1..=count).map(|n| (path.clone(), n)));
             path
         }
-        Mode::InPlace => {
-            let text = snapshot.text(&main).unwrap_or("").to_owned();
-            let mut edits = Vec::new();
-            let mut insert: Vec<String> = Vec::new();
-            let mut kept: Vec<(PathBuf, usize)> = Vec::new();
-            for w in wanted {
-                let mut global: Vec<&config::Line> = current.global(&w.key);
-                if let Some(name) = w.named() {
-                    global.retain(|l| l.args.first().map(String::as_str) == Some(name));
-                }
-                let in_main: Vec<&config::Line> =
-                    global.iter().copied().filter(|l| l.file == main).collect();
-                // Already effective: leave it where it is, wherever that is.
-                let same = match w.keyword.repeat {
-                    Repeat::First | Repeat::Named => global
-                        .first()
-                        .is_some_and(|l| keywords::normal(&w.keyword, &l.args) == w.normal()[0]),
-                    Repeat::Accumulate => {
-                        global
-                            .iter()
-                            .map(|l| keywords::normal(&w.keyword, &l.args))
-                            .collect::<Vec<_>>()
-                            == w.normal()
-                    }
-                };
-                if same {
-                    let keep = match w.keyword.repeat {
-                        Repeat::Accumulate => global.len(),
-                        _ => 1,
-                    };
-                    kept.extend(global.iter().take(keep).map(|l| (l.file.clone(), l.number)));
-                    continue;
-                }
-                match in_main.first() {
-                    Some(line) => edits.push(Edit::Replace {
-                        number: line.number,
-                        with: w.rendered.clone(),
-                    }),
-                    None => insert.extend(w.rendered.iter().cloned()),
-                }
-            }
-            if !insert.is_empty() {
-                let mut block = vec!["# Set by harden (playbook section `sshd`):".to_owned()];
-                block.extend(insert);
-                edits.push(Edit::Insert {
-                    before: insertion_point(&text, current),
-                    lines: block,
-                });
-            }
-            let (new_text, placed) = config::apply_edits(&text, &edits);
-            for numbers in placed {
-                ours.extend(numbers.into_iter().map(|n| (main.clone(), n)));
-            }
-            // Lines kept in the main file move down by what was inserted or added above them.
-            let shift = |n: usize| -> usize {
-                edits
-                    .iter()
-                    .map(|e| match e {
-                        Edit::Insert { before, lines } if *before <= n => lines.len(),
-                        Edit::Replace { number, with } if *number < n => {
-                            with.len().saturating_sub(1)
-                        }
-                        _ => 0,
-                    })
-                    .sum::<usize>()
-                    + n
-            };
-            ours.extend(kept.into_iter().map(|(file, n)| {
-                let n = if file == main { shift(n) } else { n };
-                (file, n)
-            }));
-            snapshot.put(&main, new_text);
-            main.clone()
-        }
+        Mode::InPlace => edit_main(wanted, current, &mut snapshot, &mut ours),
     };
+    let disabled = disable_winners(wanted, &target, &ours, &mut snapshot)?;
+    verify(wanted, &snapshot)?;
+    Ok(Built {
+        snapshot,
+        mode,
+        target,
+        disabled,
+    })
+}
 
-    // Lines elsewhere that would still win: comment them out.
-    let world = config::parse(&snapshot);
+/// The main file edited in place: each value replaces its line there or goes into one block
+/// of harden's, and values already in effect stay where they are.
+fn edit_main(
+    wanted: &[Wanted<'_>],
+    current: &Config,
+    snapshot: &mut Snapshot,
+    ours: &mut BTreeSet<(PathBuf, usize)>,
+) -> PathBuf {
+    let main = PathBuf::from(config::MAIN);
+    let text = snapshot.text(&main).unwrap_or("").to_owned();
+    let mut edits = Vec::new();
+    let mut insert: Vec<String> = Vec::new();
+    let mut kept: Vec<(PathBuf, usize)> = Vec::new();
+    for w in wanted {
+        let global = named_global(w, current);
+        if let Some(keep) = in_effect(w, &global) {
+            kept.extend(global.iter().take(keep).map(|l| (l.file.clone(), l.number)));
+            continue;
+        }
+        match global.iter().find(|l| l.file == main) {
+            Some(line) => edits.push(Edit::Replace {
+                number: line.number,
+                with: w.rendered.clone(),
+            }),
+            None => insert.extend(w.rendered.iter().cloned()),
+        }
+    }
+    if !insert.is_empty() {
+        let mut block = vec!["# Set by harden (playbook section `sshd`):".to_owned()];
+        block.extend(insert);
+        edits.push(Edit::Insert {
+            before: insertion_point(&text, current),
+            lines: block,
+        });
+    }
+    let (new_text, placed) = config::apply_edits(&text, &edits);
+    for numbers in placed {
+        ours.extend(numbers.into_iter().map(|n| (main.clone(), n)));
+    }
+    // Lines kept in the main file move down by what was inserted or added above them.
+    let shift = |n: usize| -> usize {
+        edits
+            .iter()
+            .map(|e| match e {
+                Edit::Insert { before, lines } if *before <= n => lines.len(),
+                Edit::Replace { number, with } if *number < n => with.len().saturating_sub(1),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + n
+    };
+    ours.extend(kept.into_iter().map(|(file, n)| {
+        let n = if file == main { shift(n) } else { n };
+        (file, n)
+    }));
+    snapshot.put(&main, new_text);
+    main
+}
+
+/// The global lines of `w`'s keyword (for a named keyword such as `Subsystem`, those of its
+/// name), in the order sshd reads them.
+fn named_global<'c>(w: &Wanted<'_>, config: &'c Config) -> Vec<&'c config::Line> {
+    let mut global = config.global(&w.key);
+    if let Some(name) = w.named() {
+        global.retain(|l| l.args.first().map(String::as_str) == Some(name));
+    }
+    global
+}
+
+/// When the lines already give `w`'s value: how many of them hold it.
+fn in_effect(w: &Wanted<'_>, global: &[&config::Line]) -> Option<usize> {
+    let normal = |l: &&config::Line| keywords::normal(&w.keyword, &l.args);
+    match w.keyword.repeat {
+        Repeat::First | Repeat::Named => global
+            .first()
+            .is_some_and(|l| normal(l) == w.normal()[0])
+            .then_some(1),
+        Repeat::Accumulate => {
+            (global.iter().map(normal).collect::<Vec<_>>() == w.normal()).then_some(global.len())
+        }
+    }
+}
+
+/// Comments out the lines elsewhere that would still win over harden's; returns them as
+/// (file:line, text) for the plan.
+fn disable_winners(
+    wanted: &[Wanted<'_>],
+    target: &Path,
+    ours: &BTreeSet<(PathBuf, usize)>,
+    snapshot: &mut Snapshot,
+) -> Result<Vec<(String, String)>, Unbuildable> {
+    let world = config::parse(snapshot);
     let mut edits: BTreeMap<PathBuf, Vec<Edit>> = BTreeMap::new();
     let mut disabled = Vec::new();
+    let is_ours = |l: &config::Line| ours.contains(&(l.file.clone(), l.number));
     for w in wanted {
-        let is_ours = |l: &config::Line| ours.contains(&(l.file.clone(), l.number));
-        let mut global = world.global(&w.key);
-        if let Some(name) = w.named() {
-            global.retain(|l| l.args.first().map(String::as_str) == Some(name));
-        }
-        let first_ours = global.iter().filter(|l| is_ours(l)).map(|l| l.seq).min();
-        let Some(first_ours) = first_ours else {
+        let global = named_global(w, &world);
+        let Some(first_ours) = global.iter().filter(|l| is_ours(l)).map(|l| l.seq).min() else {
             return Err(Unbuildable::Internal(format!(
                 "{} was not written where harden expected it",
                 w.name
             )));
         };
         let desired = w.normal();
-        for line in global {
-            if is_ours(line) {
-                continue;
-            }
+        for line in global.into_iter().filter(|l| !is_ours(l)) {
             let conflicts = match w.keyword.repeat {
                 Repeat::First => {
                     line.seq < first_ours && keywords::normal(&w.keyword, &line.args) != desired[0]
                 }
                 Repeat::Accumulate | Repeat::Named => true,
             };
-            if conflicts {
-                let where_set = if line.file == target {
-                    "below".to_owned()
-                } else {
-                    format!("in {}", target.display())
-                };
-                let why = format!("disabled by harden, {} is set {where_set}", w.name);
-                edits
-                    .entry(line.file.clone())
-                    .or_default()
-                    .push(Edit::CommentOut {
-                        number: line.number,
-                        why,
-                    });
-                let text = snapshot
-                    .text(&line.file)
-                    .and_then(|t| t.lines().nth(line.number - 1))
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
-                disabled.push((line.place(), text));
+            if !conflicts {
+                continue;
             }
+            let where_set = if line.file == target {
+                "below".to_owned()
+            } else {
+                format!("in {}", target.display())
+            };
+            let why = format!("disabled by harden, {} is set {where_set}", w.name);
+            edits
+                .entry(line.file.clone())
+                .or_default()
+                .push(Edit::CommentOut {
+                    number: line.number,
+                    why,
+                });
+            let text = snapshot
+                .text(&line.file)
+                .and_then(|t| t.lines().nth(line.number - 1))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            disabled.push((line.place(), text));
         }
     }
     for (file, file_edits) in edits {
@@ -491,60 +511,53 @@ fn build(
         let (new_text, _) = config::apply_edits(&text, &file_edits);
         snapshot.put(&file, new_text);
     }
+    Ok(disabled)
+}
 
-    // The result must say what the playbook says.
-    let result = config::parse(&snapshot);
+/// The edited files must say what the playbook says, for every connection.
+fn verify(wanted: &[Wanted<'_>], snapshot: &Snapshot) -> Result<(), Unbuildable> {
+    let result = config::parse(snapshot);
     for (i, w) in wanted.iter().enumerate() {
         let lines = w.effective(&result);
-        if let Some(line) = lines.iter().find(|l| l.scope != config::Scope::Global) {
-            if lines
-                .iter()
-                .map(|l| keywords::normal(&w.keyword, &l.args))
-                .collect::<Vec<_>>()
-                != w.normal()
-            {
-                let config::Scope::Match(m) = line.scope else {
-                    continue;
-                };
-                let block = &result.matches[m];
-                return Err(Unbuildable::Blocked(
-                    i,
-                    format!(
-                        "{}: the `{}` block at {}:{} sets {} {} ({}) for every connection, and harden does not edit Match blocks",
-                        w.name,
-                        block.describe(),
-                        block.file.display(),
-                        block.number,
-                        w.name,
-                        line.args.join(" "),
-                        line.place()
-                    ),
-                ));
-            }
-        }
         let got: Vec<String> = lines
             .iter()
             .map(|l| keywords::normal(&w.keyword, &l.args))
             .collect();
-        if got != w.normal() {
-            return Err(Unbuildable::Internal(format!(
-                "after the planned edits sshd would still use {} {} instead of {}",
-                w.name,
-                lines
-                    .iter()
-                    .map(|l| format!("{} ({})", l.args.join(" "), l.place()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                w.display()
-            )));
+        if got == w.normal() {
+            continue;
         }
+        let in_match = lines.iter().find_map(|l| match l.scope {
+            config::Scope::Match(m) => Some((l, m)),
+            config::Scope::Global => None,
+        });
+        if let Some((line, m)) = in_match {
+            let block = &result.matches[m];
+            return Err(Unbuildable::Blocked(
+                i,
+                format!(
+                    "{}: the `{}` block at {}:{} sets {} {} ({}) for every connection, and harden does not edit Match blocks",
+                    w.name,
+                    block.describe(),
+                    block.file.display(),
+                    block.number,
+                    w.name,
+                    line.args.join(" "),
+                    line.place()
+                ),
+            ));
+        }
+        return Err(Unbuildable::Internal(format!(
+            "after the planned edits sshd would still use {} {} instead of {}",
+            w.name,
+            lines
+                .iter()
+                .map(|l| format!("{} ({})", l.args.join(" "), l.place()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            w.display()
+        )));
     }
-    Ok(Built {
-        snapshot,
-        mode,
-        target,
-        disabled,
-    })
+    Ok(())
 }
 
 /// True when the configuration files already hold exactly what harden would write: then a
