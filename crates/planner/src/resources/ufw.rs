@@ -130,13 +130,13 @@ pub struct Live {
     /// The firewall is loaded in the kernel; `None` under `--root`.
     pub running: Option<bool>,
     /// Tuples of each family ufw manages, in order.
-    pub tuples: Vec<(Family, Vec<Tuple>)>,
+    pub tuples: FamilyRules,
     /// Tuples ufw skips as malformed.
     pub malformed: Vec<String>,
     /// Application profiles by lowercased name.
-    pub profiles: BTreeMap<String, Profile>,
+    pub profiles: Profiles,
     /// /etc/services by name.
-    pub services: BTreeMap<String, ServiceEntry>,
+    pub services: Services,
     /// Ports sshd listens on now.
     pub ssh_listening: Vec<u16>,
     /// Ports the playbook's sshd section sets, if it does.
@@ -201,98 +201,19 @@ impl Resource for Ufw {
 
     async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure> {
         let host = cx.host;
-        let read = |path: &str| -> Result<Option<String>, Failure> {
-            host.read_to_string(Path::new(path))
-                .map_err(|e| Failure::Probe(format!("{path}: {e}")))
-        };
         let installed = host.which("ufw").is_some();
-        let conf_text = read(UFW_CONF)?;
-        let mut settings = if installed {
-            Settings::parse(
-                conf_text.as_deref().unwrap_or(""),
-                read(DEFAULTS)?.as_deref().unwrap_or(""),
-            )
-        } else {
-            Settings::package_defaults()
-        };
-        // ufw manages IPv6 only when the kernel has it too (its `use_ipv6`); the kernel is
-        // this machine's, under --root as well.
-        settings.ipv6 &= Path::new("/proc/sys/net/ipv6").exists();
-        let conf = match (&conf_text, host.stat(Path::new(UFW_CONF))) {
-            (Some(text), Ok(Some(st))) => Some((
-                text.clone(),
-                Attrs {
-                    mode: st.mode,
-                    uid: st.uid,
-                    gid: st.gid,
-                },
-            )),
-            _ => None,
-        };
-        let mut tuples = Vec::new();
-        let mut malformed = Vec::new();
-        let mut families = vec![(Family::V4, USER_RULES)];
-        if settings.ipv6 {
-            families.push((Family::V6, USER6_RULES));
-        }
-        for (family, path) in families {
-            let (found, bad) = if installed {
-                rule::parse_rules_file(&read(path)?.unwrap_or_default())
-            } else {
-                Default::default()
-            };
-            malformed.extend(bad.into_iter().map(|b| format!("{path} {b}")));
-            tuples.push((family, found));
-        }
+        let (settings, conf) = read_settings(host, installed)?;
+        let (tuples, malformed) = read_rules(host, installed, settings.ipv6)?;
         let named = self
             .rules
             .iter()
             .any(|r| matches!(r.target.value, Target::Name { .. }));
-        let mut profiles = BTreeMap::new();
-        let mut services = BTreeMap::new();
-        if named {
-            let mut texts = Vec::new();
-            for name in host
-                .read_dir(Path::new(APPS_DIR))
-                .map_err(|e| Failure::Probe(format!("{APPS_DIR}: {e}")))?
-            {
-                let path = Path::new(APPS_DIR).join(&name);
-                if let Ok(Some(text)) = host.read_to_string(&path) {
-                    texts.push(text);
-                }
-            }
-            profiles = state::parse_profiles(texts.iter().map(String::as_str));
-            services = state::parse_services(&read("/etc/services")?.unwrap_or_default());
-        }
-        let running = async {
-            if !host.is_live() {
-                return Ok(None);
-            }
-            if !installed {
-                return Ok(Some(false));
-            }
-            let check =
-                Command::new(["iptables", "-w", "5", "-n", "-L", "ufw-user-input"]).timeout(15);
-            match host.run(&check).await {
-                Ok(out) if out.success() => Ok(Some(true)),
-                // Only iptables' own "no such chain" means ufw is not loaded. Anything else
-                // (the xtables lock still busy, a broken iptables) tells nothing, and reading
-                // it as "not loaded" would plan an enable whose rollback stops a firewall
-                // that was active all along.
-                Ok(out) if chain_missing(&out.stderr) => Ok(Some(false)),
-                Ok(out) => Err(Failure::Probe(format!(
-                    "cannot tell whether ufw is running: `{}` exited with {:?}: {}",
-                    check.display(),
-                    out.code,
-                    out.stderr.trim()
-                ))),
-                Err(e) => Err(Failure::Probe(format!(
-                    "cannot tell whether ufw is running: {e}"
-                ))),
-            }
+        let (profiles, services) = if named {
+            read_names(host)?
+        } else {
+            Default::default()
         };
-        let ssh_listening = cx.facts.sshd.live_ports.clone();
-        let running = running.await?;
+        let running = running(host, installed).await?;
         if !host.is_live() && installed && host.which("unshare").is_none() {
             return Err(Failure::Probe(
                 "under --root, ufw runs inside `unshare --net --mount-proc` so that it cannot touch this machine's firewall, and the image has no unshare (util-linux)".into(),
@@ -320,7 +241,7 @@ impl Resource for Ufw {
             malformed,
             profiles,
             services,
-            ssh_listening,
+            ssh_listening: cx.facts.sshd.live_ports.clone(),
             ssh_desired: cx
                 .facts
                 .sshd
@@ -691,6 +612,119 @@ fn detail(
         current,
         source,
         desired,
+    }
+}
+
+/// ufw's rules per family, as its user rules files hold them.
+type FamilyRules = Vec<(Family, Vec<Tuple>)>;
+/// Application profiles by name.
+type Profiles = BTreeMap<String, Profile>;
+/// /etc/services entries by name.
+type Services = BTreeMap<String, ServiceEntry>;
+
+fn read(host: &Host, path: &str) -> Result<Option<String>, Failure> {
+    host.read_to_string(Path::new(path))
+        .map_err(|e| Failure::Probe(format!("{path}: {e}")))
+}
+
+/// ufw's settings (the package's defaults when it is not installed), and ufw.conf's text
+/// and attributes for edits under `--root`.
+fn read_settings(
+    host: &Host,
+    installed: bool,
+) -> Result<(Settings, Option<(String, Attrs)>), Failure> {
+    let conf_text = read(host, UFW_CONF)?;
+    let mut settings = if installed {
+        Settings::parse(
+            conf_text.as_deref().unwrap_or(""),
+            read(host, DEFAULTS)?.as_deref().unwrap_or(""),
+        )
+    } else {
+        Settings::package_defaults()
+    };
+    // ufw manages IPv6 only when the kernel has it too (its `use_ipv6`); the kernel is this
+    // machine's, under --root as well.
+    settings.ipv6 &= Path::new("/proc/sys/net/ipv6").exists();
+    let conf = match (conf_text, host.stat(Path::new(UFW_CONF))) {
+        (Some(text), Ok(Some(st))) => Some((
+            text,
+            Attrs {
+                mode: st.mode,
+                uid: st.uid,
+                gid: st.gid,
+            },
+        )),
+        _ => None,
+    };
+    Ok((settings, conf))
+}
+
+/// The rules in ufw's user rules files, per family, and the lines ufw would skip.
+fn read_rules(
+    host: &Host,
+    installed: bool,
+    ipv6: bool,
+) -> Result<(FamilyRules, Vec<String>), Failure> {
+    let mut tuples = Vec::new();
+    let mut malformed = Vec::new();
+    let mut families = vec![(Family::V4, USER_RULES)];
+    if ipv6 {
+        families.push((Family::V6, USER6_RULES));
+    }
+    for (family, path) in families {
+        let (found, bad) = if installed {
+            rule::parse_rules_file(&read(host, path)?.unwrap_or_default())
+        } else {
+            Default::default()
+        };
+        malformed.extend(bad.into_iter().map(|b| format!("{path} {b}")));
+        tuples.push((family, found));
+    }
+    Ok((tuples, malformed))
+}
+
+/// Application profiles and /etc/services, for rules that name a target.
+fn read_names(host: &Host) -> Result<(Profiles, Services), Failure> {
+    let mut texts = Vec::new();
+    for name in host
+        .read_dir(Path::new(APPS_DIR))
+        .map_err(|e| Failure::Probe(format!("{APPS_DIR}: {e}")))?
+    {
+        let path = Path::new(APPS_DIR).join(&name);
+        if let Ok(Some(text)) = host.read_to_string(&path) {
+            texts.push(text);
+        }
+    }
+    let profiles = state::parse_profiles(texts.iter().map(String::as_str));
+    let services = state::parse_services(&read(host, "/etc/services")?.unwrap_or_default());
+    Ok((profiles, services))
+}
+
+/// Whether ufw's chains are loaded; `None` under `--root`, where no firewall runs.
+async fn running(host: &Host, installed: bool) -> Result<Option<bool>, Failure> {
+    if !host.is_live() {
+        return Ok(None);
+    }
+    if !installed {
+        return Ok(Some(false));
+    }
+    let check = Command::new(["iptables", "-w", "5", "-n", "-L", "ufw-user-input"]).timeout(15);
+    match host.run(&check).await {
+        Ok(out) if out.success() => Ok(Some(true)),
+        // Only iptables' own "no such chain" means ufw is not loaded. Anything else (the
+        // xtables lock still busy, a broken iptables) tells nothing, and reading it as "not
+        // loaded" would plan an enable whose rollback stops a firewall that was active all
+        // along.
+        Ok(out) if chain_missing(&out.stderr) => Ok(Some(false)),
+        Ok(out) => Err(Failure::Probe(format!(
+            "cannot tell whether ufw is running: `{}` exited with {:?}: {}",
+            check.display(),
+            out.code,
+            out.stderr.trim()
+        ))),
+        Err(e) => Err(Failure::Probe(format!(
+            "cannot tell whether ufw is running: {e}"
+        ))),
     }
 }
 
