@@ -29,6 +29,7 @@ mod values;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use harden_host::Host;
 use harden_plan::{
     Attrs, Change, Command, Detail, Enablement, Step, UnitAction, UnitState, UnitStep, Warning,
 };
@@ -372,136 +373,21 @@ impl Resource for Fail2ban {
 
     async fn probe(&self, cx: &Context<'_>) -> Result<Live, Failure> {
         let host = cx.host;
-        let failed = |what: &str, e: std::io::Error| Failure::Probe(format!("{what}: {e}"));
         let mut live = Live {
             installed: host.which("fail2ban-client").is_some(),
             systemd: host.has_systemd(),
             live: host.is_live(),
-            auth_log: host
-                .stat(Path::new(AUTH_LOG))
-                .map_err(|e| failed(AUTH_LOG, e))?
-                .is_some(),
+            auth_log: exists(host, AUTH_LOG)?,
             nft: host.which("nft").is_some(),
             iptables: host.which("iptables").is_some(),
-            python_systemd: host
-                .stat(Path::new(PYTHON_SYSTEMD))
-                .map_err(|e| failed(PYTHON_SYSTEMD, e))?
-                .is_some(),
+            python_systemd: exists(host, PYTHON_SYSTEMD)?,
             ..Live::default()
         };
-
-        let mut jail_d: Vec<String> = host
-            .read_dir(Path::new("/etc/fail2ban/jail.d"))
-            .map_err(|e| failed("/etc/fail2ban/jail.d", e))?
-            .into_iter()
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect();
-        if !jail_d.iter().any(|n| n == JAIL_FILE_NAME) {
-            jail_d.push(JAIL_FILE_NAME.to_owned());
-        }
-        let jail_local = host
-            .stat(Path::new("/etc/fail2ban/jail.local"))
-            .map_err(|e| failed("jail.local", e))?
-            .is_some();
-        for path in ini::merge_order(&jail_d, jail_local) {
-            let text = host
-                .read_to_string(Path::new(&path))
-                .map_err(|e| failed(&path, e))?;
-            if path == JAIL_FILE {
-                live.jail_file.clone_from(&text);
-            }
-            live.config
-                .files
-                .push(ini::parse(&path, text.as_deref().unwrap_or("")));
-        }
-
-        for name in host
-            .read_dir(Path::new(FILTER_DIR))
-            .map_err(|e| failed(FILTER_DIR, e))?
-        {
-            let name = name.to_string_lossy();
-            if let Some(stem) = name
-                .strip_suffix(".conf")
-                .or_else(|| name.strip_suffix(".local"))
-            {
-                live.filter_names.insert(stem.to_owned());
-            }
-        }
-        for name in self.filters.keys() {
-            let path = filter_path(&name.value);
-            let content = host
-                .read_to_string(Path::new(&path))
-                .map_err(|e| failed(&path, e))?;
-            live.filter_files.insert(name.value.clone(), content);
-            let conf = format!("{FILTER_DIR}/{}.conf", name.value);
-            if host
-                .stat(Path::new(&conf))
-                .map_err(|e| failed(&conf, e))?
-                .is_some()
-            {
-                live.distribution_filters.insert(name.value.clone());
-            }
-        }
-
-        for (name, jail) in &self.jails {
-            if jail.enabled.as_ref().is_some_and(|e| !e.value) {
-                continue;
-            }
-            if name.value == "sshd" && jail.port.is_none() && live.sshd_ports.is_empty() {
-                live.sshd_ports = cx.facts.sshd.final_ports().to_vec();
-            }
-            for pattern in jail.logpath.iter().flat_map(|l| l.value.0.iter()) {
-                // A log the playbook's `files` section creates exists before fail2ban starts.
-                let created = cx.facts.created_paths.contains(Path::new(pattern));
-                if !created && !log_exists(host, pattern).map_err(|e| failed(pattern, e))? {
-                    live.missing_logs.insert(pattern.clone());
-                }
-            }
-        }
-
+        read_jail_files(host, &mut live)?;
+        self.read_filters(host, &mut live)?;
+        self.read_logs(cx, &mut live)?;
         if live.installed {
-            // Both start a Python interpreter; they run side by side.
-            let dump_command = Command::new(["fail2ban-client", "-d"]).timeout(60);
-            let (compiled, dumped) = tokio::join!(self.compile(host), host.run(&dump_command));
-            live.compiled = compiled;
-            match dumped {
-                Ok(out) if out.success() => match dump::parse(&out.stdout, &out.stderr) {
-                    Ok(d) => live.dump = Some(d),
-                    Err(e) => live.dump_error = Some(e),
-                },
-                Ok(out) => live.dump_error = Some(last_error(&out.stderr, &out.stdout)),
-                Err(e) => live.dump_error = Some(e.to_string()),
-            }
-            if live.systemd {
-                live.unit = host.unit_state(UNIT).await;
-            }
-            if live.live {
-                let ping = host
-                    .run(&Command::new(["fail2ban-client", "ping"]).timeout(15))
-                    .await;
-                live.running = match ping {
-                    Ok(out) if out.success() => true,
-                    // The client's own word that no server answers on the socket.
-                    Ok(out)
-                        if (out.stderr.clone() + &out.stdout).contains("Is fail2ban running?") =>
-                    {
-                        false
-                    }
-                    // A busy server (past the timeout) or a broken client tells nothing:
-                    // "not running" would plan no reload, and apply would report jails that
-                    // the server does not run.
-                    Ok(out) => {
-                        return Err(failed_ping(&last_error(&out.stderr, &out.stdout)));
-                    }
-                    Err(e) => return Err(failed_ping(&e.to_string())),
-                };
-                live.stale_socket = !live.running
-                    && host
-                        .stat(Path::new("/run/fail2ban/fail2ban.sock"))
-                        .ok()
-                        .flatten()
-                        .is_some();
-            }
+            self.ask_fail2ban(host, &mut live).await?;
         }
         Ok(live)
     }
@@ -754,6 +640,138 @@ fn live_warnings(desired: &Desired, live: &Live, cx: &DiffContext<'_>, start: bo
     warnings
 }
 
+fn failed(what: &str, e: std::io::Error) -> Failure {
+    Failure::Probe(format!("{what}: {e}"))
+}
+
+fn exists(host: &Host, path: &str) -> Result<bool, Failure> {
+    Ok(host
+        .stat(Path::new(path))
+        .map_err(|e| failed(path, e))?
+        .is_some())
+}
+
+/// The jail files fail2ban reads, in its merge order (harden's own included, read or not).
+fn read_jail_files(host: &Host, live: &mut Live) -> Result<(), Failure> {
+    let mut jail_d: Vec<String> = host
+        .read_dir(Path::new("/etc/fail2ban/jail.d"))
+        .map_err(|e| failed("/etc/fail2ban/jail.d", e))?
+        .into_iter()
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if !jail_d.iter().any(|n| n == JAIL_FILE_NAME) {
+        jail_d.push(JAIL_FILE_NAME.to_owned());
+    }
+    let jail_local = exists(host, "/etc/fail2ban/jail.local")?;
+    for path in ini::merge_order(&jail_d, jail_local) {
+        let text = host
+            .read_to_string(Path::new(&path))
+            .map_err(|e| failed(&path, e))?;
+        if path == JAIL_FILE {
+            live.jail_file.clone_from(&text);
+        }
+        live.config
+            .files
+            .push(ini::parse(&path, text.as_deref().unwrap_or("")));
+    }
+    Ok(())
+}
+
+impl Fail2ban {
+    /// The filters filter.d holds, and the current text of the playbook's filters.
+    fn read_filters(&self, host: &Host, live: &mut Live) -> Result<(), Failure> {
+        for name in host
+            .read_dir(Path::new(FILTER_DIR))
+            .map_err(|e| failed(FILTER_DIR, e))?
+        {
+            let name = name.to_string_lossy();
+            if let Some(stem) = name
+                .strip_suffix(".conf")
+                .or_else(|| name.strip_suffix(".local"))
+            {
+                live.filter_names.insert(stem.to_owned());
+            }
+        }
+        for name in self.filters.keys() {
+            let path = filter_path(&name.value);
+            let content = host
+                .read_to_string(Path::new(&path))
+                .map_err(|e| failed(&path, e))?;
+            live.filter_files.insert(name.value.clone(), content);
+            if exists(host, &format!("{FILTER_DIR}/{}.conf", name.value))? {
+                live.distribution_filters.insert(name.value.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// sshd's ports for the sshd jail, and the enabled jails' logs that do not exist (a
+    /// log the playbook's `files` section creates exists before fail2ban starts).
+    fn read_logs(&self, cx: &Context<'_>, live: &mut Live) -> Result<(), Failure> {
+        for (name, jail) in &self.jails {
+            if jail.enabled.as_ref().is_some_and(|e| !e.value) {
+                continue;
+            }
+            if name.value == "sshd" && jail.port.is_none() && live.sshd_ports.is_empty() {
+                live.sshd_ports = cx.facts.sshd.final_ports().to_vec();
+            }
+            for pattern in jail.logpath.iter().flat_map(|l| l.value.0.iter()) {
+                let created = cx.facts.created_paths.contains(Path::new(pattern));
+                if !created && !log_exists(cx.host, pattern).map_err(|e| failed(pattern, e))? {
+                    live.missing_logs.insert(pattern.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The installed fail2ban's view: its compiler on the filters, its configuration dump,
+    /// its unit, and whether the server answers.
+    async fn ask_fail2ban(&self, host: &Host, live: &mut Live) -> Result<(), Failure> {
+        // Both start a Python interpreter; they run side by side.
+        let dump_command = Command::new(["fail2ban-client", "-d"]).timeout(60);
+        let (compiled, dumped) = tokio::join!(self.compile(host), host.run(&dump_command));
+        live.compiled = compiled;
+        match dumped {
+            Ok(out) if out.success() => match dump::parse(&out.stdout, &out.stderr) {
+                Ok(d) => live.dump = Some(d),
+                Err(e) => live.dump_error = Some(e),
+            },
+            Ok(out) => live.dump_error = Some(last_error(&out.stderr, &out.stdout)),
+            Err(e) => live.dump_error = Some(e.to_string()),
+        }
+        if live.systemd {
+            live.unit = host.unit_state(UNIT).await;
+        }
+        if live.live {
+            live.running = ping(host).await?;
+            live.stale_socket = !live.running
+                && host
+                    .stat(Path::new("/run/fail2ban/fail2ban.sock"))
+                    .ok()
+                    .flatten()
+                    .is_some();
+        }
+        Ok(())
+    }
+}
+
+/// Whether fail2ban-server answers; an error when the client cannot tell.
+async fn ping(host: &Host) -> Result<bool, Failure> {
+    let ping = host
+        .run(&Command::new(["fail2ban-client", "ping"]).timeout(15))
+        .await;
+    match ping {
+        Ok(out) if out.success() => Ok(true),
+        // The client's own word that no server answers on the socket.
+        Ok(out) if (out.stderr.clone() + &out.stdout).contains("Is fail2ban running?") => Ok(false),
+        // A busy server (past the timeout) or a broken client tells nothing: "not running"
+        // would plan no reload, and apply would report jails that the server does not run.
+        Ok(out) => Err(failed_ping(&last_error(&out.stderr, &out.stdout))),
+        Err(e) => Err(failed_ping(&e.to_string())),
+    }
+}
+
 fn failed_ping(why: &str) -> Failure {
     Failure::Probe(format!(
         "cannot tell whether fail2ban-server runs: `fail2ban-client ping` failed: {why}"
@@ -829,7 +847,7 @@ impl Fail2ban {
     }
 
     /// Compiles every filter expression with the installed fail2ban, in one read-only run.
-    async fn compile(&self, host: &harden_host::Host) -> compile::Verdict {
+    async fn compile(&self, host: &Host) -> compile::Verdict {
         let expressions = self.expressions();
         if expressions.is_empty() {
             return compile::Verdict::Unchecked;
@@ -887,7 +905,7 @@ impl Fail2ban {
 }
 
 /// True when `pattern` (a path, or a glob in its last component) names an existing file.
-fn log_exists(host: &harden_host::Host, pattern: &str) -> std::io::Result<bool> {
+fn log_exists(host: &Host, pattern: &str) -> std::io::Result<bool> {
     let path = Path::new(pattern);
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Ok(false);
