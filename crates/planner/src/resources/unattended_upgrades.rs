@@ -503,16 +503,7 @@ impl Resource for UnattendedUpgrades {
 
     fn diff(&self, live: &Live, _cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
-        let warn = |message: String| Warning {
-            resource: Self::NAME.into(),
-            message,
-        };
-        let Desired {
-            periodic,
-            drop_in,
-            note: origin_note,
-        } = self.desired(&live.os)?;
-
+        let desired = self.desired(&live.os)?;
         if !live.installed {
             diff.changes.push(Change {
                 resource: Self::NAME.into(),
@@ -524,109 +515,150 @@ impl Resource for UnattendedUpgrades {
                 rollback_checks: Vec::new(),
             });
         }
-
-        let attrs = Attrs {
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-        };
-        let mut wrote = false;
-        for (path, settings, content, current) in [
-            (
-                AUTO_UPGRADES,
-                &periodic,
-                render_auto_upgrades(&periodic),
-                &live.auto_upgrades,
-            ),
-            (DROP_IN, &drop_in, render_drop_in(&drop_in), &live.drop_in),
-        ] {
-            if current.as_deref() == Some(content.as_str()) {
-                diff.unchanged += 1;
-                continue;
-            }
-            wrote = true;
-            let mut reason = if current.is_none() {
-                "file is missing".to_owned()
-            } else {
-                "settings differ".to_owned()
-            };
-            if path == DROP_IN {
-                if let Some(note) = &origin_note {
-                    reason = format!("{reason} ({note})");
-                }
-            }
-            diff.changes.push(Change {
-                resource: Self::NAME.into(),
-                target: path.into(),
-                reason,
-                details: details(settings, live),
-                steps: vec![Step::WriteFile {
-                    path: PathBuf::from(path),
-                    content,
-                    attrs,
-                    before: current.clone(),
-                }],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            });
-        }
-        let all: Vec<&Setting> = periodic.iter().chain(drop_in.iter()).collect();
-        if wrote {
+        let wrote = file_changes(&desired, live, &mut diff);
+        let messages = if wrote {
             diff.changes.push(Change {
                 resource: Self::NAME.into(),
                 target: "apt-config".into(),
                 reason: "check that APT reads every value harden wrote".into(),
                 details: Vec::new(),
-                steps: vec![Step::Validate(check_command(&all))],
+                steps: vec![Step::Validate(check_command(&desired.all()))],
                 on_rollback: Vec::new(),
                 rollback_checks: Vec::new(),
             });
-            // Values a later file overrides (APT reads them differently now): the check fails.
-            for setting in &all {
-                let own = if periodic.contains(setting) {
-                    AUTO_UPGRADES
-                } else {
-                    DROP_IN
-                };
-                let current = setting.value.current(&live.dump, setting.key);
-                if current.as_ref().is_some_and(|c| setting.value.same(c)) {
-                    continue;
-                }
-                if let Some((path, line)) = aptconf::locate(&live.files, setting.key) {
-                    if later(&live.files, path, own) {
-                        diff.warnings.push(warn(format!(
-                            "{path}:{line} sets {} after harden's {own}, so APT will not read the playbook's value and the apply will fail its check",
-                            setting.key
-                        )));
-                    }
-                }
-            }
+            overridden_later(&desired, live)
         } else if live.installed {
-            // harden's files are right; say what APT still reads differently.
-            for setting in &all {
-                let current = setting.value.current(&live.dump, setting.key);
-                if !current.as_ref().is_some_and(|c| setting.value.same(c)) {
-                    let place = aptconf::locate(&live.files, setting.key)
-                        .map(|(p, l)| format!(" (from {p}:{l})"))
-                        .unwrap_or_default();
-                    diff.warnings.push(warn(format!(
-                        "APT reads {} as {}{place}, not the playbook's {}",
-                        setting.key,
-                        current.map_or("unset".into(), |c| c.display()),
-                        setting.value.display()
-                    )));
-                }
-            }
-        }
-
+            read_otherwise(&desired, live)
+        } else {
+            Vec::new()
+        };
+        diff.warnings.extend(messages.into_iter().map(warning));
         if self.enabled.as_ref().is_none_or(|e| e.value) {
             self.timers(live, &mut diff);
         }
         if self.mail.is_some() && !live.mailer {
-            diff.warnings.push(warn("`mail` is set but neither sendmail nor mail is installed; unattended-upgrades cannot send reports".into()));
+            diff.warnings.push(warning("`mail` is set but neither sendmail nor mail is installed; unattended-upgrades cannot send reports".into()));
         }
         Ok(diff)
     }
+}
+
+fn warning(message: String) -> Warning {
+    Warning {
+        resource: UnattendedUpgrades::NAME.into(),
+        message,
+    }
+}
+
+impl Desired {
+    /// Every setting harden writes, in both files.
+    fn all(&self) -> Vec<&Setting> {
+        self.periodic.iter().chain(self.drop_in.iter()).collect()
+    }
+
+    /// The file harden writes `setting` to.
+    fn file_of(&self, setting: &Setting) -> &'static str {
+        if self.periodic.contains(setting) {
+            AUTO_UPGRADES
+        } else {
+            DROP_IN
+        }
+    }
+}
+
+/// A change for each of harden's two files whose text differs; true when any is written.
+fn file_changes(desired: &Desired, live: &Live, diff: &mut Diff) -> bool {
+    let mut wrote = false;
+    for (path, settings, content, current) in [
+        (
+            AUTO_UPGRADES,
+            &desired.periodic,
+            render_auto_upgrades(&desired.periodic),
+            &live.auto_upgrades,
+        ),
+        (
+            DROP_IN,
+            &desired.drop_in,
+            render_drop_in(&desired.drop_in),
+            &live.drop_in,
+        ),
+    ] {
+        if current.as_deref() == Some(content.as_str()) {
+            diff.unchanged += 1;
+            continue;
+        }
+        wrote = true;
+        let mut reason = if current.is_none() {
+            "file is missing".to_owned()
+        } else {
+            "settings differ".to_owned()
+        };
+        if let (DROP_IN, Some(note)) = (path, &desired.note) {
+            reason = format!("{reason} ({note})");
+        }
+        diff.changes.push(Change {
+            resource: UnattendedUpgrades::NAME.into(),
+            target: path.into(),
+            reason,
+            details: details(settings, live),
+            steps: vec![Step::WriteFile {
+                path: PathBuf::from(path),
+                content,
+                attrs: Attrs {
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                },
+                before: current.clone(),
+            }],
+            on_rollback: Vec::new(),
+            rollback_checks: Vec::new(),
+        });
+    }
+    wrote
+}
+
+/// Values a file APT reads after harden's overrides (APT reads them differently now): the
+/// apply's check will fail on them.
+fn overridden_later(desired: &Desired, live: &Live) -> Vec<String> {
+    let mut messages = Vec::new();
+    for setting in desired.all() {
+        let own = desired.file_of(setting);
+        let current = setting.value.current(&live.dump, setting.key);
+        if current.as_ref().is_some_and(|c| setting.value.same(c)) {
+            continue;
+        }
+        if let Some((path, line)) = aptconf::locate(&live.files, setting.key) {
+            if later(&live.files, path, own) {
+                messages.push(format!(
+                    "{path}:{line} sets {} after harden's {own}, so APT will not read the playbook's value and the apply will fail its check",
+                    setting.key
+                ));
+            }
+        }
+    }
+    messages
+}
+
+/// harden's files are right; what APT still reads differently, and from where.
+fn read_otherwise(desired: &Desired, live: &Live) -> Vec<String> {
+    let mut messages = Vec::new();
+    for setting in desired.all() {
+        let current = setting.value.current(&live.dump, setting.key);
+        if current.as_ref().is_some_and(|c| setting.value.same(c)) {
+            continue;
+        }
+        let place = aptconf::locate(&live.files, setting.key)
+            .map(|(p, l)| format!(" (from {p}:{l})"))
+            .unwrap_or_default();
+        messages.push(format!(
+            "APT reads {} as {}{place}, not the playbook's {}",
+            setting.key,
+            current.map_or("unset".into(), |c| c.display()),
+            setting.value.display()
+        ));
+    }
+    messages
 }
 
 /// True when `path` is read after `own` (`own` missing from the list counts as its name's place).
