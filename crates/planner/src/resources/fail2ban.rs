@@ -1128,115 +1128,135 @@ impl Fail2ban {
 
     /// Settings the daemon would run differently from harden's file: from the dump when
     /// harden's files are already right, else from the merge-order model.
+    /// Where fail2ban will not, or does not, run what the playbook says: before a write,
+    /// the files read after harden's; with nothing to write, the running configuration.
     fn override_warnings(&self, desired: &Desired, live: &Live, files_change: bool) -> Vec<String> {
-        let mut messages = Vec::new();
-        if let Some(dump) = &live.dump {
-            for name in &dump.without_logs {
-                if !desired.jails.iter().any(|j| &j.name == name) {
-                    messages.push(format!(
-                        "jail {name}{} has no log file, so fail2ban refuses to start (and the apply fails its check); list it under fail2ban.jails (harden picks backend = systemd for sshd without /var/log/auth.log) or disable it there with `enabled: false`",
-                        source_note(live, name, "enabled")
-                    ));
-                }
-            }
-        }
+        let mut messages = jails_without_logs(desired, live);
         if files_change || !live.installed {
-            for jail in desired.jails.iter() {
-                for setting in &jail.settings {
-                    for d in live
-                        .config
-                        .overriders(JAIL_FILE, &jail.name, setting.key, true)
-                    {
-                        messages.push(format!(
-                            "{} sets `{} = {}` for jail {} after harden's file; fail2ban will use it, not the playbook's {}",
-                            d.place(),
-                            setting.key,
-                            d.value,
-                            jail.name,
-                            setting.text()
-                        ));
-                    }
-                }
-                if jail.enabled {
-                    for setting in desired
-                        .defaults
-                        .iter()
-                        .filter(|s| DEFAULT_ONLY.contains(&s.key))
-                    {
-                        if jail.settings.iter().any(|s| s.key == setting.key) {
-                            continue;
-                        }
-                        // `%(banaction_allports)s` (recidive) still follows harden's [DEFAULT].
-                        for d in live
-                            .config
-                            .overriders(JAIL_FILE, &jail.name, setting.key, false)
-                            .into_iter()
-                            .filter(|d| !d.value.contains("%("))
-                        {
-                            messages.push(format!(
-                                "{} sets `{} = {}` in jail {}'s own section, which beats harden's [DEFAULT] {}",
-                                d.place(),
-                                setting.key,
-                                d.value,
-                                jail.name,
-                                setting.text()
-                            ));
-                        }
-                    }
-                }
+            for jail in &desired.jails {
+                messages.extend(later_files(desired, jail, live));
             }
-            return messages;
-        }
-        let Some(dump) = &live.dump else {
-            return messages;
-        };
-        for jail in &desired.jails {
-            let Some(running) = dump.jails.get(&jail.name) else {
-                if jail.enabled {
-                    messages.push(format!(
-                        "fail2ban would not run jail {} although the playbook enables it{}",
-                        jail.name,
-                        source_note(live, &jail.name, "enabled")
-                    ));
-                }
-                continue;
-            };
-            if !jail.enabled {
-                messages.push(format!(
-                    "fail2ban runs jail {} although the playbook disables it{}",
-                    jail.name,
-                    source_note(live, &jail.name, "enabled")
-                ));
-                continue;
-            }
-            for setting in &jail.settings {
-                if let Some(current) = running.option(setting.key) {
-                    if !setting.value.matches(&current) {
-                        messages.push(format!(
-                            "fail2ban runs jail {} with `{} = {current}`{}; the playbook says {}",
-                            jail.name,
-                            setting.key,
-                            source_note(live, &jail.name, setting.key),
-                            setting.text()
-                        ));
-                    }
-                }
-            }
-            if let Some((filter, _)) = &jail.filter {
-                if let Some(playbook_filter) = self.filters.get(filter.as_str()) {
-                    if let Some(failregex) = &playbook_filter.failregex {
-                        if running.failregex != failregex.value.texts() {
-                            messages.push(format!(
-                                "fail2ban runs jail {} with other failregex lines than filter {filter} of the playbook: {:?}",
-                                jail.name, running.failregex
-                            ));
-                        }
-                    }
-                }
+        } else if let Some(dump) = &live.dump {
+            for jail in &desired.jails {
+                messages.extend(self.running_differs(jail, dump, live));
             }
         }
         messages
     }
+
+    /// What the running fail2ban does differently from `jail` of the playbook.
+    fn running_differs(&self, jail: &DesiredJail, dump: &dump::Dump, live: &Live) -> Vec<String> {
+        let mut messages = Vec::new();
+        let Some(running) = dump.jails.get(&jail.name) else {
+            if jail.enabled {
+                messages.push(format!(
+                    "fail2ban would not run jail {} although the playbook enables it{}",
+                    jail.name,
+                    source_note(live, &jail.name, "enabled")
+                ));
+            }
+            return messages;
+        };
+        if !jail.enabled {
+            messages.push(format!(
+                "fail2ban runs jail {} although the playbook disables it{}",
+                jail.name,
+                source_note(live, &jail.name, "enabled")
+            ));
+            return messages;
+        }
+        for setting in &jail.settings {
+            let Some(current) = running.option(setting.key) else {
+                continue;
+            };
+            if !setting.value.matches(&current) {
+                messages.push(format!(
+                    "fail2ban runs jail {} with `{} = {current}`{}; the playbook says {}",
+                    jail.name,
+                    setting.key,
+                    source_note(live, &jail.name, setting.key),
+                    setting.text()
+                ));
+            }
+        }
+        let failregex = jail
+            .filter
+            .as_ref()
+            .and_then(|(filter, _)| self.filters.get(filter.as_str()))
+            .and_then(|f| f.failregex.as_ref());
+        if let (Some(failregex), Some((filter, _))) = (failregex, &jail.filter) {
+            if running.failregex != failregex.value.texts() {
+                messages.push(format!(
+                    "fail2ban runs jail {} with other failregex lines than filter {filter} of the playbook: {:?}",
+                    jail.name, running.failregex
+                ));
+            }
+        }
+        messages
+    }
+}
+
+/// Jails fail2ban would enable that have no log file and that the playbook leaves alone.
+fn jails_without_logs(desired: &Desired, live: &Live) -> Vec<String> {
+    let Some(dump) = &live.dump else {
+        return Vec::new();
+    };
+    dump.without_logs
+        .iter()
+        .filter(|name| !desired.jails.iter().any(|j| &j.name == *name))
+        .map(|name| format!(
+            "jail {name}{} has no log file, so fail2ban refuses to start (and the apply fails its check); list it under fail2ban.jails (harden picks backend = systemd for sshd without /var/log/auth.log) or disable it there with `enabled: false`",
+            source_note(live, name, "enabled")
+        ))
+        .collect()
+}
+
+/// Settings of `jail` that files fail2ban reads after harden's override: in the jail's
+/// section, and for [DEFAULT]-only settings in the jail's own section elsewhere.
+fn later_files(desired: &Desired, jail: &DesiredJail, live: &Live) -> Vec<String> {
+    let mut messages = Vec::new();
+    for setting in &jail.settings {
+        for d in live
+            .config
+            .overriders(JAIL_FILE, &jail.name, setting.key, true)
+        {
+            messages.push(format!(
+                "{} sets `{} = {}` for jail {} after harden's file; fail2ban will use it, not the playbook's {}",
+                d.place(),
+                setting.key,
+                d.value,
+                jail.name,
+                setting.text()
+            ));
+        }
+    }
+    if !jail.enabled {
+        return messages;
+    }
+    let defaults = desired
+        .defaults
+        .iter()
+        .filter(|s| DEFAULT_ONLY.contains(&s.key))
+        .filter(|s| !jail.settings.iter().any(|own| own.key == s.key));
+    for setting in defaults {
+        // `%(banaction_allports)s` (recidive) still follows harden's [DEFAULT].
+        for d in live
+            .config
+            .overriders(JAIL_FILE, &jail.name, setting.key, false)
+            .into_iter()
+            .filter(|d| !d.value.contains("%("))
+        {
+            messages.push(format!(
+                "{} sets `{} = {}` in jail {}'s own section, which beats harden's [DEFAULT] {}",
+                d.place(),
+                setting.key,
+                d.value,
+                jail.name,
+                setting.text()
+            ));
+        }
+    }
+    messages
 }
 
 fn source_note(live: &Live, jail: &str, key: &str) -> String {
