@@ -353,53 +353,7 @@ fn parse_text(
             continue;
         }
         if keyword.eq_ignore_ascii_case("include") {
-            if depth + 1 > MAX_DEPTH {
-                config.problems.push(format!(
-                    "{}:{number}: includes nested too deeply (sshd refuses this configuration)",
-                    file.display()
-                ));
-                config.too_deep = true;
-                return;
-            }
-            let inner = match scope {
-                Scope::Global => None,
-                Scope::Match(m) => Some(m),
-            };
-            for arg in &args {
-                let pattern = if arg.starts_with('/') {
-                    PathBuf::from(arg)
-                } else {
-                    Path::new(SSH_DIR).join(arg)
-                };
-                config.includes.push(Include {
-                    file: file.to_path_buf(),
-                    number,
-                    pattern: pattern.clone(),
-                    scope,
-                });
-                let found = match glob(source, &pattern) {
-                    Ok(found) => found,
-                    Err(e) => {
-                        config
-                            .problems
-                            .push(format!("{}:{number}: {e}", file.display()));
-                        continue;
-                    }
-                };
-                for path in found {
-                    match source.read(&path) {
-                        Ok(Some(text)) => {
-                            parse_text(source, config, &path, &text, inner, depth + 1)
-                        }
-                        Ok(None) => {}
-                        Err(e) => config.problems.push(format!(
-                            "{}:{number}: cannot read {}: {e}",
-                            file.display(),
-                            path.display()
-                        )),
-                    }
-                }
-            }
+            include(source, config, (file, number), &args, scope, depth);
             continue;
         }
         let seq = config.lines.len();
@@ -412,6 +366,64 @@ fn parse_text(
             args,
             scope,
         });
+    }
+}
+
+/// An `Include` line: each file its patterns match is parsed in place, in the scope of the
+/// line (a Match block's include stays inside the block). Nesting deeper than sshd allows
+/// marks the whole configuration as refused.
+fn include(
+    source: &dyn Source,
+    config: &mut Config,
+    (file, number): (&Path, usize),
+    args: &[String],
+    scope: Scope,
+    depth: usize,
+) {
+    if depth + 1 > MAX_DEPTH {
+        config.problems.push(format!(
+            "{}:{number}: includes nested too deeply (sshd refuses this configuration)",
+            file.display()
+        ));
+        config.too_deep = true;
+        return;
+    }
+    let inner = match scope {
+        Scope::Global => None,
+        Scope::Match(m) => Some(m),
+    };
+    for arg in args {
+        let pattern = if arg.starts_with('/') {
+            PathBuf::from(arg)
+        } else {
+            Path::new(SSH_DIR).join(arg)
+        };
+        config.includes.push(Include {
+            file: file.to_path_buf(),
+            number,
+            pattern: pattern.clone(),
+            scope,
+        });
+        let found = match glob(source, &pattern) {
+            Ok(found) => found,
+            Err(e) => {
+                config
+                    .problems
+                    .push(format!("{}:{number}: {e}", file.display()));
+                continue;
+            }
+        };
+        for path in found {
+            match source.read(&path) {
+                Ok(Some(text)) => parse_text(source, config, &path, &text, inner, depth + 1),
+                Ok(None) => {}
+                Err(e) => config.problems.push(format!(
+                    "{}:{number}: cannot read {}: {e}",
+                    file.display(),
+                    path.display()
+                )),
+            }
+        }
     }
 }
 
