@@ -463,33 +463,7 @@ fn distance(a: &str, b: &str) -> usize {
 /// was expected.
 pub(crate) fn check(keyword: &Keyword, args: &[String]) -> Result<(), String> {
     let name = keyword.name;
-    let one = || -> Result<&str, String> {
-        match args {
-            [one] => Ok(one.as_str()),
-            [] => Err(format!("{name} needs a value")),
-            _ => Err(format!("{name} takes one value, not {}", args.len())),
-        }
-    };
     match keyword.kind {
-        Kind::Flag => {
-            let v = one()?;
-            if v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("no") {
-                Ok(())
-            } else {
-                Err(format!("{name} is yes or no (true or false), not {v:?}"))
-            }
-        }
-        Kind::Choice(choices) => {
-            let v = one()?;
-            if choices.iter().any(|c| c.eq_ignore_ascii_case(v)) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{name} is one of {}, not {v:?}",
-                    choices.join(", ")
-                ))
-            }
-        }
         Kind::Options(choices) => {
             if args.is_empty() {
                 return Err(format!("{name} needs a value"));
@@ -501,75 +475,55 @@ pub(crate) fn check(keyword: &Keyword, args: &[String]) -> Result<(), String> {
             }
             Ok(())
         }
-        Kind::Count => {
-            let v = one()?;
-            match v.parse::<u32>() {
-                Ok(n) if n <= i32::MAX as u32 => Ok(()),
-                _ => Err(format!("{name} is a whole number of 0 or more, not {v:?}")),
-            }
-        }
-        Kind::Duration => {
-            let v = one()?;
-            seconds(v)
-                .map(|_| ())
-                .ok_or_else(|| format!("{name} is a time such as 30, 30s, 2m or 1h30m, not {v:?}"))
-        }
-        Kind::DurationOrNone => {
-            let v = one()?;
-            if v.eq_ignore_ascii_case("none") || seconds(v).is_some() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{name} is `none` or a time such as 30s, 5m or 1h, not {v:?}"
-                ))
-            }
-        }
-        Kind::Port => {
-            let v = one()?;
-            match v.parse::<u16>() {
-                Ok(p) if p > 0 => Ok(()),
-                _ => Err(format!("{name} is a TCP port from 1 to 65535, not {v:?}")),
-            }
-        }
+        Kind::Words | Kind::Text if args.is_empty() => Err(format!("{name} needs a value")),
+        Kind::Words | Kind::Text => Ok(()),
+        kind => match args {
+            [one] => check_value(kind, name, one),
+            [] => Err(format!("{name} needs a value")),
+            _ => Err(format!("{name} takes one value, not {}", args.len())),
+        },
+    }
+}
+
+/// Checks the one value of a single-valued keyword.
+fn check_value(kind: Kind, name: &str, v: &str) -> Result<(), String> {
+    let ok = match kind {
+        Kind::Flag => v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("no"),
+        Kind::Choice(choices) => choices.iter().any(|c| c.eq_ignore_ascii_case(v)),
+        Kind::Count => v.parse::<u32>().is_ok_and(|n| n <= i32::MAX as u32),
+        Kind::Duration => seconds(v).is_some(),
+        Kind::DurationOrNone => v.eq_ignore_ascii_case("none") || seconds(v).is_some(),
+        Kind::Port => v.parse::<u16>().is_ok_and(|p| p > 0),
         Kind::Algorithms(_) => {
-            let v = one()?;
-            algorithm_names(v)
+            return algorithm_names(v)
                 .map(|_| ())
-                .map_err(|why| format!("{name}: {why}"))
+                .map_err(|why| format!("{name}: {why}"));
         }
-        Kind::Words | Kind::Text => {
-            if args.is_empty() {
-                Err(format!("{name} needs a value"))
-            } else {
-                Ok(())
-            }
-        }
-        Kind::Word => one().map(|_| ()),
-        Kind::Mask => {
-            let v = one()?;
-            if (3..=4).contains(&v.len()) && v.chars().all(|c| ('0'..='7').contains(&c)) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{name} is an octal mask such as \"0177\" (write it in quotes), not {v:?}"
-                ))
-            }
-        }
+        Kind::Mask => (3..=4).contains(&v.len()) && v.chars().all(|c| ('0'..='7').contains(&c)),
         Kind::MaxStartups => {
-            let v = one()?;
             let parts: Vec<&str> = v.split(':').collect();
             let numbers = parts
                 .iter()
                 .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-            if numbers && (parts.len() == 1 || parts.len() == 3) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{name} is N or start:rate:full (such as 10:30:100), not {v:?}"
-                ))
-            }
+            numbers && (parts.len() == 1 || parts.len() == 3)
         }
+        Kind::Word | Kind::Words | Kind::Text | Kind::Options(_) => true,
+    };
+    if ok {
+        return Ok(());
     }
+    let expected = match kind {
+        Kind::Flag => "yes or no (true or false)".to_owned(),
+        Kind::Choice(choices) => format!("one of {}", choices.join(", ")),
+        Kind::Count => "a whole number of 0 or more".into(),
+        Kind::Duration => "a time such as 30, 30s, 2m or 1h30m".into(),
+        Kind::DurationOrNone => "`none` or a time such as 30s, 5m or 1h".into(),
+        Kind::Port => "a TCP port from 1 to 65535".into(),
+        Kind::Mask => "an octal mask such as \"0177\" (write it in quotes)".into(),
+        Kind::MaxStartups => "N or start:rate:full (such as 10:30:100)".into(),
+        _ => "valid".into(),
+    };
+    Err(format!("{name} is {expected}, not {v:?}"))
 }
 
 /// The names of an algorithm list and its modifier (`+`, `-`, `^` or none).
