@@ -119,96 +119,110 @@ fn check_live(wanted: &[Wanted<'_>], live: &Live, current: &Config) -> Vec<Inval
         .unwrap_or_else(|| "the installed OpenSSH".into());
     for (i, w) in wanted.iter().enumerate() {
         let d = w.directive;
-        let name = w.name.clone();
-        let known = d.keyword().is_some();
         // Algorithm names first: `ssh -Q` says which name is wrong and what would do.
-        let before = errors.len();
-        if let Kind::Algorithms(query) = w.keyword.kind {
-            if let Some(supported) = live.algorithms.get(&query) {
-                for args in &w.lines {
-                    let Some(value) = args.first() else { continue };
-                    let Ok((_, names)) = keywords::algorithm_names(value) else {
-                        continue;
-                    };
-                    for n in names.iter().filter(|n| !n.contains(['*', '?'])) {
-                        if !supported.contains(*n) {
-                            let mut list: Vec<&str> =
-                                supported.iter().map(String::as_str).collect();
-                            list.sort_unstable();
-                            errors.push(
-                                Invalid::new(
-                                    d.value.at,
-                                    format!("{name}: {n} is not supported by {version}"),
-                                )
-                                .help(format!(
-                                    "`ssh -Q {}` lists: {}",
-                                    query.arg(),
-                                    list.join(", ")
-                                )),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        if errors.len() > before {
+        let unsupported = unsupported_algorithms(w, live, &version);
+        if !unsupported.is_empty() {
+            errors.extend(unsupported);
             continue;
         }
         if let Some(why) = live.rejected.get(&i) {
-            let unknown = why.contains("Bad configuration option")
-                || why.contains("Unsupported option")
-                || why.contains("unsupported option");
-            let mut e = if unknown
-                && why
-                    .to_ascii_lowercase()
-                    .contains(&name.to_ascii_lowercase())
-            {
-                Invalid::new(
-                    d.name.at,
-                    format!("{version} does not know the directive {name}"),
-                )
-                .help(match keywords::suggest(&name).filter(|s| !s.eq_ignore_ascii_case(&name)) {
-                    Some(s) => format!("did you mean {s}? sshd_config(5) on this system lists the directives it knows"),
-                    None => "sshd_config(5) on this system lists the directives it knows".to_owned(),
-                })
-            } else {
-                Invalid::new(
-                    d.value.at,
-                    format!("{version} rejects {name} {}: {why}", w.display()),
-                )
-            };
-            if e.help.is_none() {
-                e = e.help("sshd_config(5) on this system lists the values it accepts");
-            }
-            errors.push(e);
+            errors.push(rejected(w, why, &version));
             continue;
         }
-        if !known && (live.sshd.is_none() || live.dump.is_none()) {
-            let mut e = Invalid::new(d.name.at, format!("unknown sshd directive {name}"));
-            if let Some(s) = keywords::suggest(&name) {
+        if d.keyword().is_none() && (live.sshd.is_none() || live.dump.is_none()) {
+            let mut e = Invalid::new(d.name.at, format!("unknown sshd directive {}", w.name));
+            if let Some(s) = keywords::suggest(&w.name) {
                 e = e.help(format!("did you mean {s}?"));
             }
             errors.push(e);
             continue;
         }
         if w.key == "port" {
-            let now = current_ports(live, current);
-            if let Some(listening) = &live.listening {
-                for args in &w.lines {
-                    let Some(port) = args.first().and_then(|p| p.parse::<u16>().ok()) else {
-                        continue;
-                    };
-                    if listening.contains(&port) && !now.contains(&port) {
-                        errors.push(
-                            Invalid::new(d.value.at, format!("port {port} is already in use on this host by another program; sshd could not listen on it"))
-                                .help("choose a free port, or stop the program that listens there"),
-                        );
-                    }
-                }
+            errors.extend(ports_in_use(w, live, current));
+        }
+    }
+    errors
+}
+
+/// Names in an algorithm list that the installed OpenSSH does not know (`ssh -Q`).
+fn unsupported_algorithms(w: &Wanted<'_>, live: &Live, version: &str) -> Vec<Invalid> {
+    let Kind::Algorithms(query) = w.keyword.kind else {
+        return Vec::new();
+    };
+    let Some(supported) = live.algorithms.get(&query) else {
+        return Vec::new();
+    };
+    let mut list: Vec<&str> = supported.iter().map(String::as_str).collect();
+    list.sort_unstable();
+    let mut errors = Vec::new();
+    for value in w.lines.iter().filter_map(|args| args.first()) {
+        let Ok((_, names)) = keywords::algorithm_names(value) else {
+            continue;
+        };
+        for n in names.iter().filter(|n| !n.contains(['*', '?'])) {
+            if !supported.contains(*n) {
+                errors.push(
+                    Invalid::new(
+                        w.directive.value.at,
+                        format!("{}: {n} is not supported by {version}", w.name),
+                    )
+                    .help(format!(
+                        "`ssh -Q {}` lists: {}",
+                        query.arg(),
+                        list.join(", ")
+                    )),
+                );
             }
         }
     }
     errors
+}
+
+/// sshd's own verdict on a directive it rejected alone: an unknown directive, or a value.
+fn rejected(w: &Wanted<'_>, why: &str, version: &str) -> Invalid {
+    let d = w.directive;
+    let name = &w.name;
+    let unknown = why.contains("Bad configuration option")
+        || why.contains("Unsupported option")
+        || why.contains("unsupported option");
+    if unknown
+        && why
+            .to_ascii_lowercase()
+            .contains(&name.to_ascii_lowercase())
+    {
+        let known = "sshd_config(5) on this system lists the directives it knows";
+        let help = match keywords::suggest(name).filter(|s| !s.eq_ignore_ascii_case(name)) {
+            Some(s) => format!("did you mean {s}? {known}"),
+            None => known.to_owned(),
+        };
+        return Invalid::new(
+            d.name.at,
+            format!("{version} does not know the directive {name}"),
+        )
+        .help(help);
+    }
+    Invalid::new(
+        d.value.at,
+        format!("{version} rejects {name} {}: {why}", w.display()),
+    )
+    .help("sshd_config(5) on this system lists the values it accepts")
+}
+
+/// Ports the playbook gives sshd that another program listens on now.
+fn ports_in_use(w: &Wanted<'_>, live: &Live, current: &Config) -> Vec<Invalid> {
+    let Some(listening) = &live.listening else {
+        return Vec::new();
+    };
+    let now = current_ports(live, current);
+    w.lines
+        .iter()
+        .filter_map(|args| args.first().and_then(|p| p.parse::<u16>().ok()))
+        .filter(|port| listening.contains(port) && !now.contains(port))
+        .map(|port| {
+            Invalid::new(w.directive.value.at, format!("port {port} is already in use on this host by another program; sshd could not listen on it"))
+                .help("choose a free port, or stop the program that listens there")
+        })
+        .collect()
 }
 
 /// The ports sshd listens on now.
