@@ -69,15 +69,7 @@ pub fn write_atomic(host: &Host, path: &Path, content: &[u8], attrs: Attrs) -> i
     let result = (|| -> io::Result<()> {
         let mut file = std::fs::File::from(fd);
         file.write_all(content)?;
-        fchownat(
-            &file,
-            "",
-            Some(Uid::from_raw(attrs.uid)),
-            Some(Gid::from_raw(attrs.gid)),
-            AtFlags::AT_EMPTY_PATH,
-        )?;
-        fchmod(&file, Mode::from_bits_truncate(attrs.mode))?;
-        file.sync_all()?;
+        give_attrs_and_sync(&file, attrs)?;
         renameat(&dir, temp, &dir, name.as_os_str())?;
         fsync(&dir)?;
         Ok(())
@@ -190,20 +182,22 @@ pub fn create_file(host: &Host, path: &Path, attrs: Attrs) -> io::Result<()> {
         Err(e) => return Err(at(path, e)),
     };
     let file = std::fs::File::from(fd);
-    let result = (|| -> io::Result<()> {
-        fchownat(
-            &file,
-            "",
-            Some(Uid::from_raw(attrs.uid)),
-            Some(Gid::from_raw(attrs.gid)),
-            AtFlags::AT_EMPTY_PATH,
-        )?;
-        fchmod(&file, Mode::from_bits_truncate(attrs.mode))?;
-        file.sync_all()?;
-        fsync(&dir)?;
-        Ok(())
-    })();
-    result.map_err(|e| at(path, e))
+    give_attrs_and_sync(&file, attrs)
+        .and_then(|()| Ok(fsync(&dir)?))
+        .map_err(|e| at(path, e))
+}
+
+/// Gives a new file its final owner, then its mode (chown clears setuid bits), and syncs it.
+fn give_attrs_and_sync(file: &std::fs::File, attrs: Attrs) -> io::Result<()> {
+    fchownat(
+        file,
+        "",
+        Some(Uid::from_raw(attrs.uid)),
+        Some(Gid::from_raw(attrs.gid)),
+        AtFlags::AT_EMPTY_PATH,
+    )?;
+    fchmod(file, Mode::from_bits_truncate(attrs.mode))?;
+    file.sync_all()
 }
 
 /// Removes the file (or empty directory) at `path`; missing is fine.

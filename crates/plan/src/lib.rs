@@ -115,6 +115,31 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change made by `steps` alone: no details to show, nothing to run on rollback but
+    /// the snapshot's restore.
+    pub fn new(
+        resource: impl Into<String>,
+        target: impl Into<String>,
+        reason: impl Into<String>,
+        steps: Vec<Step>,
+    ) -> Change {
+        Change {
+            resource: resource.into(),
+            target: target.into(),
+            reason: reason.into(),
+            details: Vec::new(),
+            steps,
+            on_rollback: Vec::new(),
+            rollback_checks: Vec::new(),
+        }
+    }
+
+    /// The same change, showing `details`.
+    pub fn with_details(mut self, details: Vec<Detail>) -> Change {
+        self.details = details;
+        self
+    }
+
     /// True when `step` makes the system take up a change (a command, a reload, a unit
     /// operation), as opposed to writing files or checking them.
     pub fn activates(step: &Step) -> bool {
@@ -147,6 +172,17 @@ pub struct Attrs {
     pub uid: u32,
     /// Group gid.
     pub gid: u32,
+}
+
+impl Attrs {
+    /// `mode`, owned by root:root.
+    pub const fn root(mode: u32) -> Attrs {
+        Attrs {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
 }
 
 /// A primitive operation. Paths are absolute paths on the managed system (inside `root`).

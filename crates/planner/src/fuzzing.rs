@@ -153,14 +153,7 @@ pub fn ufw_state(data: &[u8]) {
         ssh_listening: vec![22],
         ssh_desired: None,
         docker: false,
-        conf: Some((
-            part(2).to_owned(),
-            harden_plan::Attrs {
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-            },
-        )),
+        conf: Some((part(2).to_owned(), harden_plan::Attrs::root(0o644))),
         init: PathBuf::from("/lib/ufw/ufw-init"),
     };
     static SECTIONS: OnceLock<[ufw::Ufw; 2]> = OnceLock::new();

@@ -57,7 +57,8 @@ fn file(bytes: &[u8]) -> tempfile::NamedTempFile {
     f
 }
 
-/// Fails unless `run` finishes within `limit`.
+/// Fails unless `run` finishes within `limit`: a bound against blow-ups (an alias bomb
+/// expanded would take hours), generous enough for a loaded machine, not a speed target.
 fn quickly<T>(limit: Duration, run: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let result = run();
@@ -168,7 +169,7 @@ fn a_ten_thousand_line_commented_playbook_loads_as_the_same_playbook_without_com
     });
     assert!(commented.lines().count() > 10_000, "a long playbook");
     let plain = loads(vec![source("pb.yaml", &plain)]);
-    let commented = quickly(Duration::from_secs(5), || {
+    let commented = quickly(Duration::from_secs(20), || {
         loads(vec![source("pb.yaml", &commented)])
     });
     assert_eq!(
@@ -218,7 +219,7 @@ fn a_billion_laughs_alias_bomb_is_refused_quickly_with_a_place() {
             nested.clone(),
             format!("{defined}{target}\n"),
         ] {
-            let msg = quickly(Duration::from_secs(2), || first_error(&text));
+            let msg = quickly(Duration::from_secs(10), || first_error(&text));
             let place: Vec<&str> = msg.splitn(4, ':').collect();
             assert!(
                 place[0] == "pb.yaml"
@@ -241,7 +242,7 @@ fn a_billion_laughs_alias_bomb_is_refused_quickly_with_a_place() {
     for j in 0..1000 {
         wide.push_str(&format!("    j{j}: {{ filter: sshd, ignoreip: *ips }}\n"));
     }
-    let msg = quickly(Duration::from_secs(5), || first_error(&wide));
+    let msg = quickly(Duration::from_secs(20), || first_error(&wide));
     assert!(msg.starts_with("pb.yaml:"), "{msg}");
     assert!(
         msg.contains("aliases that expand to too many values"),
@@ -277,7 +278,7 @@ fn ten_thousand_levels_of_nesting_are_refused_quickly_with_a_place() {
         list.push_str(&format!("{}-\n", " ".repeat(depth)));
     }
     for text in [flow, block, list] {
-        let msg = quickly(Duration::from_secs(2), || first_error(&text));
+        let msg = quickly(Duration::from_secs(10), || first_error(&text));
         assert!(msg.starts_with("pb.yaml:"), "{msg}");
         assert!(
             !msg.starts_with("pb.yaml:1:1: the playbook is empty"),

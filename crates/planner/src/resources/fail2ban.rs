@@ -483,15 +483,12 @@ fn package_change(desired: &Desired, live: &Live) -> Option<Change> {
                 .to_owned()
         }
     };
-    Some(Change {
-        resource: Fail2ban::NAME.into(),
-        target: format!("package {}", packages.join(", ")),
+    Some(Change::new(
+        Fail2ban::NAME,
+        format!("package {}", packages.join(", ")),
         reason,
-        details: Vec::new(),
-        steps: vec![Step::Run(apt_install(&packages))],
-        on_rollback: Vec::new(),
-        rollback_checks: Vec::new(),
-    })
+        vec![Step::Run(apt_install(&packages))],
+    ))
 }
 
 /// harden's jail file, when its text differs; returns its path when written.
@@ -537,11 +534,7 @@ fn config_file(
         steps: vec![Step::WriteFile {
             path: PathBuf::from(path),
             content,
-            attrs: Attrs {
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-            },
+            attrs: Attrs::root(0o644),
             before,
         }],
         on_rollback: Vec::new(),

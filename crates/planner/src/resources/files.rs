@@ -488,20 +488,20 @@ fn diff_entry(
                 .content
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned());
-            diff.changes.push(Change {
-                resource: Files::NAME.into(),
-                target: path.display().to_string(),
-                reason: "content differs".into(),
-                details: attr_details(&attrs_of(&stat), &attrs, users),
-                steps: vec![Step::WriteFile {
-                    path,
-                    content: content.clone(),
-                    attrs,
-                    before,
-                }],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            });
+            diff.changes.push(
+                Change::new(
+                    Files::NAME,
+                    path.display().to_string(),
+                    "content differs",
+                    vec![Step::WriteFile {
+                        path,
+                        content: content.clone(),
+                        attrs,
+                        before,
+                    }],
+                )
+                .with_details(attr_details(&attrs_of(&stat), &attrs, users)),
+            );
             return Ok(());
         }
     }
@@ -643,11 +643,7 @@ fn over_parent(
 /// A missing parent of an entry with `parents: true`: created as `mkdir -p` would, but
 /// owned by root and not writable by others whatever the umask.
 fn parent_dir(dir: &Path) -> Change {
-    let attrs = Attrs {
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-    };
+    let attrs = Attrs::root(0o755);
     Change {
         resource: Files::NAME.into(),
         target: dir.display().to_string(),
@@ -710,24 +706,24 @@ fn create(
         return Err(vec![Invalid::new(entry.path.at, format!("{} does not exist", path.display()))
             .help("add `missing: ignore` to skip it when absent, `content:` to create a file, or `directory: true` to create a directory")]);
     };
-    diff.changes.push(Change {
-        resource: Files::NAME.into(),
-        target: path.display().to_string(),
-        reason: if is_dir {
-            "directory is missing".into()
-        } else {
-            "file is missing".into()
-        },
-        details: vec![Detail {
+    diff.changes.push(
+        Change::new(
+            Files::NAME,
+            path.display().to_string(),
+            if is_dir {
+                "directory is missing"
+            } else {
+                "file is missing"
+            },
+            vec![step],
+        )
+        .with_details(vec![Detail {
             name: "mode".into(),
             current: None,
             source: None,
             desired: Some(format!("{:04o}", attrs.mode)),
-        }],
-        steps: vec![step],
-        on_rollback: Vec::new(),
-        rollback_checks: Vec::new(),
-    });
+        }]),
+    );
     Ok(())
 }
 
@@ -751,19 +747,19 @@ fn set_attrs(path: &Path, stat: &Stat, to: Attrs, users: &UserDb, diff: &mut Dif
         [one] => format!("{one} differs"),
         many => format!("{} differ", many.join(" and ")),
     };
-    diff.changes.push(Change {
-        resource: Files::NAME.into(),
-        target: path.display().to_string(),
-        reason,
-        details,
-        steps: vec![Step::SetAttrs {
-            path: path.to_path_buf(),
-            from,
-            to,
-        }],
-        on_rollback: Vec::new(),
-        rollback_checks: Vec::new(),
-    });
+    diff.changes.push(
+        Change::new(
+            Files::NAME,
+            path.display().to_string(),
+            reason,
+            vec![Step::SetAttrs {
+                path: path.to_path_buf(),
+                from,
+                to,
+            }],
+        )
+        .with_details(details),
+    );
 }
 
 fn attr_details(from: &Attrs, to: &Attrs, users: &UserDb) -> Vec<Detail> {
@@ -854,11 +850,7 @@ mod tests {
             diff.changes[0].steps,
             vec![Step::SetAttrs {
                 path: "/var/run/docker.sock".into(),
-                from: Attrs {
-                    mode: 0o666,
-                    uid: 0,
-                    gid: 0
-                },
+                from: Attrs::root(0o666),
                 to: Attrs {
                     mode: 0o660,
                     uid: 0,
@@ -1050,11 +1042,7 @@ mod tests {
         let steps: Vec<&Step> = diff.changes.iter().flat_map(|c| &c.steps).collect();
         let root_dir = |path: &str| Step::CreateDir {
             path: path.into(),
-            attrs: Attrs {
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-            },
+            attrs: Attrs::root(0o755),
         };
         assert_eq!(steps[0], &root_dir("/opt/app"));
         assert_eq!(steps[1], &root_dir("/opt/app/logs"));

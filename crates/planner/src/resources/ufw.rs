@@ -589,15 +589,8 @@ impl Emitter {
     }
 
     fn push(&mut self, target: String, reason: String, details: Vec<Detail>, steps: Vec<Step>) {
-        self.changes.push(Change {
-            resource: Ufw::NAME.into(),
-            target,
-            reason,
-            details,
-            steps,
-            on_rollback: Vec::new(),
-            rollback_checks: Vec::new(),
-        });
+        self.changes
+            .push(Change::new(Ufw::NAME, target, reason, steps).with_details(details));
     }
 }
 
@@ -1105,15 +1098,12 @@ fn root_enabled(em: &mut Emitter, section: &Ufw, live: &Live, want_enabled: bool
         };
         em.changes.insert(
             0,
-            Change {
-                resource: Ufw::NAME.into(),
-                target: UFW_CONF.into(),
-                reason: "ufw edits an image's rules only while ENABLED=no (set back below)".into(),
-                details: Vec::new(),
-                steps: vec![step],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            },
+            Change::new(
+                Ufw::NAME,
+                UFW_CONF,
+                "ufw edits an image's rules only while ENABLED=no (set back below)",
+                vec![step],
+            ),
         );
     }
     if runs_ufw && was || want_enabled != was {

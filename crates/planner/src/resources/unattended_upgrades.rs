@@ -505,27 +505,21 @@ impl Resource for UnattendedUpgrades {
         let mut diff = Diff::default();
         let desired = self.desired(&live.os)?;
         if !live.installed {
-            diff.changes.push(Change {
-                resource: Self::NAME.into(),
-                target: "package unattended-upgrades".into(),
-                reason: "unattended-upgrades is not installed".into(),
-                details: Vec::new(),
-                steps: vec![Step::Run(steps::apt_install(&["unattended-upgrades"]))],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            });
+            diff.changes.push(Change::new(
+                Self::NAME,
+                "package unattended-upgrades",
+                "unattended-upgrades is not installed",
+                vec![Step::Run(steps::apt_install(&["unattended-upgrades"]))],
+            ));
         }
         let wrote = file_changes(&desired, live, &mut diff);
         let messages = if wrote {
-            diff.changes.push(Change {
-                resource: Self::NAME.into(),
-                target: "apt-config".into(),
-                reason: "check that APT reads every value harden wrote".into(),
-                details: Vec::new(),
-                steps: vec![Step::Validate(check_command(&desired.all()))],
-                on_rollback: Vec::new(),
-                rollback_checks: Vec::new(),
-            });
+            diff.changes.push(Change::new(
+                Self::NAME,
+                "apt-config",
+                "check that APT reads every value harden wrote",
+                vec![Step::Validate(check_command(&desired.all()))],
+            ));
             overridden_later(&desired, live)
         } else if live.installed {
             read_otherwise(&desired, live)
@@ -596,24 +590,20 @@ fn file_changes(desired: &Desired, live: &Live, diff: &mut Diff) -> bool {
         if let (DROP_IN, Some(note)) = (path, &desired.note) {
             reason = format!("{reason} ({note})");
         }
-        diff.changes.push(Change {
-            resource: UnattendedUpgrades::NAME.into(),
-            target: path.into(),
-            reason,
-            details: details(settings, live),
-            steps: vec![Step::WriteFile {
-                path: PathBuf::from(path),
-                content,
-                attrs: Attrs {
-                    mode: 0o644,
-                    uid: 0,
-                    gid: 0,
-                },
-                before: current.clone(),
-            }],
-            on_rollback: Vec::new(),
-            rollback_checks: Vec::new(),
-        });
+        diff.changes.push(
+            Change::new(
+                UnattendedUpgrades::NAME,
+                path,
+                reason,
+                vec![Step::WriteFile {
+                    path: PathBuf::from(path),
+                    content,
+                    attrs: Attrs::root(0o644),
+                    before: current.clone(),
+                }],
+            )
+            .with_details(details(settings, live)),
+        );
     }
     wrote
 }
@@ -831,43 +821,44 @@ impl UnattendedUpgrades {
             })
             .collect();
         let units: Vec<&str> = live.timers.iter().map(|t| t.unit.as_str()).collect();
-        diff.changes.push(Change {
-            resource: Self::NAME.into(),
-            target: units.join(", "),
-            reason: if disabled.is_empty() {
-                "timers are enabled but not running".into()
-            } else {
-                "APT's periodic timers are not enabled".into()
-            },
-            details: live
-                .timers
-                .iter()
-                .filter(|t| !t.enabled || t.active == Some(false))
-                .map(|t| Detail {
-                    name: t.unit.clone(),
-                    current: Some(
-                        if t.enabled {
-                            "enabled, inactive"
-                        } else {
-                            "disabled"
-                        }
-                        .into(),
-                    ),
-                    source: None,
-                    desired: Some(
-                        if live.systemd {
-                            "enabled, active"
-                        } else {
-                            "enabled"
-                        }
-                        .into(),
-                    ),
-                })
-                .collect(),
-            steps,
-            on_rollback: Vec::new(),
-            rollback_checks: Vec::new(),
-        });
+        diff.changes.push(
+            Change::new(
+                Self::NAME,
+                units.join(", "),
+                if disabled.is_empty() {
+                    "timers are enabled but not running"
+                } else {
+                    "APT's periodic timers are not enabled"
+                },
+                steps,
+            )
+            .with_details(
+                live.timers
+                    .iter()
+                    .filter(|t| !t.enabled || t.active == Some(false))
+                    .map(|t| Detail {
+                        name: t.unit.clone(),
+                        current: Some(
+                            if t.enabled {
+                                "enabled, inactive"
+                            } else {
+                                "disabled"
+                            }
+                            .into(),
+                        ),
+                        source: None,
+                        desired: Some(
+                            if live.systemd {
+                                "enabled, active"
+                            } else {
+                                "enabled"
+                            }
+                            .into(),
+                        ),
+                    })
+                    .collect(),
+            ),
+        );
     }
 }
 

@@ -1060,11 +1060,7 @@ impl Steps {
     }
 }
 
-const ROOT_DIR: Attrs = Attrs {
-    mode: 0o755,
-    uid: 0,
-    gid: 0,
-};
+const ROOT_DIR: Attrs = Attrs::root(0o755);
 
 fn change(planned: Planned<'_>, live: &Live, cx: &DiffContext<'_>) -> Change {
     let sshd = live
@@ -1128,11 +1124,7 @@ fn write_steps(
     let mut writes = planned.writes.clone();
     // Harden's own file last: edits elsewhere first, as they only ever comment lines out.
     writes.sort_by_key(|(path, _, _)| *path == planned.built.target);
-    let private = Attrs {
-        mode: 0o600,
-        uid: 0,
-        gid: 0,
-    };
+    let private = Attrs::root(0o600);
     for (path, before, content) in writes {
         let attrs = attrs_for(&path, live, cx, private);
         out.steps.push(Step::WriteFile {
