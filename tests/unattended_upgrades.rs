@@ -34,16 +34,8 @@ fn apt_reads_the_playbook_and_unattended_upgrade_runs_with_the_security_origin()
     sb.sh("rm -f /etc/systemd/system/timers.target.wants/apt-daily.timer /etc/systemd/system/timers.target.wants/apt-daily-upgrade.timer").assert_ok();
     sb.write("/tmp/pb.yaml", PLAYBOOK);
 
-    let plan = sb
-        .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
-        .assert_ok()
-        .json();
-    let targets: Vec<&str> = plan["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .filter_map(|c| c["target"].as_str())
-        .collect();
+    let plan = sb.plan("/tmp/pb.yaml");
+    let targets: Vec<&str> = plan.changes.iter().map(|c| c.target.as_str()).collect();
     for expected in [
         "/etc/apt/apt.conf.d/20auto-upgrades",
         "/etc/apt/apt.conf.d/52harden-unattended-upgrades",
@@ -150,16 +142,8 @@ fn the_debian_default_needs_only_the_drop_in() {
         "APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n",
     );
     sb.write("/tmp/pb.yaml", "unattended_upgrades: {}\n");
-    let plan = sb
-        .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
-        .assert_ok()
-        .json();
-    let targets: Vec<&str> = plan["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .filter_map(|c| c["target"].as_str())
-        .collect();
+    let plan = sb.plan("/tmp/pb.yaml");
+    let targets: Vec<&str> = plan.changes.iter().map(|c| c.target.as_str()).collect();
     assert_eq!(
         targets,
         vec![

@@ -362,6 +362,13 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self}"))
     }
 
+    /// Stdout parsed as a plan; panics, showing the run, if it is not one.
+    #[track_caller]
+    pub fn plan(&self) -> harden_plan::Plan {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not a plan ({e}): {self}"))
+    }
+
     /// Stdout followed by stderr.
     pub fn output(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
@@ -470,6 +477,15 @@ impl Sandbox {
     /// Runs the binary under test inside with `args`.
     pub fn harden(&self, args: &[&str]) -> Run {
         self.exec(&harden_argv(args))
+    }
+
+    /// The plan of `playbook` (`harden plan --format json`), as the plan type itself;
+    /// panics, showing the run, if the plan fails or is not a plan.
+    #[track_caller]
+    pub fn plan(&self, playbook: &str) -> harden_plan::Plan {
+        self.harden(&["plan", "--format", "json", playbook])
+            .assert_ok()
+            .plan()
     }
 
     /// Runs the binary under test inside with `args`, with `input` on stdin.
