@@ -619,3 +619,31 @@ fn a_missing_ufw_is_installed_by_the_plan_and_a_failed_install_changes_nothing()
         before
     );
 }
+
+/// Two rules for the same traffic, as a site playbook merged after the baseline gives
+/// (`allow: sshd` and `allow: 22/tcp`): ufw holds one rule for both, and the plan converges.
+/// With different actions (`allow` and `limit`), one would replace the other in ufw: a
+/// located error.
+#[test]
+fn rules_for_the_same_traffic_converge_or_are_refused_when_they_differ() {
+    let Some(sb) = crate::sandbox!() else { return };
+    crate::support::keyed_admin(&sb);
+    sb.write(
+        "/tmp/pb.yaml",
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: sshd, comment: ssh }\n    - { allow: 22/tcp, comment: ssh }\n    - { allow: 443/tcp }\n",
+    );
+    sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
+        .assert_status(0);
+    let rules = sb.sh("ufw status | grep -c ALLOW").assert_ok();
+    assert_eq!(rules.stdout.trim(), "4", "22 and 443, v4 and v6: {rules}");
+
+    sb.write(
+        "/tmp/pb.yaml",
+        "ufw:\n  enabled: true\n  rules:\n    - { allow: sshd }\n    - { limit: 22/tcp }\n",
+    );
+    sb.harden(&["plan", "/tmp/pb.yaml"])
+        .assert_status(1)
+        .assert_stderr_contains("pb.yaml:5:")
+        .assert_stderr_contains("same traffic as `allow sshd` (line 4) with another action");
+}

@@ -485,11 +485,37 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
                 tuples: resolved.alts.len(),
             };
             if let Some(input) = inputs.iter_mut().find(|i| i.family == family) {
-                input.wants.push(want);
+                match same_traffic(&input.wants, &want) {
+                    // ufw holds one rule per traffic: the second is the first again.
+                    Some(first) if first.effect == want.effect => {}
+                    Some(first) => errors.push(conflict(section, first, &want)),
+                    None => input.wants.push(want),
+                }
             }
         }
     }
     inputs
+}
+
+/// An earlier playbook rule for the same traffic as `want` (the same key and ports): ufw
+/// keeps one rule for it, and a second `ufw allow` of it is a no-op (or, with another
+/// action, replaces the first).
+fn same_traffic<'w>(wants: &'w [Want], want: &Want) -> Option<&'w Want> {
+    wants
+        .iter()
+        .find(|w| w.rule != want.rule && w.key == want.key && w.alts == want.alts)
+}
+
+fn conflict(section: &Ufw, first: &Want, want: &Want) -> Invalid {
+    let earlier = &section.rules[first.rule];
+    Invalid::new(
+        section.rules[want.rule].at(),
+        format!(
+            "this rule is for the same traffic as `{earlier}` (line {}) with another action: ufw keeps one rule per traffic, so one would replace the other",
+            earlier.at().line
+        ),
+    )
+    .help("keep one of the two rules")
 }
 
 /// True when iptables' complaint says the chain does not exist (the wording differs between
