@@ -527,3 +527,30 @@ fn ensure_file_over_a_directory_and_contradictory_keys_are_located_errors() {
         .assert_stderr_contains("fifo");
     sb.sh("test ! -e /var/lib/harden").assert_ok();
 }
+
+/// A tree with an exception inside it, in either order: the deeper entry decides for its
+/// path, the plan converges, and neither undoes the other on the next run.
+#[test]
+fn an_entry_inside_a_recursive_tree_decides_for_its_path_and_the_plan_converges() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("set -e; mkdir -p /srv/site/private; echo k > /srv/site/private/key; echo i > /srv/site/index.html; chmod -R 777 /srv/site")
+        .assert_ok();
+    for playbook in [
+        "files:\n  - { path: /srv/site, mode: \"u=rwX,g=rX,o=rX\", recurse: true }\n  - { path: /srv/site/private, mode: \"0700\", recurse: true }\n  - { path: /srv/site/private/key, mode: \"0400\" }\n",
+        "files:\n  - { path: /srv/site/private/key, mode: \"0400\" }\n  - { path: /srv/site/private, mode: \"0700\", recurse: true }\n  - { path: /srv/site, mode: \"u=rwX,g=rX,o=rX\", recurse: true }\n",
+    ] {
+        sb.sh("chmod -R 777 /srv/site").assert_ok();
+        sb.write("/tmp/pb.yaml", playbook);
+        sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+        sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
+            .assert_status(0);
+        let modes = sb
+            .sh("stat -c '%a %n' /srv/site /srv/site/index.html /srv/site/private /srv/site/private/key")
+            .assert_ok();
+        assert_eq!(
+            modes.stdout,
+            "755 /srv/site\n755 /srv/site/index.html\n700 /srv/site/private\n400 /srv/site/private/key\n",
+            "{playbook}"
+        );
+    }
+}

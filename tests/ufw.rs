@@ -622,10 +622,10 @@ fn a_missing_ufw_is_installed_by_the_plan_and_a_failed_install_changes_nothing()
 
 /// Two rules for the same traffic, as a site playbook merged after the baseline gives
 /// (`allow: sshd` and `allow: 22/tcp`): ufw holds one rule for both, and the plan converges.
-/// With different actions (`allow` and `limit`), one would replace the other in ufw: a
-/// located error.
+/// With different actions (`allow` and `limit`), the later replaces the earlier, as ufw does
+/// and as a later playbook's rule does, and the plan says so.
 #[test]
-fn rules_for_the_same_traffic_converge_or_are_refused_when_they_differ() {
+fn rules_for_the_same_traffic_converge_and_a_later_action_replaces_an_earlier() {
     let Some(sb) = crate::sandbox!() else { return };
     crate::support::keyed_admin(&sb);
     sb.write(
@@ -642,8 +642,12 @@ fn rules_for_the_same_traffic_converge_or_are_refused_when_they_differ() {
         "/tmp/pb.yaml",
         "ufw:\n  enabled: true\n  rules:\n    - { allow: sshd }\n    - { limit: 22/tcp }\n",
     );
-    sb.harden(&["plan", "/tmp/pb.yaml"])
-        .assert_status(1)
-        .assert_stderr_contains("pb.yaml:5:")
-        .assert_stderr_contains("same traffic as `allow sshd` (line 4) with another action");
+    sb.harden(&["apply", "/tmp/pb.yaml"])
+        .assert_ok()
+        .assert_stdout_contains(
+        "`limit 22/tcp` (line 5) is for the same traffic as `allow sshd` (line 4) and replaces it",
+    );
+    sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
+        .assert_status(0);
+    sb.sh("ufw status | grep -q '^22/tcp .*LIMIT'").assert_ok();
 }

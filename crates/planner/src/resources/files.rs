@@ -299,9 +299,9 @@ impl Resource for Files {
     fn diff(&self, live: &Self::Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
         let mut errors = Vec::new();
-        let mut earlier = Earlier::default();
+        let mut others = Others::new(&self.0);
         for (entry, found) in self.0.iter().zip(live) {
-            match diff_entry(entry, found, cx.users, &mut earlier, &mut diff) {
+            match diff_entry(entry, found, cx.users, &mut others, &mut diff) {
                 Ok(()) => {}
                 Err(mut e) => errors.append(&mut e),
             }
@@ -400,20 +400,53 @@ fn resolve(
     }
 }
 
-/// What the earlier entries of a section do to paths that later entries meet.
+/// What the other entries of a section do to the paths an entry meets.
 #[derive(Default)]
-struct Earlier {
-    /// Directories they create: a later entry may create a path inside one.
+struct Others {
+    /// Directories earlier entries create: a later entry may create a path inside one.
     created: BTreeSet<PathBuf>,
-    /// Missing paths they skip (`missing: ignore`), and where each is listed.
+    /// Missing paths earlier entries skip (`missing: ignore`), and where each is listed.
     skipped: BTreeMap<PathBuf, At>,
+    /// Every entry's path, and whether it recurses.
+    claims: Vec<(PathBuf, bool)>,
+}
+
+impl Others {
+    fn new(entries: &[Entry]) -> Self {
+        Others {
+            claims: entries
+                .iter()
+                .map(|e| (PathBuf::from(&e.path.value), e.recurse))
+                .collect(),
+            ..Others::default()
+        }
+    }
+
+    /// The recursive entry whose tree `path` would be in.
+    fn recursive_over(&self, path: &Path) -> Option<&Path> {
+        self.claims
+            .iter()
+            .find(|(claimed, recurse)| *recurse && path.starts_with(claimed))
+            .map(|(claimed, _)| claimed.as_path())
+    }
+
+    /// True when another entry, deeper than `own`, manages `path` below `own`'s tree: the
+    /// more specific entry decides, whatever the order (otherwise the two would undo each
+    /// other on every run).
+    fn claim_below(&self, own: &Path, path: &Path) -> bool {
+        self.claims.iter().any(|(claimed, recurse)| {
+            claimed.as_path() != own
+                && claimed.starts_with(own)
+                && (path == claimed || *recurse && path.starts_with(claimed))
+        })
+    }
 }
 
 fn diff_entry(
     entry: &Entry,
     found: &EntryLive,
     users: &UserDb,
-    earlier: &mut Earlier,
+    others: &mut Others,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
     let uid = resolve(&entry.owner, |n| users.uid(n), "user");
@@ -430,16 +463,16 @@ fn diff_entry(
     }
     let Some(stat) = found.stat else {
         let parent = path.parent().unwrap_or(Path::new("/"));
-        if entry.creates() && !found.parent_is_dir && !earlier.created.contains(parent) {
+        if entry.creates() && !found.parent_is_dir && !others.created.contains(parent) {
             return Err(vec![no_parent(entry, found, &path)]);
         }
-        if earlier.created.contains(&path) {
+        if others.created.contains(&path) {
             return over_parent(entry, &path, (uid, gid), users, diff);
         }
         if entry.creates() {
-            create_parents(entry, found, earlier, diff)?;
+            create_parents(entry, found, others, diff)?;
         }
-        return create(entry, &path, uid, gid, earlier, diff);
+        return create(entry, &path, uid, gid, others, diff);
     };
     if let Some(want) = expected_kind(entry) {
         if stat.kind != want {
@@ -508,6 +541,9 @@ fn diff_entry(
     set_attrs(&path, &stat, desired(&stat), users, diff);
     let mut hardlinked = 0u64;
     for (child, stat) in &found.below {
+        if others.claim_below(&path, child) {
+            continue;
+        }
         match stat.kind {
             Kind::Symlink => continue,
             Kind::File if stat.nlink > 1 => {
@@ -577,11 +613,25 @@ fn kind_name(kind: Kind) -> &'static str {
 fn create_parents(
     entry: &Entry,
     found: &EntryLive,
-    earlier: &mut Earlier,
+    others: &mut Others,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
     for dir in &found.missing_parents {
-        if let Some(at) = earlier.skipped.get(dir) {
+        if let Some(tree) = others.recursive_over(dir) {
+            return Err(vec![Invalid::new(
+                entry.path.at,
+                format!(
+                    "`parents: true` would create {} inside the tree of the recursive entry for {}, with other attributes than that entry gives",
+                    dir.display(),
+                    tree.display()
+                ),
+            )
+            .help(format!(
+                "give {} an entry of its own with `directory: true`",
+                dir.display()
+            ))]);
+        }
+        if let Some(at) = others.skipped.get(dir) {
             return Err(vec![Invalid::new(
                 entry.path.at,
                 format!(
@@ -595,7 +645,7 @@ fn create_parents(
                 dir.display()
             ))]);
         }
-        if earlier.created.insert(dir.clone()) {
+        if others.created.insert(dir.clone()) {
             diff.changes.push(parent_dir(dir));
         }
     }
@@ -668,7 +718,7 @@ fn create(
     path: &Path,
     uid: Option<u32>,
     gid: Option<u32>,
-    earlier: &mut Earlier,
+    others: &mut Others,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
     let is_dir = entry.wants_dir();
@@ -689,7 +739,7 @@ fn create(
             before: None,
         }
     } else if is_dir {
-        earlier.created.insert(path.to_path_buf());
+        others.created.insert(path.to_path_buf());
         Step::CreateDir {
             path: path.to_path_buf(),
             attrs,
@@ -700,7 +750,7 @@ fn create(
             attrs,
         }
     } else if entry.missing == Missing::Ignore {
-        earlier.skipped.insert(path.to_path_buf(), entry.path.at);
+        others.skipped.insert(path.to_path_buf(), entry.path.at);
         return Ok(());
     } else {
         return Err(vec![Invalid::new(entry.path.at, format!("{} does not exist", path.display()))
@@ -832,7 +882,7 @@ mod tests {
 
     fn run(entry: &Entry, found: &EntryLive) -> Result<Diff, Vec<Invalid>> {
         let mut diff = Diff::default();
-        diff_entry(entry, found, &users(), &mut Earlier::default(), &mut diff).map(|()| diff)
+        diff_entry(entry, found, &users(), &mut Others::default(), &mut diff).map(|()| diff)
     }
 
     #[test]

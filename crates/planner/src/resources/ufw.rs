@@ -402,7 +402,12 @@ fn units(family: Family, tuples: &[Tuple]) -> Vec<Unit> {
     out
 }
 
-fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInput> {
+fn wants(
+    section: &Ufw,
+    live: &Live,
+    errors: &mut Vec<Invalid>,
+    notes: &mut Vec<String>,
+) -> Vec<FamilyInput> {
     let system: Vec<Family> = live.tuples.iter().map(|(f, _)| *f).collect();
     let mut inputs: Vec<FamilyInput> = live
         .tuples
@@ -487,8 +492,16 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
             if let Some(input) = inputs.iter_mut().find(|i| i.family == family) {
                 match same_traffic(&input.wants, &want) {
                     // ufw holds one rule per traffic: the second is the first again.
-                    Some(first) if first.effect == want.effect => {}
-                    Some(first) => errors.push(conflict(section, first, &want)),
+                    Some(first) if input.wants[first].effect == want.effect => {}
+                    // As across playbooks, the later rule for the same traffic replaces it.
+                    Some(first) => {
+                        let earlier = input.wants.remove(first);
+                        let note = replaced(section, &earlier, &want);
+                        if !notes.contains(&note) {
+                            notes.push(note);
+                        }
+                        input.wants.push(want);
+                    }
                     None => input.wants.push(want),
                 }
             }
@@ -497,25 +510,22 @@ fn wants(section: &Ufw, live: &Live, errors: &mut Vec<Invalid>) -> Vec<FamilyInp
     inputs
 }
 
-/// An earlier playbook rule for the same traffic as `want` (the same key and ports): ufw
-/// keeps one rule for it, and a second `ufw allow` of it is a no-op (or, with another
-/// action, replaces the first).
-fn same_traffic<'w>(wants: &'w [Want], want: &Want) -> Option<&'w Want> {
+/// The earlier playbook rule for the same traffic as `want` (the same key and ports), by
+/// index: ufw keeps one rule for it, and a second `ufw allow` of it is a no-op (or, with
+/// another action, replaces the first).
+fn same_traffic(wants: &[Want], want: &Want) -> Option<usize> {
     wants
         .iter()
-        .find(|w| w.rule != want.rule && w.key == want.key && w.alts == want.alts)
+        .position(|w| w.rule != want.rule && w.key == want.key && w.alts == want.alts)
 }
 
-fn conflict(section: &Ufw, first: &Want, want: &Want) -> Invalid {
-    let earlier = &section.rules[first.rule];
-    Invalid::new(
-        section.rules[want.rule].at(),
-        format!(
-            "this rule is for the same traffic as `{earlier}` (line {}) with another action: ufw keeps one rule per traffic, so one would replace the other",
-            earlier.at().line
-        ),
+fn replaced(section: &Ufw, earlier: &Want, later: &Want) -> String {
+    let (earlier, later) = (&section.rules[earlier.rule], &section.rules[later.rule]);
+    format!(
+        "`{later}` (line {}) is for the same traffic as `{earlier}` (line {}) and replaces it: ufw keeps one rule per traffic",
+        later.at().line,
+        earlier.at().line
     )
-    .help("keep one of the two rules")
 }
 
 /// True when iptables' complaint says the chain does not exist (the wording differs between
@@ -750,9 +760,13 @@ async fn running(host: &Host, installed: bool) -> Result<Option<bool>, Failure> 
 fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
     let mut diff = Diff::default();
     let mut errors = Vec::new();
-    let inputs = wants(section, live, &mut errors);
+    let mut notes = Vec::new();
+    let inputs = wants(section, live, &mut errors, &mut notes);
     if !errors.is_empty() {
         return Err(Failure::Invalid(errors));
+    }
+    for note in notes {
+        warn(&mut diff, note);
     }
     let purge = section.purge.unwrap_or(false);
     let outcome: Outcome = order::plan(&inputs, section.rules.len(), purge);

@@ -175,7 +175,7 @@ fn entry(
         .then_some(entry)
 }
 
-/// Entries on distinct paths, none inside another's recursive tree.
+/// Entries on distinct paths, some inside another's recursive tree.
 fn entries() -> impl Strategy<Value = Vec<Entry>> {
     let one = (
         prop::sample::select(PATHS.to_vec()),
@@ -200,12 +200,15 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
     prop::collection::vec(one, 1..6).prop_map(|found| {
         let mut kept: Vec<Entry> = Vec::new();
         for e in found.into_iter().flatten() {
-            // An entry that creates the path of an earlier one as a parent is an error of
-            // its own (see `create_parents`).
+            // Entries inside another's recursive tree stay: the deeper one decides there.
             let overlaps = kept.iter().any(|k| {
-                covers(k, &e.path)
-                    || covers(&e, &k.path)
-                    || e.parents && e.path.value.starts_with(&format!("{}/", k.path.value))
+                let inside =
+                    |a: &Entry, b: &Entry| a.path.value.starts_with(&format!("{}/", b.path.value));
+                // Parents created inside a recursive tree, or where an entry skips its
+                // path as missing: errors of their own (see `create_parents`).
+                k.path.value == e.path.value
+                    || e.parents && inside(&e, k)
+                    || k.parents && e.recurse && inside(k, &e)
             });
             if !overlaps {
                 kept.push(e);
@@ -213,12 +216,6 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
         }
         kept
     })
-}
-
-/// True when `entry` manages `path`: its own path, or below it when it recurses.
-fn covers(entry: &Entry, path: &str) -> bool {
-    let own = entry.path.value.as_str();
-    path == own || (entry.recurse && path.starts_with(&format!("{own}/")))
 }
 
 fn stat_of(node: &Node) -> Stat {
@@ -273,9 +270,9 @@ fn probe(tree: &Tree, entry: &Entry) -> EntryLive {
 fn plan(tree: &Tree, entries: &[Entry]) -> Option<Diff> {
     let users = users();
     let mut diff = Diff::default();
-    let mut earlier = Earlier::default();
+    let mut others = Others::new(entries);
     for entry in entries {
-        diff_entry(entry, &probe(tree, entry), &users, &mut earlier, &mut diff).ok()?;
+        diff_entry(entry, &probe(tree, entry), &users, &mut others, &mut diff).ok()?;
     }
     Some(diff)
 }
