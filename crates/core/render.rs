@@ -4,9 +4,10 @@
 //! module only decides how it looks.
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
-use harden_plan::{Attrs, Change, Command, Plan, Step};
+use harden_plan::{Attrs, Change, Command, EnvEdit, EnvValue, Plan, Step};
 use similar::{ChangeTag, TextDiff};
 
 const ADD: Style = AnsiColor::Green.on_default();
@@ -97,6 +98,9 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
                     diff_text(out, old, "", &path.display().to_string(), "/dev/null")?;
                 }
             }
+            Step::EditEnv {
+                path, attrs, edits, ..
+            } => writeln!(out, "    {}", env_edit_text(path, attrs, edits))?,
             Step::Run(cmd) => writeln!(out, "    {DIM}run:{DIM:#} {}", command_text(cmd, dry_run))?,
             Step::Validate(cmd) => {
                 writeln!(out, "    {DIM}check:{DIM:#} {}", command_text(cmd, dry_run))?
@@ -146,6 +150,24 @@ fn command_text(cmd: &Command, whole: bool) -> String {
         }
         _ => text,
     }
+}
+
+/// `edit /opt/app/.env (mode 0600, owner 0:0): set DEBUG, JWT_SECRET (generated at apply)`.
+/// Names keys, never values: the details above it say what each key is and becomes.
+fn env_edit_text(path: &Path, attrs: &Attrs, edits: &[EnvEdit]) -> String {
+    let keys: Vec<String> = edits
+        .iter()
+        .map(|e| match &e.value {
+            EnvValue::Literal(_) => e.key.clone(),
+            EnvValue::Generate(_) => format!("{} (generated at apply)", e.key),
+        })
+        .collect();
+    format!(
+        "edit {} {}: set {}",
+        path.display(),
+        attrs_text(attrs),
+        keys.join(", ")
+    )
 }
 
 fn attrs_text(a: &Attrs) -> String {

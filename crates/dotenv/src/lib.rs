@@ -15,9 +15,18 @@
 use std::ops::Range;
 
 /// A dotenv file's text, cut into lines, with its assignments understood.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Document {
     items: Vec<Item>,
+}
+
+/// Shows the keys only: a document holds secrets, and debug output ends up in logs.
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("keys", &self.keys())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One piece of the file: kept as it is, or an assignment.
@@ -129,7 +138,10 @@ fn parse_item(text: &str, start: usize, line: usize) -> Result<(Item, usize), Pa
         .unwrap_or(text.len() - pos);
     let key = &text[pos..pos + key_len];
     if key.is_empty() || key.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == '-') {
-        return Err(error(line, "expected a line `KEY=value`, a comment or a blank line"));
+        return Err(error(
+            line,
+            "expected a line `KEY=value`, a comment or a blank line",
+        ));
     }
     pos = skip_blanks(text, pos + key_len);
     if !text[pos..].starts_with('=') {

@@ -36,7 +36,14 @@ fn values_are_read_as_applications_read_them() {
 
 #[test]
 fn an_unedited_document_renders_byte_for_byte() {
-    for text in [SAMPLE, "", "\n", "A=1", "A=1\r\nB=2\r\n", "# only\n#comments"] {
+    for text in [
+        SAMPLE,
+        "",
+        "\n",
+        "A=1",
+        "A=1\r\nB=2\r\n",
+        "# only\n#comments",
+    ] {
         assert_eq!(parse(text).expect("parse").render(), text);
     }
 }
@@ -119,6 +126,16 @@ fn errors_name_the_line_and_never_its_text() {
 }
 
 #[test]
+fn debug_output_shows_keys_not_values() {
+    let doc = parse("JWT_SECRET=hunter2\n").expect("parse");
+    let shown = format!("{doc:?}");
+    assert!(
+        shown.contains("JWT_SECRET") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn portable_keys() {
     assert!(is_portable_key("JWT_SECRET"));
     assert!(is_portable_key("_A1"));
@@ -139,10 +156,8 @@ mod proptests {
             "# [ -~]{0,20}".prop_map(|c| c),
             ("[A-Z_]{1,6}", "[a-zA-Z0-9_./:@-]{0,12}").prop_map(|(k, v)| format!("{k}={v}")),
             ("[A-Z_]{1,6}", "[a-zA-Z0-9 ]{0,12}").prop_map(|(k, v)| format!("export {k}='{v}'")),
-            ("[A-Z_]{1,6}", value).prop_map(|(k, v)| format!(
-                "{k} = {}  # note",
-                render_value(&v, Quote::Double)
-            )),
+            ("[A-Z_]{1,6}", value)
+                .prop_map(|(k, v)| format!("{k} = {}  # note", render_value(&v, Quote::Double))),
         ]
     }
 

@@ -8,6 +8,7 @@
 //! anything else ([`Executor::recover`]). Files are only ever replaced atomically
 //! ([`fs::write_atomic`]), so each one is wholly old or wholly new at every instant.
 
+mod env;
 pub mod fs;
 mod lock;
 mod snapshot;
@@ -456,6 +457,13 @@ impl Transaction<'_> {
                 Step::RemoveFile { path, .. } => {
                     fs::remove(host, path).map_err(|e| fail(e.to_string()))?
                 }
+                Step::EditEnv {
+                    path,
+                    attrs,
+                    create,
+                    edits,
+                } => env::edit(host, path, *attrs, *create, edits)
+                    .map_err(|e| fail(e.to_string()))?,
                 Step::Reload { command, .. } if !host.is_live() => on(Event::Skipped { command }),
                 Step::Run(command) | Step::Validate(command) | Step::Reload { command, .. } => {
                     run_step(host, command, on).await.map_err(fail)?
