@@ -133,13 +133,19 @@ pub(crate) enum Verdict {
     },
 }
 
-/// Why a present value is weak, in words safe to print (`a known default`).
+/// Why a present value is weak, in words safe to print (`a known default, shorter than
+/// 32`); `None` when it meets every rule.
 fn weakness(rules: &Rules<'_>, value: &str, taken: &[&str]) -> Option<String> {
     let folded = value.trim().to_lowercase();
     let chars = value.chars().count();
-    if let Some(min) = rules.min_length {
-        if chars < min as usize {
-            return Some(format!("shorter than {min}"));
+    let mut why: Vec<String> = Vec::new();
+    if rules.secret {
+        if KNOWN_DEFAULTS.contains(&folded.as_str()) {
+            why.push("a known default".into());
+        } else if folded.starts_with('<') && folded.ends_with('>') {
+            why.push("a placeholder".into());
+        } else if chars > 1 && value.chars().all(|c| Some(c) == value.chars().next()) {
+            why.push("one character repeated".into());
         }
     }
     if rules
@@ -147,26 +153,17 @@ fn weakness(rules: &Rules<'_>, value: &str, taken: &[&str]) -> Option<String> {
         .iter()
         .any(|r| r.trim().to_lowercase() == folded)
     {
-        return Some("a value the playbook rejects".into());
+        why.push("a value the playbook rejects".into());
     }
-    if rules.secret {
-        if KNOWN_DEFAULTS.contains(&folded.as_str()) {
-            return Some("a known default".into());
-        }
-        let mut distinct = value.chars();
-        if let Some(first) = distinct.next() {
-            if chars > 1 && distinct.all(|c| c == first) {
-                return Some("one character repeated".into());
-            }
-        }
-        if folded.starts_with('<') && folded.ends_with('>') {
-            return Some("a placeholder".into());
-        }
-        if taken.contains(&value) {
-            return Some("the same value as another secret of this file".into());
+    if let Some(min) = rules.min_length {
+        if chars < min as usize {
+            why.push(format!("shorter than {min}"));
         }
     }
-    None
+    if rules.secret && taken.contains(&value) {
+        why.push("the same value as another secret of this file".into());
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 /// `8 characters`, `missing`: what a value is, without it (a secret) or as it is.

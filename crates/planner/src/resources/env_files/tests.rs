@@ -99,7 +99,7 @@ fn weak_default_short_and_missing_secrets_are_generated_and_described_without_va
     assert_eq!(
         lines,
         vec![
-            "JWT_SECRET: 8 characters, shorter than 32 -> generated (64 hex characters)",
+            "JWT_SECRET: 8 characters, a known default, shorter than 32 -> generated (64 hex characters)",
             "ADMIN_PASSWORD: 13 characters, shorter than 16 -> generated (32 URL-safe base64 characters)",
             "SESSION_KEY: missing -> generated (32 hex characters)",
             "DEBUG: \"true\" -> \"false\"",
@@ -146,7 +146,7 @@ fn a_known_default_is_weak_whatever_its_length_and_case() {
     assert_eq!(
         currents,
         [
-            "8 characters, shorter than 32",
+            "8 characters, a known default, shorter than 32",
             "20 characters, one character repeated",
             "23 characters, a placeholder"
         ]
