@@ -300,6 +300,58 @@ mod tests {
     }
 
     #[test]
+    fn an_env_edit_shows_keys_and_descriptions_never_values() {
+        let mut plan = Plan::new("/".into(), vec![]);
+        plan.changes.push(Change {
+            resource: "env_files".into(),
+            target: "/opt/app/.env".into(),
+            reason: "2 keys break their rules".into(),
+            details: vec![Detail {
+                name: "JWT_SECRET".into(),
+                current: Some("8 characters, a known default".into()),
+                source: None,
+                desired: Some("generated (64 hex characters)".into()),
+            }],
+            steps: vec![Step::EditEnv {
+                path: "/opt/app/.env".into(),
+                attrs: Attrs {
+                    mode: 0o600,
+                    uid: 1000,
+                    gid: 1000,
+                },
+                create: true,
+                edits: vec![
+                    harden_plan::EnvEdit {
+                        key: "JWT_SECRET".into(),
+                        value: EnvValue::Generate(harden_plan::Generate {
+                            alphabet: harden_plan::Alphabet::Hex,
+                            bytes: 32,
+                        }),
+                    },
+                    harden_plan::EnvEdit {
+                        key: "DEBUG".into(),
+                        value: EnvValue::Literal("false".into()),
+                    },
+                ],
+            }],
+            on_rollback: vec![],
+            rollback_checks: Vec::new(),
+        });
+        let text = render(&plan, true);
+        assert!(
+            text.contains(
+                "    JWT_SECRET: 8 characters, a known default -> generated (64 hex characters)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("    edit /opt/app/.env (mode 0600, owner 1000:1000): set JWT_SECRET (generated at apply), DEBUG\n"),
+            "{text}"
+        );
+        assert!(!text.contains("---"), "no content diff: {text}");
+    }
+
+    #[test]
     fn an_empty_plan_says_so() {
         let mut plan = Plan::new("/".into(), vec![]);
         plan.unchanged = 4;

@@ -84,8 +84,9 @@ pub enum OnWeak {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRules {
-    /// The value is a secret: never shown, and known defaults are rejected. Default: true
-    /// when the key has `generate`.
+    /// The value is a secret: known defaults are rejected. Default: true when the key has
+    /// `generate`. Whatever it says, a value is shown only for keys with `equals` or
+    /// `secret: false`: a key the playbook forgot to declare is not printed either.
     pub secret: Option<bool>,
     /// The key must be present and not empty.
     #[serde(default)]
@@ -576,7 +577,11 @@ fn diff_file(
         Some(Ok(doc)) => doc,
         _ => &empty,
     };
-    let (edits, mut details, rotated) = judge_keys(file, doc, path, diff)?;
+    let Judged {
+        edits,
+        mut details,
+        rotated,
+    } = judge_keys(file, doc, path, diff)?;
     if let Some(stat) = &found.stat {
         details.extend(attr_details(stat, &attrs, users));
     }
@@ -619,6 +624,16 @@ fn diff_file(
     Ok(())
 }
 
+/// What judging a file's keys came to.
+struct Judged {
+    /// The keys to set.
+    edits: Vec<EnvEdit>,
+    /// A detail per key to set.
+    details: Vec<Detail>,
+    /// The keys whose live value is replaced.
+    rotated: Vec<String>,
+}
+
 /// Judges every key; returns the edits, a detail per edited key, and the keys whose live
 /// value is replaced. Errors name keys and rules, never values.
 fn judge_keys(
@@ -626,7 +641,7 @@ fn judge_keys(
     doc: &Document,
     path: &str,
     diff: &mut Diff,
-) -> Result<(Vec<EnvEdit>, Vec<Detail>, Vec<String>), Vec<Invalid>> {
+) -> Result<Judged, Vec<Invalid>> {
     let mut edits = Vec::new();
     let mut details = Vec::new();
     let mut rotated = Vec::new();
@@ -666,7 +681,11 @@ fn judge_keys(
         }
     }
     if errors.is_empty() {
-        Ok((edits, details, rotated))
+        Ok(Judged {
+            edits,
+            details,
+            rotated,
+        })
     } else {
         Err(errors)
     }
@@ -682,6 +701,7 @@ fn rules_of<'a>(
         key: &key.value,
         at: key.at,
         secret: r.secret.unwrap_or(r.generate.is_some()),
+        hidden: r.secret.unwrap_or(r.equals.is_none()),
         required: r.required,
         min_length: r.min_length.as_ref().map(|m| m.value),
         reject: &r.reject,

@@ -99,8 +99,10 @@ pub(crate) struct Rules<'a> {
     pub key: &'a str,
     /// Where its rules are written, for errors.
     pub at: At,
-    /// Its value is a secret: never shown; the known defaults are rejected.
+    /// Its value is a secret: the known defaults are rejected, and it is never shown.
     pub secret: bool,
+    /// Its value is never shown (every key but those with `equals` or `secret: false`).
+    pub hidden: bool,
     /// It must be present (and not empty).
     pub required: bool,
     /// The shortest acceptable value, in characters.
@@ -144,7 +146,7 @@ fn weakness(rules: &Rules<'_>, value: &str, taken: &[&str]) -> Option<String> {
             why.push("a known default".into());
         } else if folded.starts_with('<') && folded.ends_with('>') {
             why.push("a placeholder".into());
-        } else if chars > 1 && value.chars().all(|c| Some(c) == value.chars().next()) {
+        } else if chars > 1 && value.chars().all(|c| value.starts_with(c)) {
             why.push("one character repeated".into());
         }
     }
@@ -171,7 +173,7 @@ fn describe(rules: &Rules<'_>, value: Option<&str>, why: Option<&str>) -> String
     let Some(value) = value else {
         return "missing".into();
     };
-    let what = if !rules.secret {
+    let what = if !rules.hidden {
         format!("{value:?}")
     } else if value.is_empty() {
         "empty".into()

@@ -219,9 +219,18 @@ fn a_required_key_without_generate_must_be_present() {
         run(&s, &live("API_TOKEN=fine-enough\nOPTIONAL=short\n", 0o600)).expect_err("short");
     assert_eq!(
         errors[0].message,
-        "OPTIONAL in /e is \"short\", shorter than 8"
+        "OPTIONAL in /e is 5 characters, shorter than 8"
     );
     assert!(run(&s, &live("API_TOKEN=fine-enough\n", 0o600)).is_ok());
+    // Only a key declared `secret: false` (or with `equals`) has its value shown.
+    let s = section(
+        "env_files:\n  - path: /e\n    keys:\n      LEVEL: { min_length: 8, secret: false }\n",
+    );
+    let errors = run(&s, &live("LEVEL=short\n", 0o600)).expect_err("short");
+    assert_eq!(
+        errors[0].message,
+        "LEVEL in /e is \"short\", shorter than 8"
+    );
 }
 
 #[test]
