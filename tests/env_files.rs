@@ -354,3 +354,108 @@ fn root_edits_the_env_file_inside_the_image() {
     assert_hidden("apply", &apply.output(), &secrets);
     assert_hidden("rollback", &rollback.output(), &secrets);
 }
+
+/// The `env_files` entries the seed playbooks need (issue 11), with the `files` entries that
+/// make their directories on a fresh host. Each is applied on a fresh copy below.
+const SEED_SERVER_MONITOR: &str = "files:
+  - { path: /opt/server-monitor/backend, directory: true }
+  - { path: /opt/server-monitor/backend/.env, mode: \"0600\", owner: server-monitor, group: server-monitor, missing: ignore }
+env_files:
+  # [sm] backend/.env: DEBUG=false; JWT_SECRET, ENCRYPTION_KEY (min 24 chars, 32+
+  # recommended) and KEY_VAULT_MASTER_KEY (32+, truly random), as secrets.token_urlsafe(32).
+  # The two keys encrypt stored data (the servers' SSH credentials): a weak one is an error
+  # to fix by hand, never silently rotated. Missing ones are generated.
+  - path: /opt/server-monitor/backend/.env
+    owner: server-monitor
+    group: server-monitor
+    on_weak: error
+    keys:
+      DEBUG: { equals: \"false\" }
+      JWT_SECRET: { required: true, min_length: 32, generate: { urlsafe: 32 } }
+      ENCRYPTION_KEY: { required: true, min_length: 24, generate: { urlsafe: 32 } }
+      KEY_VAULT_MASTER_KEY: { required: true, min_length: 32, generate: { urlsafe: 32 } }
+";
+
+const SEED_STREAMING_APP: &str = "files:
+  - { path: /opt/streaming-app, directory: true }
+env_files:
+  # [stream] the app refuses to start when JWT_SECRET is a default (replace_me, changeme...)
+  # or shorter than 32 characters, or ADMIN_PASSWORD is a default; `openssl rand -hex 32`.
+  - path: /opt/streaming-app/.env
+    keys:
+      JWT_SECRET: { required: true, min_length: 32, generate: { hex: 32 } }
+      ADMIN_PASSWORD: { secret: true, required: true, min_length: 16, generate: { urlsafe: 24 } }
+";
+
+const SEED_NSELF: &str = "files:
+  - { path: /opt/nself, directory: true }
+env_files:
+  # [nself] \"All default passwords changed\", \"JWT secrets are unique\": the secrets nself
+  # keeps in .secrets. A database password is also in the database: an error, not a rotation.
+  - path: /opt/nself/.secrets
+    on_weak: error
+    keys:
+      POSTGRES_PASSWORD: { required: true, min_length: 16, generate: { urlsafe: 24 } }
+      HASURA_GRAPHQL_ADMIN_SECRET: { required: true, min_length: 32, generate: { hex: 32 } }
+      HASURA_JWT_KEY: { required: true, min_length: 32, generate: { hex: 32 } }
+";
+
+#[test]
+fn the_seed_env_files_apply_on_a_fresh_host_and_converge() {
+    let Some(sb) = crate::sandbox!() else { return };
+    // What the `users` section and `files`' `parents: true` (other branches) will do.
+    sb.sh("useradd --system --no-create-home server-monitor && mkdir /opt/server-monitor")
+        .assert_ok();
+    for (name, yaml, path, keys) in [
+        (
+            "server-monitor",
+            SEED_SERVER_MONITOR,
+            "/opt/server-monitor/backend/.env",
+            &["JWT_SECRET", "ENCRYPTION_KEY", "KEY_VAULT_MASTER_KEY"][..],
+        ),
+        (
+            "streaming-app",
+            SEED_STREAMING_APP,
+            "/opt/streaming-app/.env",
+            &["JWT_SECRET", "ADMIN_PASSWORD"],
+        ),
+        (
+            "nself",
+            SEED_NSELF,
+            "/opt/nself/.secrets",
+            &[
+                "POSTGRES_PASSWORD",
+                "HASURA_GRAPHQL_ADMIN_SECRET",
+                "HASURA_JWT_KEY",
+            ],
+        ),
+    ] {
+        let playbook = format!("/tmp/{name}.yaml");
+        sb.write(&playbook, yaml);
+        let apply = sb.harden(&["apply", &playbook]);
+        assert_eq!(apply.status, 0, "{name}: {apply}");
+        let again = sb.harden(&["plan", "--detailed-exitcode", &playbook]);
+        assert_eq!(again.status, 0, "{name} does not converge: {again}");
+        let pairs = read_with_shlex(&sb, path);
+        let values: Vec<String> = keys.iter().map(|k| value_of(&pairs, k)).collect();
+        for (key, value) in keys.iter().zip(&values) {
+            assert!(value.len() >= 32, "{name}: {key} is short: {pairs}");
+        }
+        let mut distinct = values.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), values.len(), "{name}: secrets repeat");
+        assert_hidden(name, &apply.output(), &values);
+        sb.sh(&format!("test \"$(stat -c %a {path})\" = 600"))
+            .assert_ok();
+    }
+    assert_eq!(
+        value_of(
+            &read_with_shlex(&sb, "/opt/server-monitor/backend/.env"),
+            "DEBUG"
+        ),
+        "false"
+    );
+    sb.sh("test \"$(stat -c '%U %G' /opt/server-monitor/backend/.env)\" = 'server-monitor server-monitor'")
+        .assert_ok();
+}
