@@ -145,7 +145,8 @@ fn parse_item(text: &str, start: usize, line: usize) -> Result<(Item, usize), Pa
     }
     pos = skip_blanks(text, pos + key_len);
     if !text[pos..].starts_with('=') {
-        return Err(error(line, format!("expected `=` after the key {key}")));
+        // Not even the key is named: a line without `=` may be a pasted secret.
+        return Err(error(line, "expected `=` after the key"));
     }
     pos += 1;
     let after_equals = pos;

@@ -118,6 +118,8 @@ fn errors_name_the_line_and_never_its_text() {
         ("A=\"hunter2\" trailing\n", 1),
         ("A=1\n\nB \"hunter2\"\n", 3),
         ("1ABC=hunter2\n", 1),
+        ("A=1\nhunter2\n", 2),
+        ("A=1\nB='x' hunter2\n", 2),
     ] {
         let err = parse(text).expect_err(text);
         assert_eq!(err.line, line, "{text:?}: {err}");
