@@ -13,6 +13,7 @@ mod support;
 mod baseline;
 mod booted;
 mod cli;
+mod env_files;
 mod examples;
 mod fail2ban;
 mod files;

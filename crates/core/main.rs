@@ -334,11 +334,23 @@ fn step_text(step: &Step) -> String {
         Step::CreateDir { path, .. } => format!("create directory {}", path.display()),
         Step::CreateFile { path, .. } => format!("create empty file {}", path.display()),
         Step::RemoveFile { path, .. } => format!("remove {}", path.display()),
+        Step::EditEnv { path, edits, .. } => {
+            format!("edit {}: {}", path.display(), env_keys(edits))
+        }
         Step::Run(cmd) => format!("run {}", cmd.display()),
         Step::Validate(cmd) => format!("check {}", cmd.display()),
         Step::Reload { service, .. } => format!("reload {service}"),
         Step::Unit(unit) => format!("unit {}", unit.summary()),
     }
+}
+
+/// The keys an env-file step sets, by name only (values are never shown).
+fn env_keys(edits: &[harden_plan::EnvEdit]) -> String {
+    edits
+        .iter()
+        .map(|e| e.key.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn report_restored(args: &Args, restored: &Restored, what: &str) {

@@ -4,9 +4,10 @@
 //! module only decides how it looks.
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
-use harden_plan::{Attrs, Change, Command, Plan, Step};
+use harden_plan::{Attrs, Change, Command, EnvEdit, EnvValue, Plan, Step};
 use similar::{ChangeTag, TextDiff};
 
 const ADD: Style = AnsiColor::Green.on_default();
@@ -103,6 +104,9 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
                     diff_text(out, old, "", &path.display().to_string(), "/dev/null")?;
                 }
             }
+            Step::EditEnv {
+                path, attrs, edits, ..
+            } => writeln!(out, "    {}", env_edit_text(path, attrs, edits))?,
             Step::Run(cmd) => writeln!(out, "    {DIM}run:{DIM:#} {}", command_text(cmd, dry_run))?,
             Step::Validate(cmd) => {
                 writeln!(out, "    {DIM}check:{DIM:#} {}", command_text(cmd, dry_run))?
@@ -152,6 +156,24 @@ fn command_text(cmd: &Command, whole: bool) -> String {
         }
         _ => text,
     }
+}
+
+/// `edit /opt/app/.env (mode 0600, owner 0:0): set DEBUG, JWT_SECRET (generated at apply)`.
+/// Names keys, never values: the details above it say what each key is and becomes.
+fn env_edit_text(path: &Path, attrs: &Attrs, edits: &[EnvEdit]) -> String {
+    let keys: Vec<String> = edits
+        .iter()
+        .map(|e| match &e.value {
+            EnvValue::Literal(_) => e.key.clone(),
+            EnvValue::Generate(_) => format!("{} (generated at apply)", e.key),
+        })
+        .collect();
+    format!(
+        "edit {} {}: set {}",
+        path.display(),
+        attrs_text(attrs),
+        keys.join(", ")
+    )
 }
 
 fn attrs_text(a: &Attrs) -> String {
@@ -281,6 +303,58 @@ mod tests {
         assert!(render(&plan, false)
             .contains("check: sh -c 'one ... (2 more lines; --dry-run shows them)"));
         assert!(render(&plan, true).contains("two\nthree'"));
+    }
+
+    #[test]
+    fn an_env_edit_shows_keys_and_descriptions_never_values() {
+        let mut plan = Plan::new("/".into(), vec![]);
+        plan.changes.push(Change {
+            resource: "env_files".into(),
+            target: "/opt/app/.env".into(),
+            reason: "2 keys break their rules".into(),
+            details: vec![Detail {
+                name: "JWT_SECRET".into(),
+                current: Some("8 characters, a known default".into()),
+                source: None,
+                desired: Some("generated (64 hex characters)".into()),
+            }],
+            steps: vec![Step::EditEnv {
+                path: "/opt/app/.env".into(),
+                attrs: Attrs {
+                    mode: 0o600,
+                    uid: 1000,
+                    gid: 1000,
+                },
+                create: true,
+                edits: vec![
+                    harden_plan::EnvEdit {
+                        key: "JWT_SECRET".into(),
+                        value: EnvValue::Generate(harden_plan::Generate {
+                            alphabet: harden_plan::Alphabet::Hex,
+                            bytes: 32,
+                        }),
+                    },
+                    harden_plan::EnvEdit {
+                        key: "DEBUG".into(),
+                        value: EnvValue::Literal("false".into()),
+                    },
+                ],
+            }],
+            on_rollback: vec![],
+            rollback_checks: Vec::new(),
+        });
+        let text = render(&plan, true);
+        assert!(
+            text.contains(
+                "    JWT_SECRET: 8 characters, a known default -> generated (64 hex characters)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("    edit /opt/app/.env (mode 0600, owner 1000:1000): set JWT_SECRET (generated at apply), DEBUG\n"),
+            "{text}"
+        );
+        assert!(!text.contains("---"), "no content diff: {text}");
     }
 
     #[test]

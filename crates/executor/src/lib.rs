@@ -8,6 +8,7 @@
 //! anything else ([`Executor::recover`]). Files are only ever replaced atomically
 //! ([`fs::write_atomic`]), so each one is wholly old or wholly new at every instant.
 
+mod env;
 pub mod fs;
 mod lock;
 mod snapshot;
@@ -459,6 +460,13 @@ impl Transaction<'_> {
                 Step::RemoveFile { path, .. } => {
                     fs::remove(host, path).map_err(|e| fail(e.to_string()))?
                 }
+                Step::EditEnv {
+                    path,
+                    attrs,
+                    create,
+                    edits,
+                } => env::edit(host, path, *attrs, *create, edits)
+                    .map_err(|e| fail(e.to_string()))?,
                 Step::Reload { command, .. } if !host.is_live() => on(Event::Skipped { command }),
                 Step::Run(command) | Step::Validate(command) | Step::Reload { command, .. } => {
                     run_step(host, command, on).await.map_err(fail)?
@@ -789,6 +797,64 @@ mod tests {
             std::fs::read_to_string(root.join("rewritten")).expect("read"),
             "old"
         );
+    }
+
+    #[tokio::test]
+    async fn an_env_edit_is_snapshotted_and_rolled_back_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let old = "# app\nJWT_SECRET='changeme'\r\nDEBUG=true\n";
+        std::fs::write(root.join(".env"), old).expect("write");
+        std::fs::set_permissions(root.join(".env"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let (uid, gid) = me();
+        let plan = plan(vec![Step::EditEnv {
+            path: "/.env".into(),
+            attrs: Attrs {
+                mode: 0o600,
+                uid,
+                gid,
+            },
+            create: false,
+            edits: vec![harden_plan::EnvEdit {
+                key: "JWT_SECRET".into(),
+                value: harden_plan::EnvValue::Generate(harden_plan::Generate {
+                    alphabet: harden_plan::Alphabet::Hex,
+                    bytes: 32,
+                }),
+            }],
+        }]);
+        let executor = Executor::new(Host::new(root));
+        let lock = executor.lock(Duration::from_secs(1)).expect("lock");
+        let mut tx = executor.begin(&lock, &plan).await.expect("begin");
+        tx.execute(&AtomicBool::new(false), &mut |_| {})
+            .await
+            .expect("execute");
+        let id = tx.commit().expect("commit");
+        let new = std::fs::read_to_string(root.join(".env")).expect("read");
+        assert!(new.starts_with("# app\nJWT_SECRET='") && new.ends_with("'\r\nDEBUG=true\n"));
+        assert_eq!(mode(root, ".env"), 0o600);
+        let manifest = executor
+            .snapshots()
+            .expect("list")
+            .into_iter()
+            .find(|m| m.id == id)
+            .expect("the snapshot");
+        let json = serde_json::to_string(&manifest).expect("json");
+        assert!(
+            !json.contains("changeme")
+                && !new.lines().any(|l| json.contains(l) && l.contains("JWT"))
+        );
+        assert!(executor
+            .rollback(&lock, Some(&id), &mut |_| {})
+            .await
+            .expect("rollback")
+            .complete());
+        assert_eq!(
+            std::fs::read(root.join(".env")).expect("read"),
+            old.as_bytes()
+        );
+        assert_eq!(mode(root, ".env"), 0o644);
     }
 
     fn state(enablement: &str, active: &str) -> UnitState {

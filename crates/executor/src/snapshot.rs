@@ -119,7 +119,10 @@ impl Request {
         for step in plan.changes.iter().flat_map(|c| &c.steps) {
             let content = matches!(
                 step,
-                Step::WriteFile { .. } | Step::RemoveFile { .. } | Step::Run(_)
+                Step::WriteFile { .. }
+                    | Step::RemoveFile { .. }
+                    | Step::EditEnv { .. }
+                    | Step::Run(_)
             );
             for path in step.touched_paths() {
                 *paths.entry(path.clone()).or_default() |= content;

@@ -248,6 +248,84 @@ pub enum Step {
     /// before the apply is saved in the snapshot and restored by rollback; the symlinks that
     /// record enablement are systemd's and never touched by harden's file code.
     Unit(UnitStep),
+    /// Give keys of a dotenv file their values, editing only those keys' lines, and write
+    /// the file atomically with `attrs`. The executor reads the file and draws generated
+    /// values itself at apply time, so the plan (printed, serialised, saved) carries no
+    /// file content and no secret, old or new.
+    EditEnv {
+        /// The dotenv file.
+        path: PathBuf,
+        /// Mode and owner the file has from the moment it is written.
+        attrs: Attrs,
+        /// Whether the file may be created when it is missing.
+        create: bool,
+        /// The keys to set, in order.
+        edits: Vec<EnvEdit>,
+    },
+}
+
+/// One key of a dotenv file and the value it gets.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvEdit {
+    /// The key.
+    pub key: String,
+    /// Its new value.
+    pub value: EnvValue,
+}
+
+/// A dotenv value to write.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvValue {
+    /// This value, from the playbook (never for keys declared secret).
+    Literal(String),
+    /// A new random value from the operating system's cryptographic random source.
+    Generate(Generate),
+}
+
+/// How a secret is generated: `bytes` random bytes written in `alphabet`, as Python's
+/// `secrets.token_hex` and `token_urlsafe` do.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generate {
+    /// How the bytes are written.
+    pub alphabet: Alphabet,
+    /// How many random bytes.
+    pub bytes: u32,
+}
+
+impl Generate {
+    /// How many characters the written value has.
+    pub fn characters(&self) -> usize {
+        let bytes = self.bytes as usize;
+        match self.alphabet {
+            Alphabet::Hex => bytes * 2,
+            // Unpadded base64: 4 characters per 3 bytes, rounded up.
+            Alphabet::Urlsafe => (bytes * 4).div_ceil(3),
+        }
+    }
+
+    /// `64 hex characters`.
+    pub fn describe(&self) -> String {
+        let alphabet = match self.alphabet {
+            Alphabet::Hex => "hex",
+            Alphabet::Urlsafe => "URL-safe base64",
+        };
+        format!("{} {alphabet} characters", self.characters())
+    }
+}
+
+/// The characters a generated value is written in.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alphabet {
+    /// Lower-case hexadecimal, two characters per byte.
+    Hex,
+    /// Unpadded URL-safe base64 (`A-Z a-z 0-9 - _`).
+    Urlsafe,
 }
 
 /// A unit's enablement, as `systemctl is-enabled` names it.
@@ -406,7 +484,8 @@ impl Step {
             | Step::SetAttrs { path, .. }
             | Step::CreateDir { path, .. }
             | Step::CreateFile { path, .. }
-            | Step::RemoveFile { path, .. } => vec![path],
+            | Step::RemoveFile { path, .. }
+            | Step::EditEnv { path, .. } => vec![path],
             Step::Run(cmd) => cmd.touches.iter().collect(),
             Step::Validate(_) | Step::Reload { .. } | Step::Unit(_) => Vec::new(),
         }
@@ -548,6 +627,51 @@ mod tests {
         assert!(
             committed == text,
             "plan.schema.json is stale: run UPDATE_SCHEMA=1 cargo test -p harden-plan"
+        );
+    }
+
+    #[test]
+    fn an_env_edit_names_keys_and_how_values_are_made_never_the_values() {
+        let step = Step::EditEnv {
+            path: "/opt/app/.env".into(),
+            attrs: attrs(0o600),
+            create: true,
+            edits: vec![
+                EnvEdit {
+                    key: "JWT_SECRET".into(),
+                    value: EnvValue::Generate(Generate {
+                        alphabet: Alphabet::Hex,
+                        bytes: 32,
+                    }),
+                },
+                EnvEdit {
+                    key: "DEBUG".into(),
+                    value: EnvValue::Literal("false".into()),
+                },
+            ],
+        };
+        let json = serde_json::to_string(&step).expect("serialise");
+        assert_eq!(
+            json,
+            r#"{"op":"edit_env","path":"/opt/app/.env","attrs":{"mode":384,"uid":0,"gid":0},"create":true,"edits":[{"key":"JWT_SECRET","value":{"generate":{"alphabet":"hex","bytes":32}}},{"key":"DEBUG","value":{"literal":"false"}}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Step>(&json).expect("parse"), step);
+        assert_eq!(step.touched_paths(), vec![&PathBuf::from("/opt/app/.env")]);
+    }
+
+    #[test]
+    fn generated_lengths_are_those_of_python_s_secrets_module() {
+        let of = |alphabet, bytes| Generate { alphabet, bytes }.characters();
+        assert_eq!(of(Alphabet::Hex, 32), 64);
+        assert_eq!(of(Alphabet::Urlsafe, 32), 43);
+        assert_eq!(of(Alphabet::Urlsafe, 30), 40);
+        assert_eq!(
+            Generate {
+                alphabet: Alphabet::Hex,
+                bytes: 32
+            }
+            .describe(),
+            "64 hex characters"
         );
     }
 

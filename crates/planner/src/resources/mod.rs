@@ -4,6 +4,7 @@
 //! its merge and validation, and the planning loop that probes every present section
 //! concurrently and then diffs them in registry order.
 
+pub mod env_files;
 pub mod fail2ban;
 pub mod files;
 pub mod sshd;
@@ -118,6 +119,8 @@ async fn probe<R: Resource>(
 registry! {
     /// Modes, owners and content of files.
     files: files::Files,
+    /// Dotenv files: secrets and settings of applications.
+    env_files: env_files::EnvFiles,
     /// sshd_config directives.
     sshd: sshd::Sshd,
     /// The ufw firewall.
@@ -133,7 +136,14 @@ mod tests {
     use std::path::Path;
 
     /// The registry's resources, by module name.
-    const RESOURCES: [&str; 5] = ["files", "sshd", "ufw", "fail2ban", "unattended_upgrades"];
+    const RESOURCES: [&str; 6] = [
+        "files",
+        "env_files",
+        "sshd",
+        "ufw",
+        "fail2ban",
+        "unattended_upgrades",
+    ];
 
     fn sources(dir: &Path, out: &mut Vec<(std::path::PathBuf, String)>) {
         for entry in std::fs::read_dir(dir).expect("read the sources").flatten() {
