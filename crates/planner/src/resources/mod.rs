@@ -6,9 +6,11 @@
 
 pub mod fail2ban;
 pub mod files;
+pub mod groups;
 pub mod sshd;
 pub mod ufw;
 pub mod unattended_upgrades;
+pub mod users;
 
 use serde::Deserialize;
 
@@ -116,6 +118,10 @@ async fn probe<R: Resource>(
 }
 
 registry! {
+    /// Groups that must exist (before `users` and `files`, which may use them).
+    groups: groups::Groups,
+    /// Accounts that must exist, their shell, groups and password lock (before `files`).
+    users: users::Users,
     /// Modes, owners and content of files.
     files: files::Files,
     /// sshd_config directives.
@@ -133,7 +139,15 @@ mod tests {
     use std::path::Path;
 
     /// The registry's resources, by module name.
-    const RESOURCES: [&str; 5] = ["files", "sshd", "ufw", "fail2ban", "unattended_upgrades"];
+    const RESOURCES: [&str; 7] = [
+        "groups",
+        "users",
+        "files",
+        "sshd",
+        "ufw",
+        "fail2ban",
+        "unattended_upgrades",
+    ];
 
     fn sources(dir: &Path, out: &mut Vec<(std::path::PathBuf, String)>) {
         for entry in std::fs::read_dir(dir).expect("read the sources").flatten() {

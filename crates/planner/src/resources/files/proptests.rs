@@ -254,7 +254,13 @@ fn plan(tree: &Tree, entries: &[Entry]) -> Option<Diff> {
     let users = users();
     let mut diff = Diff::default();
     for entry in entries {
-        diff_entry(entry, &probe(tree, entry), &users, &mut diff).ok()?;
+        diff_entry(
+            entry,
+            &probe(tree, entry),
+            &crate::facts::accounts::Accounts::existing(&users),
+            &mut diff,
+        )
+        .ok()?;
     }
     Some(diff)
 }
