@@ -23,3 +23,4 @@ mod seeds;
 mod sshd;
 mod ufw;
 mod unattended_upgrades;
+mod users;
