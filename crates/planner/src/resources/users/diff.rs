@@ -331,11 +331,11 @@ fn modify(
             .cloned()
             .collect();
         after.extend(add.iter().map(|g| g.to_string()));
-        details.push(detail(
-            "groups",
-            Some(member_of.join(", ")),
-            Some(after.join(", ")),
-        ));
+        let list = |groups: &[String]| match groups {
+            [] => "(none)".to_owned(),
+            some => some.join(", "),
+        };
+        details.push(detail("groups", Some(list(&member_of)), Some(list(&after))));
         for g in &add {
             planned.groups.push(g.to_string());
         }
