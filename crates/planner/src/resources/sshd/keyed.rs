@@ -47,9 +47,10 @@ pub(crate) fn key_logins(
         let facts = guards::account_facts(account, users.groups_of(account), &shadow, today);
         for token in settings.key_files() {
             let path = guards::expand(token, &facts);
-            if !files.contains_key(&path) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(path) {
+                let path = slot.key().clone();
                 if let Some(file) = probe::read_key_file(host, users, &path, &facts.home, &now) {
-                    files.insert(path, file);
+                    slot.insert(file);
                 }
             }
         }
