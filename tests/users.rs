@@ -89,28 +89,41 @@ fn groups_users_and_a_file_they_own_in_one_apply_converge_and_roll_back_exactly(
         .assert_ok();
 }
 
-#[test]
-fn the_ids_planned_are_the_ones_useradd_and_groupadd_choose() {
-    let Some(sb) = crate::sandbox!() else { return };
+/// Plans two groups and two users on the system at `root`, then lets the tools choose on
+/// the same database: the ids must be the same.
+fn ids_match_the_tools(sb: &Sandbox, root: &str) {
     sb.write(
         "/tmp/pb.yaml",
         "groups:\n  g-sys: { system: true }\n  g-reg: {}\nusers:\n  u-sys: { system: true, group: g-sys }\n  u-reg: { group: g-reg }\n",
     );
     let plan = sb
-        .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
+        .harden(&["--root", root, "plan", "--format", "json", "/tmp/pb.yaml"])
         .assert_ok()
         .json();
-    let gsys = planned(&plan, "g-sys", "gid");
-    let greg = planned(&plan, "g-reg", "gid");
-    let usys = planned(&plan, "u-sys", "uid");
-    let ureg = planned(&plan, "u-reg", "uid");
-    // The tools' own choice on the same database, in the same order.
+    let ids: Vec<String> = [
+        ("g-sys", "gid"),
+        ("g-reg", "gid"),
+        ("u-sys", "uid"),
+        ("u-reg", "uid"),
+    ]
+    .iter()
+    .map(|(target, name)| planned(&plan, target, name))
+    .collect();
     let chosen = sb
-        .sh("set -e; groupadd g-reg; groupadd -r g-sys; useradd -N -g g-reg u-reg; useradd -r -N -g g-sys u-sys; \
-             echo $(getent group g-sys | cut -d: -f3) $(getent group g-reg | cut -d: -f3) $(id -u u-sys) $(id -u u-reg)")
+        .sh(&format!("chroot {root} sh -c 'set -e; groupadd g-reg; groupadd -r g-sys; useradd -N -g g-reg u-reg; useradd -r -N -g g-sys u-sys; \
+             echo $(getent group g-sys | cut -d: -f3) $(getent group g-reg | cut -d: -f3) $(id -u u-sys) $(id -u u-reg)'"))
         .assert_ok()
         .stdout;
-    assert_eq!(chosen.trim(), format!("{gsys} {greg} {usys} {ureg}"));
+    assert_eq!(chosen.trim(), ids.join(" "), "{root}");
+}
+
+#[test]
+fn the_ids_planned_are_the_ones_useradd_and_groupadd_choose() {
+    let Some(sb) = crate::sandbox!() else { return };
+    ids_match_the_tools(&sb, "/");
+    if sb.exists(&format!("{TRIXIE}/etc/harden-test-image")) {
+        ids_match_the_tools(&sb, TRIXIE);
+    }
 }
 
 #[test]
@@ -279,39 +292,56 @@ fn bad_input_is_a_located_error_and_changes_nothing() {
     assert_eq!(now, was, "a refused playbook changed something");
 }
 
-#[test]
-fn under_root_the_image_gets_the_accounts_and_this_machine_does_not() {
-    let Some(sb) = crate::sandbox!() else { return };
-    // An image: a copy-on-write copy of this system at /mnt/img.
-    sb.sh("set -e; mkdir -p /tmp/ovl /mnt/img; mount -t tmpfs tmpfs /tmp/ovl; mkdir /tmp/ovl/u /tmp/ovl/w; \
-           mount -t overlay overlay -o lowerdir=/,upperdir=/tmp/ovl/u,workdir=/tmp/ovl/w /mnt/img")
-        .assert_ok();
-    let host_before = databases(&sb, "");
-    let image_before = databases(&sb, "/mnt/img");
+/// Where `tests/setup-debian.sh` leaves the Debian 13 image (shadow 4.17).
+const TRIXIE: &str = "/var/cache/harden-tests/trixie";
+
+/// Applies the Mist playbook to the image at `root` and checks it there: converged, this
+/// machine untouched, and a rollback that restores the image's databases.
+fn round_trip_on_image(sb: &Sandbox, root: &str) {
+    let host_before = databases(sb, "");
+    let image_before = databases(sb, root);
     sb.write(
         "/tmp/pb.yaml",
         MIST.replace("  admin: { groups: [docker] }\n", "").as_str(),
     );
-    sb.harden(&["--root", "/mnt/img", "apply", "/tmp/pb.yaml"])
+    sb.harden(&["--root", root, "apply", "/tmp/pb.yaml"])
         .assert_ok();
-    sb.sh("grep -q '^mist:' /mnt/img/etc/passwd && grep -q '^docker:.*mist' /mnt/img/etc/group && test -f /mnt/img/home/deploy/.bashrc")
+    sb.sh(&format!("grep -q '^mist:' {root}/etc/passwd && grep -q '^docker:.*mist' {root}/etc/group && test -f {root}/home/deploy/.bashrc"))
         .assert_ok();
-    sb.sh("test \"$(stat -c '%u' /mnt/img/srv/mist-data)\" = \"$(grep '^mist:' /mnt/img/etc/passwd | cut -d: -f3)\"")
+    sb.sh(&format!("test \"$(stat -c '%u' {root}/srv/mist-data)\" = \"$(grep '^mist:' {root}/etc/passwd | cut -d: -f3)\""))
         .assert_ok();
     assert_eq!(
-        databases(&sb, ""),
+        databases(sb, ""),
         host_before,
         "this machine's accounts changed"
     );
     let again = sb.harden(&[
         "--root",
-        "/mnt/img",
+        root,
         "plan",
         "--detailed-exitcode",
         "/tmp/pb.yaml",
     ]);
     assert_eq!(again.status, 0, "{again:?}");
-    sb.harden(&["--root", "/mnt/img", "rollback"]).assert_ok();
-    assert_eq!(databases(&sb, "/mnt/img"), image_before);
-    sb.sh("test ! -e /mnt/img/home/deploy").assert_ok();
+    sb.harden(&["--root", root, "rollback"]).assert_ok();
+    assert_eq!(databases(sb, root), image_before, "{root}");
+    sb.sh(&format!("test ! -e {root}/home/deploy")).assert_ok();
+}
+
+#[test]
+fn under_root_the_image_gets_the_accounts_and_this_machine_does_not() {
+    let Some(sb) = crate::sandbox!() else { return };
+    // A Debian 12 image: a copy-on-write copy of this system at /mnt/img.
+    sb.sh("set -e; mkdir -p /tmp/ovl /mnt/img; mount -t tmpfs tmpfs /tmp/ovl; mkdir /tmp/ovl/u /tmp/ovl/w; \
+           mount -t overlay overlay -o lowerdir=/,upperdir=/tmp/ovl/u,workdir=/tmp/ovl/w /mnt/img")
+        .assert_ok();
+    round_trip_on_image(&sb, "/mnt/img");
+    // The Debian 13 image, when this machine has it (the sandbox's copy of it is written).
+    if sb.exists(&format!("{TRIXIE}/etc/harden-test-image")) {
+        round_trip_on_image(&sb, TRIXIE);
+    } else {
+        eprintln!(
+            "no Debian 13 image at {TRIXIE}: run tests/setup-debian.sh to test shadow 4.17 too"
+        );
+    }
 }
