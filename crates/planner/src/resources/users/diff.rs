@@ -8,7 +8,7 @@ use harden_plan::{Change, Command, Detail, Step, Warning};
 use super::guards::{self, Planned};
 use super::{Live, Password, ShellKind, User, Users};
 use crate::diagnostic::Invalid;
-use crate::facts::accounts::Name;
+use crate::facts::accounts::{Accounts, Name, PlannedUser};
 use crate::resource::{Diff, DiffContext, Failure, Resource};
 use crate::steps::{groupadd, shadow_tool};
 
@@ -88,13 +88,13 @@ fn shell_of<'a>(user: &'a User, live: &Live) -> Result<Option<&'a str>, Invalid>
     }
 }
 
-/// The change that creates `name`.
-fn create(
+/// The shell and ids a new account gets, or what is wrong with it.
+fn check_new<'a>(
     name: &Name,
     user: &User,
     live: &Live,
-    cx: &DiffContext<'_>,
-) -> Result<Change, Vec<Invalid>> {
+    cx: &'a DiffContext<'_>,
+) -> Result<(String, &'a PlannedUser), Vec<Invalid>> {
     let mut errors = check_groups(user, cx);
     if let Some(uid) = &user.uid {
         if let Some(other) = cx.users.user_name(uid.value.0) {
@@ -114,17 +114,82 @@ fn create(
         }
     };
     let planned = cx.facts.accounts.users.get(&name.value);
-    let Some(planned) = planned.filter(|_| errors.is_empty()) else {
-        if errors.is_empty() {
-            errors.push(
-                Invalid::new(
-                    name.at,
-                    format!("no free uid left for user {name} in the range of /etc/login.defs"),
-                )
-                .help("give it a `uid:`"),
-            );
+    match planned {
+        Some(planned) if errors.is_empty() => Ok((shell, planned)),
+        None if errors.is_empty() => Err(vec![Invalid::new(
+            name.at,
+            format!("no free uid left for user {name} in the range of /etc/login.defs"),
+        )
+        .help("give it a `uid:`")]),
+        _ => Err(errors),
+    }
+}
+
+/// Everything `useradd` is told about a new account.
+struct NewAccount<'a> {
+    name: &'a str,
+    ids: &'a PlannedUser,
+    group: &'a str,
+    shell: String,
+    home: PathBuf,
+    make_home: bool,
+    groups: Vec<&'a str>,
+    system: bool,
+}
+
+impl NewAccount<'_> {
+    /// The `useradd` command line: every value explicit, so the plan shows what it does.
+    fn useradd(&self) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["useradd".into(), "-u".into(), self.ids.uid.to_string()];
+        argv.extend(["-g".into(), self.ids.gid.to_string()]);
+        if !self.groups.is_empty() {
+            argv.extend(["-G".into(), self.groups.join(",")]);
         }
-        return Err(errors);
+        if self.system {
+            argv.push("-r".into());
+        }
+        argv.extend(["-s".into(), self.shell.clone()]);
+        argv.extend(["-d".into(), self.home.display().to_string()]);
+        argv.push(if self.make_home { "-m" } else { "-M" }.into());
+        // -l: no lastlog/faillog records, which would be files outside the snapshot.
+        argv.extend(["-l".into(), self.name.into()]);
+        argv
+    }
+
+    fn details(&self) -> Vec<Detail> {
+        let made = if self.make_home { " (created)" } else { "" };
+        let group = format!("{} ({})", self.group, self.ids.gid);
+        let mut details = vec![
+            detail("uid", None, Some(self.ids.uid.to_string())),
+            detail("group", None, Some(group)),
+            detail("shell", None, Some(self.shell.clone())),
+            detail("home", None, Some(format!("{}{made}", self.home.display()))),
+        ];
+        if !self.groups.is_empty() {
+            details.push(detail("groups", None, Some(self.groups.join(", "))));
+        }
+        details
+    }
+}
+
+/// The change that creates `name`: its private group first when it needs one.
+fn create(
+    name: &Name,
+    user: &User,
+    live: &Live,
+    cx: &DiffContext<'_>,
+) -> Result<Change, Vec<Invalid>> {
+    let (shell, ids) = check_new(name, user, live, cx)?;
+    let home = user.home_for(&name.value);
+    let new = NewAccount {
+        name: &name.value,
+        ids,
+        group: user.group.as_ref().map_or(&name.value, |g| &g.value),
+        shell,
+        make_home: user.makes_home() && live.exists.get(&home) != Some(&true),
+        home,
+        groups: user.groups.iter().map(|g| g.value.as_str()).collect(),
+        system: user.system,
     };
     let mut steps = Vec::new();
     let private = cx
@@ -136,68 +201,16 @@ fn create(
     if let Some(group) = private {
         steps.push(Step::Run(groupadd(&name.value, group.gid, group.system)));
     }
-    let home = user.home_for(&name.value);
-    let make_home = user.makes_home() && live.exists.get(&home) != Some(&true);
-    let mut argv: Vec<String> = [
-        "useradd",
-        "-u",
-        &planned.uid.to_string(),
-        "-g",
-        &planned.gid.to_string(),
-    ]
-    .map(str::to_owned)
-    .into();
-    let supplementary: Vec<&str> = user.groups.iter().map(|g| g.value.as_str()).collect();
-    if !supplementary.is_empty() {
-        argv.extend(["-G".into(), supplementary.join(",")]);
-    }
-    if user.system {
-        argv.push("-r".into());
-    }
-    argv.extend([
-        "-s".into(),
-        shell.clone(),
-        "-d".into(),
-        home.display().to_string(),
-    ]);
-    argv.push(if make_home { "-m" } else { "-M" }.into());
-    // -l: no lastlog/faillog records, which would be files outside the snapshot.
-    argv.extend(["-l".into(), name.value.clone()]);
-    let mut command = shadow_tool(argv);
-    if make_home {
-        command = command.touching(new_home_paths(&home, live));
+    let mut command = shadow_tool(new.useradd());
+    if new.make_home {
+        command = command.touching(new_home_paths(&new.home, live));
     }
     steps.push(Step::Run(command));
-    let mut details = vec![
-        detail("uid", None, Some(planned.uid.to_string())),
-        detail(
-            "group",
-            None,
-            Some(format!(
-                "{} ({})",
-                user.group.as_ref().map_or(&name.value, |g| &g.value),
-                planned.gid
-            )),
-        ),
-        detail("shell", None, Some(shell)),
-        detail(
-            "home",
-            None,
-            Some(format!(
-                "{}{}",
-                home.display(),
-                if make_home { " (created)" } else { "" }
-            )),
-        ),
-    ];
-    if !supplementary.is_empty() {
-        details.push(detail("groups", None, Some(supplementary.join(", "))));
-    }
     Ok(Change {
         resource: Users::NAME.into(),
         target: name.value.clone(),
         reason: "user is missing".into(),
-        details,
+        details: new.details(),
         steps,
         on_rollback: Vec::new(),
         rollback_checks: Vec::new(),
@@ -221,110 +234,98 @@ fn new_home_paths(home: &Path, live: &Live) -> Vec<PathBuf> {
 /// A change to an existing account and what it means for the guards.
 type Modified = (Option<Change>, Option<Planned>);
 
-/// The change that brings the existing `account` to `user`, if one is needed.
-fn modify(
-    name: &Name,
-    user: &User,
-    account: &Account,
-    live: &Live,
-    cx: &DiffContext<'_>,
-    warnings: &mut Vec<Warning>,
-) -> Result<Modified, Vec<Invalid>> {
-    let mut errors = check_groups(user, cx);
+/// What is wrong with asking `user` of the existing `account`: a renumbering or a move.
+fn check_existing(name: &Name, user: &User, account: &Account) -> Vec<Invalid> {
+    let mut errors = Vec::new();
     if let Some(uid) = user.uid.as_ref().filter(|u| u.value.0 != account.uid) {
         errors.push(Invalid::new(uid.at, format!("user {name} exists with uid {}, not {}", account.uid, uid.value.0))
             .help("harden never renumbers an account (files carry its uid); drop `uid:` or renumber it by hand"));
     }
-    if let Some(home) = user
-        .home
-        .as_ref()
-        .filter(|h| Path::new(&h.value) != account.home)
-    {
+    let moved = |h: &&crate::located::Located<String>| Path::new(&h.value) != account.home;
+    if let Some(home) = user.home.as_ref().filter(moved) {
         errors.push(Invalid::new(home.at, format!("user {name} exists with home {}, not {}", account.home.display(), home.value))
             .help("harden sets the home only when it creates the account (moving one moves its data); drop `home:` or move it by hand"));
     }
-    let shell = shell_of(user, live)
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    if !errors.is_empty() {
-        return Err(errors);
+    errors
+}
+
+/// The steps and details of one account's change, built aspect by aspect.
+struct Edit<'a> {
+    name: &'a str,
+    account: &'a Account,
+    steps: Vec<Step>,
+    details: Vec<Detail>,
+    planned: Planned,
+}
+
+impl Edit<'_> {
+    fn run<const N: usize>(&mut self, argv: [&str; N]) {
+        self.steps.push(Step::Run(tool(argv)));
     }
-    let accounts = cx.facts.accounts(cx.users);
-    let mut steps = Vec::new();
-    let mut details = Vec::new();
-    let mut planned = Planned::new(&name.value, account.uid, cx.users.groups_of(account));
-    if let Some(shell) = shell.filter(|s| *s != account.shell) {
-        steps.push(Step::Run(tool(["usermod", "-s", shell, &name.value])));
-        details.push(detail(
+
+    /// `usermod -s` when the shell differs.
+    fn shell(&mut self, shell: Option<&str>, live: &Live) {
+        let Some(shell) = shell.filter(|s| *s != self.account.shell) else {
+            return;
+        };
+        self.run(["usermod", "-s", shell, self.name]);
+        let before = self.account.shell.clone();
+        self.details.push(detail(
             "shell",
-            Some(account.shell.clone()),
+            Some(before.clone()),
             Some(shell.to_owned()),
         ));
         let login = live.shells.get(shell) == Some(&ShellKind::Login);
-        planned.shell = Some((account.shell.clone(), shell.to_owned(), login));
+        self.planned.shell = Some((before, shell.to_owned(), login));
     }
-    let primary = user
-        .group
-        .as_ref()
-        .and_then(|g| Some((g, accounts.gid(&g.value)?)));
-    if let Some((group, _)) = primary.filter(|(_, gid)| *gid != account.gid) {
-        steps.push(Step::Run(tool([
-            "usermod",
-            "-g",
-            &group.value,
-            &name.value,
-        ])));
+
+    /// `usermod -g` when the primary group differs; the gid it ends with.
+    fn primary(&mut self, group: Option<(&str, u32)>, accounts: &Accounts<'_>) -> u32 {
+        let Some((group, gid)) = group.filter(|(_, gid)| *gid != self.account.gid) else {
+            return self.account.gid;
+        };
+        self.run(["usermod", "-g", group, self.name]);
         let before = accounts
-            .group_name(account.gid)
-            .unwrap_or_else(|| account.gid.to_string());
-        details.push(detail(
+            .group_name(self.account.gid)
+            .unwrap_or_else(|| self.account.gid.to_string());
+        self.details.push(detail(
             "group",
             Some(before.clone()),
-            Some(group.value.clone()),
+            Some(group.to_owned()),
         ));
-        planned.swap_group(&before, &group.value);
+        self.planned.swap_group(&before, group);
+        gid
     }
-    let member_of: Vec<String> = cx
-        .users
-        .groups()
-        .iter()
-        .filter(|g| g.members.contains(&name.value))
-        .map(|g| g.name.clone())
-        .collect();
-    let primary_gid = primary.map_or(account.gid, |(_, gid)| gid);
-    let add: Vec<&str> = user
-        .groups
-        .iter()
-        .map(|g| g.value.as_str())
-        .filter(|g| !member_of.iter().any(|m| m == g) && accounts.gid(g) != Some(primary_gid))
-        .collect();
-    let remove: Vec<&String> = if user.exclusive {
-        member_of
+
+    /// `usermod -a -G` for missing supplementary groups, `gpasswd -d` for extra ones when
+    /// `exclusive`. `member_of` are its supplementary groups now.
+    fn memberships(
+        &mut self,
+        user: &User,
+        member_of: &[String],
+        primary: u32,
+        accounts: &Accounts<'_>,
+    ) {
+        let add: Vec<&str> = user
+            .groups
             .iter()
-            .filter(|m| !user.groups.iter().any(|g| &g.value == *m))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if !add.is_empty() {
-        steps.push(Step::Run(tool([
-            "usermod",
-            "-a",
-            "-G",
-            &add.join(","),
-            &name.value,
-        ])));
-    }
-    for group in &remove {
-        steps.push(Step::Run(tool([
-            "gpasswd",
-            "-d",
-            &name.value,
-            group.as_str(),
-        ])));
-    }
-    if !add.is_empty() || !remove.is_empty() {
+            .map(|g| g.value.as_str())
+            .filter(|g| !member_of.iter().any(|m| m == g) && accounts.gid(g) != Some(primary))
+            .collect();
+        let listed = |m: &&String| user.groups.iter().any(|g| &g.value == *m);
+        let remove: Vec<&String> = match user.exclusive {
+            true => member_of.iter().filter(|m| !listed(m)).collect(),
+            false => Vec::new(),
+        };
+        if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        if !add.is_empty() {
+            self.run(["usermod", "-a", "-G", &add.join(","), self.name]);
+        }
+        for group in &remove {
+            self.run(["gpasswd", "-d", self.name, group.as_str()]);
+        }
         let mut after: Vec<String> = member_of
             .iter()
             .filter(|m| !remove.contains(m))
@@ -335,52 +336,100 @@ fn modify(
             [] => "(none)".to_owned(),
             some => some.join(", "),
         };
-        details.push(detail("groups", Some(list(&member_of)), Some(list(&after))));
-        for g in &add {
-            planned.groups.push(g.to_string());
-        }
-        planned.groups.retain(|g| !remove.contains(&g));
-        planned.groups_changed = true;
+        self.details
+            .push(detail("groups", Some(list(member_of)), Some(list(&after))));
+        self.planned
+            .groups
+            .extend(add.iter().map(|g| g.to_string()));
+        self.planned.groups.retain(|g| !remove.contains(&g));
+        self.planned.groups_changed = true;
     }
-    let password = live
-        .passwords
-        .get(&name.value)
-        .copied()
-        .unwrap_or(Password::Open);
-    match (user.locked, password) {
-        (Some(true), Password::Open) => {
-            steps.push(Step::Run(tool(["usermod", "-L", &name.value])));
-            details.push(detail("password", Some("usable".into()), Some("locked".into())));
-            planned.locks = true;
+
+    /// `usermod -L`/`-U` when the lock differs; a warning when there is nothing to unlock.
+    fn lock(&mut self, locked: Option<bool>, password: Password, warnings: &mut Vec<Warning>) {
+        let change = |from: &str, to: &str| detail("password", Some(from.into()), Some(to.into()));
+        match (locked, password) {
+            (Some(true), Password::Open) => {
+                self.run(["usermod", "-L", self.name]);
+                self.details.push(change("usable", "locked"));
+                self.planned.locks = true;
+            }
+            (Some(false), Password::Locked) => {
+                self.run(["usermod", "-U", self.name]);
+                self.details.push(change("locked", "usable"));
+            }
+            (Some(false), Password::LockedEmpty) => warnings.push(Warning {
+                resource: Users::NAME.into(),
+                message: format!("user {} has no password to unlock (`!` alone in /etc/shadow); `locked: false` leaves it as it is: set one with passwd", self.name),
+            }),
+            _ => {}
         }
-        (Some(false), Password::Locked) => {
-            steps.push(Step::Run(tool(["usermod", "-U", &name.value])));
-            details.push(detail("password", Some("locked".into()), Some("usable".into())));
+    }
+
+    /// The change, when any aspect needs one.
+    fn finish(self) -> Modified {
+        if self.steps.is_empty() {
+            return (None, None);
         }
-        (Some(false), Password::LockedEmpty) => warnings.push(Warning {
+        let names: Vec<&str> = self.details.iter().map(|d| d.name.as_str()).collect();
+        let reason = match names.as_slice() {
+            [one] => format!("{one} differs"),
+            many => format!("{} differ", many.join(" and ")),
+        };
+        let change = Change {
             resource: Users::NAME.into(),
-            message: format!("user {name} has no password to unlock (`!` alone in /etc/shadow); `locked: false` leaves it as it is: set one with passwd"),
-        }),
-        _ => {}
-    }
-    if steps.is_empty() {
-        return Ok((None, None));
-    }
-    let names: Vec<&str> = details.iter().map(|d| d.name.as_str()).collect();
-    let reason = match names.as_slice() {
-        [one] => format!("{one} differs"),
-        many => format!("{} differ", many.join(" and ")),
-    };
-    Ok((
-        Some(Change {
-            resource: Users::NAME.into(),
-            target: name.value.clone(),
+            target: self.name.to_owned(),
             reason,
-            details,
-            steps,
+            details: self.details,
+            steps: self.steps,
             on_rollback: Vec::new(),
             rollback_checks: Vec::new(),
-        }),
-        Some(planned),
-    ))
+        };
+        (Some(change), Some(self.planned))
+    }
+}
+
+/// The change that brings the existing `account` to `user`, if one is needed.
+fn modify(
+    name: &Name,
+    user: &User,
+    account: &Account,
+    live: &Live,
+    cx: &DiffContext<'_>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Modified, Vec<Invalid>> {
+    let mut errors = check_groups(user, cx);
+    errors.extend(check_existing(name, user, account));
+    let shell = shell_of(user, live)
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let accounts = cx.facts.accounts(cx.users);
+    let mut edit = Edit {
+        name: &name.value,
+        account,
+        steps: Vec::new(),
+        details: Vec::new(),
+        planned: Planned::new(&name.value, account.uid, cx.users.groups_of(account)),
+    };
+    edit.shell(shell, live);
+    let group = user
+        .group
+        .as_ref()
+        .and_then(|g| Some((g.value.as_str(), accounts.gid(&g.value)?)));
+    let primary = edit.primary(group, &accounts);
+    let member_of: Vec<String> = cx
+        .users
+        .groups()
+        .iter()
+        .filter(|g| g.members.contains(&name.value))
+        .map(|g| g.name.clone())
+        .collect();
+    edit.memberships(user, &member_of, primary, &accounts);
+    let password = live.passwords.get(&name.value).copied();
+    edit.lock(user.locked, password.unwrap_or(Password::Open), warnings);
+    Ok(edit.finish())
 }
