@@ -38,7 +38,7 @@ users:
   admin: { groups: [docker] }
   deploy: { shell: /bin/bash, groups: [docker] }
 files:
-  - { path: /srv/mist-data, directory: true, mode: \"0750\", owner: mist, group: docker }
+  - { path: /var/lib/mist, directory: true, mode: \"0750\", owner: mist, group: mist }
 ";
 
 #[test]
@@ -70,9 +70,9 @@ fn groups_users_and_a_file_they_own_in_one_apply_converge_and_roll_back_exactly(
         );
     }
     assert_eq!(sb.sh("id -u mist").assert_ok().stdout.trim(), uid);
-    sb.sh("test \"$(getent passwd mist | cut -d: -f6,7)\" = /var/lib/mist:/usr/sbin/nologin && test ! -e /var/lib/mist")
+    sb.sh("test \"$(getent passwd mist | cut -d: -f6,7)\" = /var/lib/mist:/usr/sbin/nologin")
         .assert_ok();
-    sb.sh("test \"$(stat -c '%a %U %G' /srv/mist-data)\" = '750 mist docker'")
+    sb.sh("test \"$(stat -c '%a %U %G' /var/lib/mist)\" = '750 mist mist'")
         .assert_ok();
     sb.sh("test \"$(stat -c '%U' /home/deploy /home/deploy/.bashrc | sort -u)\" = deploy")
         .assert_ok();
@@ -85,7 +85,7 @@ fn groups_users_and_a_file_they_own_in_one_apply_converge_and_roll_back_exactly(
         before,
         "rollback did not restore the databases"
     );
-    sb.sh("! getent group docker && ! getent passwd mist && test ! -e /home/deploy && test ! -e /srv/mist-data")
+    sb.sh("! getent group docker && ! getent passwd mist && test ! -e /home/deploy && test ! -e /var/lib/mist")
         .assert_ok();
 }
 
@@ -308,7 +308,7 @@ fn round_trip_on_image(sb: &Sandbox, root: &str) {
         .assert_ok();
     sb.sh(&format!("grep -q '^mist:' {root}/etc/passwd && grep -q '^docker:.*mist' {root}/etc/group && test -f {root}/home/deploy/.bashrc"))
         .assert_ok();
-    sb.sh(&format!("test \"$(stat -c '%u' {root}/srv/mist-data)\" = \"$(grep '^mist:' {root}/etc/passwd | cut -d: -f3)\""))
+    sb.sh(&format!("test \"$(stat -c '%u' {root}/var/lib/mist)\" = \"$(grep '^mist:' {root}/etc/passwd | cut -d: -f3)\""))
         .assert_ok();
     assert_eq!(
         databases(sb, ""),
