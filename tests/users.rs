@@ -210,6 +210,14 @@ fn the_guards_refuse_what_would_lock_the_keyed_admin_out() {
     assert!(run.stderr.contains("--allow users-groups-keyed"), "{run:?}");
     assert!(run.stderr.contains("AllowGroups sudo"), "{run:?}");
     sb.sh("sed -i '1d' /etc/ssh/sshd_config").assert_ok();
+    // The same when the plan itself brings in AllowGroups: the lists after the plan count.
+    sb.write(
+        "/tmp/pb.yaml",
+        "sshd:\n  config:\n    AllowGroups: sudo\nusers:\n  admin: { groups: [], exclusive: true }\n",
+    );
+    let run = sb.harden(&["apply", "/tmp/pb.yaml"]);
+    assert!(run.stderr.contains("--allow users-groups-keyed"), "{run:?}");
+    assert_eq!(databases(&sb, ""), before);
 
     // With --allow, the lock goes through, and the key still logs in (UsePAM yes).
     sb.write("/tmp/pb.yaml", "users:\n  admin: { locked: true }\n");

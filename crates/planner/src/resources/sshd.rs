@@ -274,7 +274,7 @@ impl Resource for Sshd {
 
     async fn publish(section: Option<&Self>, host: &Host, users: &UserDb, facts: &mut Facts) {
         let dump = current_dump(host).await;
-        let key_logins = keyed::key_logins(host, users, dump.as_ref());
+        let key_logins = keyed::key_logins(host, users, dump.as_ref(), section);
         let live_ports = live_ports(host, dump.as_ref());
         let planned_ports = section.and_then(desired_ports);
         let mut interest: Vec<u16> = live_ports.clone();

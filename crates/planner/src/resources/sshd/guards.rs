@@ -400,6 +400,18 @@ impl Settings {
         &self.key_files
     }
 
+    /// Replaces the Allow/Deny list `key` (`allowgroups`...) with `values`, as a playbook
+    /// that sets it will.
+    pub(crate) fn set_list(&mut self, key: &str, values: Vec<String>) {
+        match key {
+            "allowusers" => self.allow_users = values,
+            "denyusers" => self.deny_users = values,
+            "allowgroups" => self.allow_groups = values,
+            "denygroups" => self.deny_groups = values,
+            _ => {}
+        }
+    }
+
     /// `UsePAM yes`: a locked password does not stop a key login.
     pub(crate) fn use_pam(&self) -> bool {
         self.use_pam

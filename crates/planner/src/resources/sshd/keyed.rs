@@ -9,18 +9,25 @@ use harden_host::{Host, UserDb};
 
 use super::guards::{self, AccountFacts, Evidence, Settings};
 use super::probe::{self, Dump};
+use super::Sshd;
 use crate::facts::KeyLogins;
 
 /// What OpenSSH assumes when `sshd -T` cannot say (sshd not runnable here): its compiled-in
 /// defaults for the settings a key login depends on.
 const OPENSSH_DEFAULTS: &str = "pubkeyauthentication yes\nusepam yes\npermitrootlogin prohibit-password\nstrictmodes yes\nauthorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2\n";
 
+/// The Allow/Deny lists, which decide whether a change of an account's groups refuses it.
+const LISTS: [&str; 4] = ["allowusers", "denyusers", "allowgroups", "denygroups"];
+
 /// The accounts with a login shell and a usable key under the configuration `dump` shows
-/// (sshd's global answer: `Match` blocks are not evaluated); empty when sshd is missing.
+/// (sshd's global answer: `Match` blocks are not evaluated); empty when sshd is missing. The
+/// published list check is that of the configuration after the plan: the lists `section`
+/// sets replace the current ones.
 pub(crate) fn key_logins(
     host: &Host,
     users: &UserDb,
     dump: Option<&Result<String, String>>,
+    section: Option<&Sshd>,
 ) -> KeyLogins {
     if host.which("sshd").is_none() {
         return KeyLogins::default();
@@ -29,7 +36,7 @@ pub(crate) fn key_logins(
         Some(Ok(text)) => Dump::parse(text),
         _ => Dump::parse(OPENSSH_DEFAULTS),
     };
-    let settings = Settings::from_dump(&dump);
+    let mut settings = Settings::from_dump(&dump);
     let shadow = host
         .read_to_string(Path::new("/etc/shadow"))
         .ok()
@@ -64,6 +71,18 @@ pub(crate) fn key_logins(
         }
     }
     let refuses_locked = !settings.use_pam();
+    for d in section.iter().flat_map(|s| &s.config.0) {
+        let key = d.key();
+        if LISTS.contains(&key.as_str()) {
+            let values = d
+                .lines()
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect();
+            settings.set_list(&key, values);
+        }
+    }
     let lists = Arc::new(move |name: &str, groups: &[String]| {
         let who = AccountFacts {
             name: name.to_owned(),
