@@ -3,7 +3,7 @@
 //! the lockout guards against a keyed admin, located errors, and `--root` on an image.
 
 use crate::support::fixtures::admin_key_login;
-use crate::support::{keyed_admin, start_sshd, Sandbox};
+use crate::support::{keyed_admin, start_sshd, Sandbox, HARDEN_IN_SANDBOX};
 
 /// The account databases and their backups: checksums, modes and owners.
 const DATABASES: &str = "/etc/passwd /etc/passwd- /etc/group /etc/group- /etc/shadow /etc/shadow- /etc/gshadow /etc/gshadow- /etc/subuid /etc/subgid";
@@ -115,6 +115,51 @@ fn ids_match_the_tools(sb: &Sandbox, root: &str) {
         .assert_ok()
         .stdout;
     assert_eq!(chosen.trim(), ids.join(" "), "{root}");
+}
+
+#[test]
+fn a_failed_step_rolls_back_the_databases_and_the_new_home() {
+    // A first copy of the machine numbers the apply's commands: the last is the last useradd.
+    let Some(counted) = crate::sandbox!() else {
+        return;
+    };
+    keyed_admin(&counted);
+    counted.write("/tmp/pb.yaml", MIST);
+    counted
+        .sh(&format!(
+            "HARDEN_FAULT_LOG=/tmp/fault.log {HARDEN_IN_SANDBOX} apply /tmp/pb.yaml"
+        ))
+        .assert_ok();
+    let log = counted.read("/tmp/fault.log");
+    let (number, _) = log
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, command)| command.starts_with("useradd "))
+        .last()
+        .unwrap_or_else(|| panic!("no useradd in {log}"));
+
+    // A second, identical copy: that useradd runs, then is reported failed.
+    let Some(sb) = crate::sandbox!() else { return };
+    keyed_admin(&sb);
+    let before = databases(&sb, "");
+    sb.write("/tmp/pb.yaml", MIST);
+    let run = sb.sh(&format!(
+        "HARDEN_FAULT_COMMAND={number}:after HARDEN_FAULT_LOG=/tmp/fault.log {HARDEN_IN_SANDBOX} apply /tmp/pb.yaml"
+    ));
+    assert_eq!(run.status, 1, "{run:?}");
+    let log = sb.read("/tmp/fault.log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("useradd") && l.ends_with("[fault:after]")),
+        "{log}"
+    );
+    assert_eq!(
+        databases(&sb, ""),
+        before,
+        "the rollback left account changes"
+    );
+    sb.sh("! getent passwd mist && ! getent group docker && test ! -e /home/deploy")
+        .assert_ok();
 }
 
 #[test]
