@@ -134,8 +134,7 @@ fn a_failed_step_rolls_back_the_databases_and_the_new_home() {
     let (number, _) = log
         .lines()
         .filter_map(|l| l.split_once('\t'))
-        .filter(|(_, command)| command.starts_with("useradd "))
-        .last()
+        .rfind(|(_, command)| command.starts_with("useradd "))
         .unwrap_or_else(|| panic!("no useradd in {log}"));
 
     // A second, identical copy: that useradd runs, then is reported failed.
