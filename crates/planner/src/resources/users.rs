@@ -276,7 +276,12 @@ fn probe(section: &Users, cx: &Context<'_>) -> Result<Live, Failure> {
         host.read_to_string(Path::new(path))
             .map_err(|e| Failure::Probe(format!("{path}: {e}")))
     };
-    let shadow = read("/etc/shadow")?.unwrap_or_default();
+    // Only a `locked:` needs the password field (and only whether it is locked).
+    let shadow = if section.0.values().any(|u| u.locked.is_some()) {
+        read("/etc/shadow")?.unwrap_or_default()
+    } else {
+        String::new()
+    };
     let mut live = Live {
         default_shell: read(USERADD_DEFAULTS)?
             .unwrap_or_default()
@@ -291,7 +296,7 @@ fn probe(section: &Users, cx: &Context<'_>) -> Result<Live, Failure> {
     };
     let mut needs_skel = false;
     for (name, user) in &section.0 {
-        if cx.users.account(&name.value).is_some() {
+        if cx.users.account(&name.value).is_some() && user.locked.is_some() {
             live.passwords
                 .insert(name.value.clone(), password_state(&shadow, &name.value));
         } else if user.makes_home() {
