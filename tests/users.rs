@@ -388,6 +388,17 @@ fn under_root_the_image_gets_the_accounts_and_this_machine_does_not() {
            mount -t overlay overlay -o lowerdir=/,upperdir=/tmp/ovl/u,workdir=/tmp/ovl/w /mnt/img")
         .assert_ok();
     round_trip_on_image(&sb, "/mnt/img");
+    // An image without the shadow tools is refused at plan time, before any change.
+    sb.sh("set -e; mkdir -p /tmp/bare/etc; printf 'root:x:0:0::/root:/bin/sh\\n' > /tmp/bare/etc/passwd; printf 'root:x:0:\\n' > /tmp/bare/etc/group")
+        .assert_ok();
+    sb.write(
+        "/tmp/bare.yaml",
+        "users:\n  app: { create_home: false }\n",
+    );
+    let run = sb.harden(&["--root", "/tmp/bare", "apply", "/tmp/bare.yaml"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("shadow tools"), "{run:?}");
+    sb.sh("test \"$(ls -A /tmp/bare)\" = etc && test \"$(ls -A /tmp/bare/etc)\" = \"$(printf 'group\\npasswd')\"").assert_ok();
     // The Debian 13 image, when this machine has it (the sandbox's copy of it is written).
     if sb.exists(&format!("{TRIXIE}/etc/harden-test-image")) {
         round_trip_on_image(&sb, TRIXIE);

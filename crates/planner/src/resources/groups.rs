@@ -39,8 +39,15 @@ pub struct Group {
 /// Where the id ranges are.
 const LOGIN_DEFS: &str = "/etc/login.defs";
 
+/// Whether the managed system has `groupadd`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Live {
+    /// `groupadd` is installed.
+    pub groupadd: bool,
+}
+
 impl Resource for Groups {
-    type Live = ();
+    type Live = Live;
     const NAME: &'static str = "groups";
 
     fn merge(&mut self, later: Self) {
@@ -90,11 +97,13 @@ impl Resource for Groups {
         }
     }
 
-    async fn probe(&self, _: &Context<'_>) -> Result<(), Failure> {
-        Ok(())
+    async fn probe(&self, cx: &Context<'_>) -> Result<Live, Failure> {
+        Ok(Live {
+            groupadd: cx.host.which("groupadd").is_some(),
+        })
     }
 
-    fn diff(&self, _: &(), cx: &DiffContext<'_>) -> Result<Diff, Failure> {
+    fn diff(&self, live: &Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
         let mut errors = Vec::new();
         for (name, group) in &self.0 {
@@ -104,11 +113,15 @@ impl Resource for Groups {
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() {
-            Ok(diff)
-        } else {
-            Err(Failure::Invalid(errors))
+        if !errors.is_empty() {
+            return Err(Failure::Invalid(errors));
         }
+        if !diff.changes.is_empty() && !live.groupadd {
+            return Err(Failure::Unusable(
+                "groupadd is not installed on the managed system (Debian's `passwd` package): install it first".into(),
+            ));
+        }
+        Ok(diff)
     }
 }
 
@@ -196,7 +209,10 @@ mod tests {
             facts: &facts,
             overrides: &overrides,
         };
-        playbook.groups.expect("groups").diff(&(), &cx)
+        playbook
+            .groups
+            .expect("groups")
+            .diff(&Live { groupadd: true }, &cx)
     }
 
     fn commands(diff: &Diff) -> Vec<String> {

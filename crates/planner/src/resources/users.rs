@@ -98,6 +98,8 @@ pub struct Live {
     pub shells: BTreeMap<String, ShellKind>,
     /// The shell `useradd` gives when none is named (`/etc/default/useradd`).
     pub default_shell: String,
+    /// The shadow tools (`useradd`, `usermod`, `gpasswd`) are installed.
+    pub tools: bool,
 }
 
 /// What a shell named in the playbook is on the managed system.
@@ -288,6 +290,9 @@ fn probe(section: &Users, cx: &Context<'_>) -> Result<Live, Failure> {
             .lines()
             .find_map(|l| l.trim().strip_prefix("SHELL=").map(str::to_owned))
             .unwrap_or_else(|| "/bin/sh".into()),
+        tools: ["useradd", "usermod", "gpasswd"]
+            .iter()
+            .all(|t| host.which(t).is_some()),
         ..Live::default()
     };
     let stat = |path: &Path| {

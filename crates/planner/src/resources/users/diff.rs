@@ -37,6 +37,11 @@ pub(super) fn diff(section: &Users, live: &Live, cx: &DiffContext<'_>) -> Result
     if !errors.is_empty() {
         return Err(Failure::Invalid(errors));
     }
+    if !diff.changes.is_empty() && !live.tools {
+        return Err(Failure::Unusable(
+            "the shadow tools (useradd, usermod, gpasswd) are not installed on the managed system (Debian's `passwd` package): install them first".into(),
+        ));
+    }
     guards::check(&planned, cx, &mut diff.warnings)?;
     Ok(diff)
 }

@@ -44,6 +44,7 @@ fn parse(text: &str) -> Result<Playbook, String> {
 fn live() -> Live {
     let mut live = Live {
         default_shell: "/bin/sh".into(),
+        tools: true,
         skel: vec![PathBuf::from(".bashrc"), PathBuf::from(".profile")],
         ..Live::default()
     };
