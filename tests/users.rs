@@ -391,10 +391,7 @@ fn under_root_the_image_gets_the_accounts_and_this_machine_does_not() {
     // An image without the shadow tools is refused at plan time, before any change.
     sb.sh("set -e; mkdir -p /tmp/bare/etc; printf 'root:x:0:0::/root:/bin/sh\\n' > /tmp/bare/etc/passwd; printf 'root:x:0:\\n' > /tmp/bare/etc/group")
         .assert_ok();
-    sb.write(
-        "/tmp/bare.yaml",
-        "users:\n  app: { create_home: false }\n",
-    );
+    sb.write("/tmp/bare.yaml", "users:\n  app: { create_home: false }\n");
     let run = sb.harden(&["--root", "/tmp/bare", "apply", "/tmp/bare.yaml"]);
     assert_eq!(run.status, 1, "{run:?}");
     assert!(run.stderr.contains("shadow tools"), "{run:?}");

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use harden_host::Account;
-use harden_plan::{Change, Command, Detail, Step, Warning};
+use harden_plan::{Change, Detail, Step, Warning};
 
 use super::guards::{self, Planned};
 use super::{Live, Password, ShellKind, User, Users};
@@ -44,10 +44,6 @@ pub(super) fn diff(section: &Users, live: &Live, cx: &DiffContext<'_>) -> Result
     }
     guards::check(&planned, cx, &mut diff.warnings)?;
     Ok(diff)
-}
-
-fn tool<const N: usize>(argv: [&str; N]) -> Command {
-    shadow_tool(argv)
 }
 
 fn detail(name: &str, current: Option<String>, desired: Option<String>) -> Detail {
@@ -265,7 +261,7 @@ struct Edit<'a> {
 
 impl Edit<'_> {
     fn run<const N: usize>(&mut self, argv: [&str; N]) {
-        self.steps.push(Step::Run(tool(argv)));
+        self.steps.push(Step::Run(shadow_tool(argv)));
     }
 
     /// `usermod -s` when the shell differs.
