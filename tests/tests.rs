@@ -24,3 +24,4 @@ mod seeds;
 mod sshd;
 mod ufw;
 mod unattended_upgrades;
+mod users;

@@ -3,10 +3,13 @@
 //! Resources never import each other. Instead each may publish facts
 //! ([`crate::resource::Resource::publish`]) about its own section and the part of the live
 //! system it understands: sshd its listening ports (from the one `sshd -T` of the plan), the
-//! firewall its verdict on those ports, the files section the attributes it will set. The
+//! firewall its verdict on those ports, the files section the attributes it will set, the groups and users sections the accounts
+//! they create (with the ids chosen for them) and sshd the accounts that can log in with a key. The
 //! registry asks every registered resource, in registry order and whether the playbook has
 //! its section or not, then hands the facts to every probe and diff. A fact is plain data
 //! owned by no resource, so a new resource can consume it without touching its producer.
+
+pub(crate) mod accounts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -25,6 +28,15 @@ pub(crate) struct Facts {
     /// Paths the `files` section creates when they are missing (`content`, `directory`,
     /// `ensure`): they exist by the time a later resource's steps run.
     pub created_paths: BTreeSet<PathBuf>,
+    /// Groups and users the plan creates, with their ids; the system's id ranges.
+    pub accounts: accounts::PlannedAccounts,
+}
+
+impl Facts {
+    /// The system's accounts and those this plan creates, for resolving owners by name.
+    pub(crate) fn accounts<'a>(&'a self, users: &'a harden_host::UserDb) -> accounts::Accounts<'a> {
+        accounts::Accounts::new(users, &self.accounts)
+    }
 }
 
 /// What the sshd resource tells the others.
@@ -40,6 +52,43 @@ pub(crate) struct SshdFacts {
     /// Every TCP port sshd may listen on, now or after the plan (`ListenAddress` ports
     /// included), for the firewall's verdict.
     pub ports_of_interest: Vec<u16>,
+    /// The accounts that can log in with a key now, for other resources' lockout guards.
+    pub key_logins: KeyLogins,
+}
+
+/// Why sshd's AllowUsers/AllowGroups/DenyUsers/DenyGroups would refuse a user with these
+/// groups, if they would.
+pub(crate) type ListCheck = Arc<dyn Fn(&str, &[String]) -> Option<String> + Send + Sync>;
+
+/// Accounts that can log in over SSH with a key under sshd's current configuration, as the
+/// sshd resource's own guards judge it (login shell, usable authorized key, StrictModes,
+/// Allow/Deny lists, PermitRootLogin), so that another resource can tell when a change of
+/// its own would take the last one away.
+#[derive(Clone, Default)]
+pub(crate) struct KeyLogins {
+    /// The accounts, by name and uid.
+    pub accounts: Vec<(String, u32)>,
+    /// sshd refuses an account whose password is locked (`UsePAM no`).
+    pub refuses_locked: bool,
+    /// sshd's Allow/Deny lists; `None` when sshd is not installed.
+    pub lists: Option<ListCheck>,
+}
+
+impl KeyLogins {
+    /// Why sshd would refuse `user` with `groups` by its lists, if it would.
+    pub(crate) fn refused_by_lists(&self, user: &str, groups: &[String]) -> Option<String> {
+        self.lists.as_ref().and_then(|check| check(user, groups))
+    }
+}
+
+impl std::fmt::Debug for KeyLogins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLogins")
+            .field("accounts", &self.accounts)
+            .field("refuses_locked", &self.refuses_locked)
+            .field("lists", &self.lists.as_ref().map(|_| "<check>"))
+            .finish()
+    }
 }
 
 impl SshdFacts {
@@ -93,6 +142,7 @@ impl std::fmt::Debug for Facts {
             .field("firewall", &self.firewall)
             .field("file_attrs", &self.file_attrs)
             .field("created_paths", &self.created_paths)
+            .field("accounts", &self.accounts)
             .finish()
     }
 }

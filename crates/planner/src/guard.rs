@@ -76,7 +76,7 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
             .filter_map(|l| l.split_once("` |").map(|(name, _)| name))
-            .filter(|n| n.starts_with("sshd-") || n.starts_with("ufw-"))
+            .filter(|n| ["sshd-", "ufw-", "users-"].iter().any(|p| n.starts_with(p)))
             .collect();
         let code: BTreeSet<&str> = all().iter().map(|g| g.name).collect();
         assert_eq!(documented, code, "README guard table and code differ");

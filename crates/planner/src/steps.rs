@@ -1,5 +1,7 @@
 //! Step builders every resource shares, so that one kind of operation is spelled one way.
 
+use std::path::PathBuf;
+
 use harden_plan::Command;
 
 /// Bound on installing or removing packages (the dpkg lock wait is 300 s of it).
@@ -42,6 +44,51 @@ pub(crate) fn apt_install(packages: &[&str]) -> Command {
 /// `apt-get purge` of `packages`, to undo an install this plan made.
 pub(crate) fn apt_purge(packages: &[&str]) -> Command {
     apt_get("purge", packages)
+}
+
+/// The files the shadow tools (`groupadd`, `useradd`, `usermod`, `gpasswd`) rewrite, with
+/// their backups and lock: a snapshot of these restores the user and group databases byte for
+/// byte.
+pub(crate) const ACCOUNT_DATABASES: [&str; 13] = [
+    "/etc/passwd",
+    "/etc/passwd-",
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/group",
+    "/etc/group-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/subuid",
+    "/etc/subuid-",
+    "/etc/subgid",
+    "/etc/subgid-",
+    "/etc/.pwd.lock",
+];
+
+/// Bound on one shadow tool run.
+const SHADOW_TOOL_TIMEOUT: u64 = 60;
+
+/// A shadow tool run, declaring the account databases it may rewrite. Under `--root` it runs
+/// chrooted into the image like every command, which is what the tools' own `--root` does.
+pub(crate) fn shadow_tool<I, S>(argv: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    Command::new(argv)
+        .timeout(SHADOW_TOOL_TIMEOUT)
+        .touching(ACCOUNT_DATABASES.iter().map(PathBuf::from))
+}
+
+/// `groupadd` of `name` with the gid the plan chose.
+pub(crate) fn groupadd(name: &str, gid: u32, system: bool) -> Command {
+    let gid = gid.to_string();
+    let mut argv = vec!["groupadd", "-g", &gid];
+    if system {
+        argv.push("-r");
+    }
+    argv.push(name);
+    shadow_tool(argv)
 }
 
 #[cfg(test)]

@@ -114,6 +114,13 @@ fn thirty_three_comment_lines_inside_a_block_are_accepted() {
 /// at the indentation of the line that follows (inside mappings, lists and flow lists).
 fn every_section(comment: impl Fn(usize, &str) -> String) -> String {
     const LINES: &[&str] = &[
+        "groups:",
+        "  docker: { system: true }",
+        "  web:",
+        "users:",
+        "  mist:",
+        "    system: true",
+        "    groups: [docker]",
         "files:",
         "  - path: /etc/cron.d",
         "    mode: \"0700\"",

@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer};
 pub use mode::Mode;
 
 use crate::diagnostic::Invalid;
+use crate::facts::accounts::Accounts;
 use crate::facts::{Facts, ModeChange, PlannedAttrs};
 use crate::located::{At, Located};
 use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
@@ -188,33 +189,36 @@ impl Resource for Files {
 
     /// The attributes each entry sets, for resources that write the same files.
     async fn publish(section: Option<&Self>, _: &Host, users: &UserDb, facts: &mut Facts) {
+        let accounts = facts.accounts(users);
         let resolve = |p: &Principal, lookup: &dyn Fn(&str) -> Option<u32>| match p {
             Principal::Id(id) => Some(*id),
             Principal::Name(n) => lookup(n),
         };
+        let mut planned = Vec::new();
+        let mut created = Vec::new();
         for entry in section.iter().flat_map(|s| &s.0) {
             let mode = entry.mode.clone().map(|m| {
                 let change: ModeChange = Arc::new(move |current| m.value.apply(current, false));
                 change
             });
-            let planned = PlannedAttrs {
+            let attrs = PlannedAttrs {
                 mode,
                 uid: entry
                     .owner
                     .as_ref()
-                    .and_then(|o| resolve(&o.value, &|n| users.uid(n))),
+                    .and_then(|o| resolve(&o.value, &|n| accounts.uid(n))),
                 gid: entry
                     .group
                     .as_ref()
-                    .and_then(|g| resolve(&g.value, &|n| users.gid(n))),
+                    .and_then(|g| resolve(&g.value, &|n| accounts.gid(n))),
             };
-            facts
-                .file_attrs
-                .insert(PathBuf::from(&entry.path.value), planned);
+            planned.push((PathBuf::from(&entry.path.value), attrs));
             if entry.creates() {
-                facts.created_paths.insert(PathBuf::from(&entry.path.value));
+                created.push(PathBuf::from(&entry.path.value));
             }
         }
+        facts.file_attrs.extend(planned);
+        facts.created_paths.extend(created);
     }
 
     fn validate(&self) -> Vec<Invalid> {
@@ -300,8 +304,9 @@ impl Resource for Files {
         let mut diff = Diff::default();
         let mut errors = Vec::new();
         let mut others = Others::new(&self.0);
+        let accounts = cx.facts.accounts(cx.users);
         for (entry, found) in self.0.iter().zip(live) {
-            match diff_entry(entry, found, cx.users, &mut others, &mut diff) {
+            match diff_entry(entry, found, &accounts, &mut others, &mut diff) {
                 Ok(()) => {}
                 Err(mut e) => errors.append(&mut e),
             }
@@ -395,7 +400,7 @@ fn resolve(
                 *at,
                 format!("unknown {what} {name:?} on the managed system"),
             )
-            .help(format!("create the {what} first, or give a numeric id"))
+            .help(format!("add it under `{what}s:` to create it in the same apply, create it first, or give a numeric id"))
         }),
     }
 }
@@ -445,7 +450,7 @@ impl Others {
 fn diff_entry(
     entry: &Entry,
     found: &EntryLive,
-    users: &UserDb,
+    users: &Accounts<'_>,
     others: &mut Others,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
@@ -659,7 +664,7 @@ fn over_parent(
     entry: &Entry,
     path: &Path,
     (uid, gid): (Option<u32>, Option<u32>),
-    users: &UserDb,
+    users: &Accounts<'_>,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
     if entry.content.is_some() || entry.wants_empty_file() {
@@ -785,7 +790,7 @@ fn attrs_of(stat: &Stat) -> Attrs {
     }
 }
 
-fn set_attrs(path: &Path, stat: &Stat, to: Attrs, users: &UserDb, diff: &mut Diff) {
+fn set_attrs(path: &Path, stat: &Stat, to: Attrs, users: &Accounts<'_>, diff: &mut Diff) {
     let from = attrs_of(stat);
     if from == to {
         diff.unchanged += 1;
@@ -812,7 +817,7 @@ fn set_attrs(path: &Path, stat: &Stat, to: Attrs, users: &UserDb, diff: &mut Dif
     );
 }
 
-fn attr_details(from: &Attrs, to: &Attrs, users: &UserDb) -> Vec<Detail> {
+fn attr_details(from: &Attrs, to: &Attrs, users: &Accounts<'_>) -> Vec<Detail> {
     let mut details = Vec::new();
     let mut detail = |name: &str, current: String, desired: String| {
         if current != desired {
@@ -882,7 +887,14 @@ mod tests {
 
     fn run(entry: &Entry, found: &EntryLive) -> Result<Diff, Vec<Invalid>> {
         let mut diff = Diff::default();
-        diff_entry(entry, found, &users(), &mut Others::default(), &mut diff).map(|()| diff)
+        diff_entry(
+            entry,
+            found,
+            &Accounts::existing(&users()),
+            &mut Others::default(),
+            &mut diff,
+        )
+        .map(|()| diff)
     }
 
     #[test]

@@ -7,9 +7,11 @@
 pub mod env_files;
 pub mod fail2ban;
 pub mod files;
+pub mod groups;
 pub mod sshd;
 pub mod ufw;
 pub mod unattended_upgrades;
+pub mod users;
 
 use serde::Deserialize;
 
@@ -117,6 +119,10 @@ async fn probe<R: Resource>(
 }
 
 registry! {
+    /// Groups that must exist (before `users` and `files`, which may use them).
+    groups: groups::Groups,
+    /// Accounts that must exist, their shell, groups and password lock (before `files`).
+    users: users::Users,
     /// Modes, owners and content of files.
     files: files::Files,
     /// Dotenv files: secrets and settings of applications.
@@ -136,7 +142,9 @@ mod tests {
     use std::path::Path;
 
     /// The registry's resources, by module name.
-    const RESOURCES: [&str; 6] = [
+    const RESOURCES: [&str; 8] = [
+        "groups",
+        "users",
         "files",
         "env_files",
         "sshd",

@@ -29,6 +29,7 @@
 pub(crate) mod config;
 mod desired;
 mod guards;
+mod keyed;
 pub(crate) mod keywords;
 mod probe;
 
@@ -271,8 +272,9 @@ impl Resource for Sshd {
         errors
     }
 
-    async fn publish(section: Option<&Self>, host: &Host, _: &UserDb, facts: &mut Facts) {
+    async fn publish(section: Option<&Self>, host: &Host, users: &UserDb, facts: &mut Facts) {
         let dump = current_dump(host).await;
+        let key_logins = keyed::key_logins(host, users, dump.as_ref(), section);
         let live_ports = live_ports(host, dump.as_ref());
         let planned_ports = section.and_then(desired_ports);
         let mut interest: Vec<u16> = live_ports.clone();
@@ -285,6 +287,7 @@ impl Resource for Sshd {
             live_ports,
             planned_ports,
             ports_of_interest: interest,
+            key_logins,
         };
     }
 

@@ -272,7 +272,14 @@ fn plan(tree: &Tree, entries: &[Entry]) -> Option<Diff> {
     let mut diff = Diff::default();
     let mut others = Others::new(entries);
     for entry in entries {
-        diff_entry(entry, &probe(tree, entry), &users, &mut others, &mut diff).ok()?;
+        diff_entry(
+            entry,
+            &probe(tree, entry),
+            &crate::facts::accounts::Accounts::existing(&users),
+            &mut others,
+            &mut diff,
+        )
+        .ok()?;
     }
     Some(diff)
 }

@@ -395,6 +395,28 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// The `AuthorizedKeysFile` tokens.
+    pub(crate) fn key_files(&self) -> &[String] {
+        &self.key_files
+    }
+
+    /// Replaces the Allow/Deny list `key` (`allowgroups`...) with `values`, as a playbook
+    /// that sets it will.
+    pub(crate) fn set_list(&mut self, key: &str, values: Vec<String>) {
+        match key {
+            "allowusers" => self.allow_users = values,
+            "denyusers" => self.deny_users = values,
+            "allowgroups" => self.allow_groups = values,
+            "denygroups" => self.deny_groups = values,
+            _ => {}
+        }
+    }
+
+    /// `UsePAM yes`: a locked password does not stop a key login.
+    pub(crate) fn use_pam(&self) -> bool {
+        self.use_pam
+    }
+
     /// Password or keyboard-interactive (through PAM) login is possible.
     pub(crate) fn passwords(&self) -> bool {
         self.password || (self.kbd && self.use_pam)
@@ -676,7 +698,8 @@ fn user_part(pattern: &str) -> &str {
     pattern.split_once('@').map_or(pattern, |(u, _)| u)
 }
 
-fn refused_by_lists(account: &AccountFacts, s: &Settings) -> Option<String> {
+/// Why the Allow/Deny lists of `s` refuse `account`, if they do.
+pub(crate) fn refused_by_lists(account: &AccountFacts, s: &Settings) -> Option<String> {
     use super::config::match_pattern;
     if let Some(p) = s.deny_users.iter().find(|p| {
         let (user, host) = p.split_once('@').unwrap_or((p, "*"));

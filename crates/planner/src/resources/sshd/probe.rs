@@ -31,7 +31,8 @@ pub(crate) const DEBIAN_DEFAULT: &str = include_str!("debian_sshd_config");
 pub struct Dump(pub BTreeMap<String, Vec<String>>);
 
 impl Dump {
-    fn parse(text: &str) -> Self {
+    /// Parses `sshd -T` output.
+    pub(crate) fn parse(text: &str) -> Self {
         let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in text.lines() {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
@@ -641,7 +642,7 @@ fn connection_spec(user: &str) -> String {
     format!("user={user},host=harden.invalid,addr=203.0.113.254,laddr=203.0.113.253,lport=22")
 }
 
-fn days_since_epoch() -> i64 {
+pub(crate) fn days_since_epoch() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs() / 86_400).unwrap_or(i64::MAX))
@@ -649,7 +650,7 @@ fn days_since_epoch() -> i64 {
 }
 
 /// True when `shell` lets an account log in: it exists and is not nologin or false.
-fn login_shell(host: &Host, shell: &str) -> bool {
+pub(crate) fn login_shell(host: &Host, shell: &str) -> bool {
     let shell = if shell.is_empty() { "/bin/sh" } else { shell };
     if shell.ends_with("/nologin") || shell.ends_with("/false") || !shell.starts_with('/') {
         return false;
@@ -659,7 +660,7 @@ fn login_shell(host: &Host, shell: &str) -> bool {
 
 /// Reads an authorized keys file and the status of it and the directories sshd's StrictModes
 /// checks (up to the home directory, or to `/` for a file outside it).
-fn read_key_file(
+pub(crate) fn read_key_file(
     host: &Host,
     users: &harden_host::UserDb,
     path: &Path,
