@@ -15,11 +15,12 @@ use std::fmt;
 use std::path::{Component, Path};
 
 use harden_dotenv::Document;
-use harden_host::{Host, Kind, Links, Stat, UserDb};
+use harden_host::{Host, Kind, Links, Stat};
 use harden_plan::{Alphabet, Attrs, Change, Detail, EnvEdit, Generate, Step, Warning};
 use serde::{Deserialize, Deserializer};
 
 use crate::diagnostic::Invalid;
+use crate::facts::accounts::Accounts;
 use crate::facts::PlannedAttrs;
 use crate::located::{At, Located};
 use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
@@ -278,6 +279,8 @@ impl Resource for EnvFiles {
     fn diff(&self, live: &Self::Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
         let mut errors = Vec::new();
+        // Owners by name: the system's accounts and those the plan's `users` creates.
+        let accounts = cx.facts.accounts(cx.users);
         for (file, found) in self.0.iter().zip(live) {
             let path = Path::new(&file.path.value);
             let from_files = FromFiles {
@@ -286,7 +289,7 @@ impl Resource for EnvFiles {
                     .parent()
                     .is_some_and(|p| cx.facts.file_attrs.contains_key(p)),
             };
-            if let Err(mut e) = diff_file(file, found, cx.users, from_files, &mut diff) {
+            if let Err(mut e) = diff_file(file, found, &accounts, from_files, &mut diff) {
                 errors.append(&mut e);
             }
         }
@@ -430,7 +433,7 @@ fn read_document(path: &Path, bytes: Vec<u8>) -> Result<Document, String> {
 fn desired_attrs(
     file: &EnvFile,
     stat: Option<&Stat>,
-    users: &UserDb,
+    users: &Accounts<'_>,
     planned: Option<&PlannedAttrs>,
 ) -> Result<Attrs, Vec<Invalid>> {
     let mut errors = Vec::new();
@@ -559,7 +562,7 @@ struct FromFiles<'a> {
 fn diff_file(
     file: &EnvFile,
     found: &EnvLive,
-    users: &UserDb,
+    users: &Accounts<'_>,
     from_files: FromFiles<'_>,
     diff: &mut Diff,
 ) -> Result<(), Vec<Invalid>> {
@@ -724,7 +727,7 @@ fn rotation_warning(path: &str, keys: &[String]) -> Warning {
     }
 }
 
-fn attr_details(stat: &Stat, to: &Attrs, users: &UserDb) -> Vec<Detail> {
+fn attr_details(stat: &Stat, to: &Attrs, users: &Accounts<'_>) -> Vec<Detail> {
     let user = |uid: u32| users.user_name(uid).unwrap_or_else(|| uid.to_string());
     let group = |gid: u32| users.group_name(gid).unwrap_or_else(|| gid.to_string());
     [

@@ -6,8 +6,8 @@ use crate::diagnostic::Source;
 use crate::playbook::load;
 use harden_plan::{EnvValue, Plan};
 
-fn users() -> UserDb {
-    UserDb::parse(
+fn users() -> harden_host::UserDb {
+    harden_host::UserDb::parse(
         false,
         "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
         "root:x:0:\napp:x:1000:\n",
@@ -49,7 +49,7 @@ fn run(section: &EnvFiles, found: &EnvLive) -> Result<Diff, Vec<Invalid>> {
     diff_file(
         &section.0[0],
         found,
-        &users(),
+        &Accounts::existing(&users()),
         FromFiles::default(),
         &mut diff,
     )
@@ -309,7 +309,7 @@ fn the_files_section_must_agree_on_mode_and_owner() {
     let errors = diff_file(
         &s.0[0],
         &live("DEBUG=false\n", 0o640),
-        &users(),
+        &Accounts::existing(&users()),
         FromFiles {
             attrs: Some(&planned),
             parent_managed: false,
@@ -329,7 +329,7 @@ fn the_files_section_must_agree_on_mode_and_owner() {
     diff_file(
         &s.0[0],
         &live("DEBUG=false\n", 0o644),
-        &users(),
+        &Accounts::existing(&users()),
         FromFiles {
             attrs: Some(&planned),
             parent_managed: false,
