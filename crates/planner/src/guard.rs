@@ -76,7 +76,11 @@ mod tests {
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
             .filter_map(|l| l.split_once("` |").map(|(name, _)| name))
-            .filter(|n| ["sshd-", "ufw-", "users-"].iter().any(|p| n.starts_with(p)))
+            .filter(|n| {
+                crate::resources::Playbook::SECTIONS
+                    .iter()
+                    .any(|section| n.starts_with(&format!("{section}-")))
+            })
             .collect();
         let code: BTreeSet<&str> = all().iter().map(|g| g.name).collect();
         assert_eq!(documented, code, "README guard table and code differ");

@@ -141,17 +141,8 @@ registry! {
 mod tests {
     use std::path::Path;
 
-    /// The registry's resources, by module name.
-    const RESOURCES: [&str; 8] = [
-        "groups",
-        "users",
-        "files",
-        "env_files",
-        "sshd",
-        "ufw",
-        "fail2ban",
-        "unattended_upgrades",
-    ];
+    /// The registry's resources, by module name: each module is named as its section.
+    const RESOURCES: &[&str] = super::Playbook::SECTIONS;
 
     fn sources(dir: &Path, out: &mut Vec<(std::path::PathBuf, String)>) {
         for entry in std::fs::read_dir(dir).expect("read the sources").flatten() {
@@ -183,6 +174,9 @@ mod tests {
                 .unwrap_or_default();
             if owner == "mod" {
                 continue;
+            }
+            if !RESOURCES.contains(&owner) {
+                found.push(format!("{owner} is not named as a registered section"));
             }
             let depth = relative.components().count();
             let up = "super::".repeat(depth);
