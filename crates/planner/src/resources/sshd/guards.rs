@@ -881,7 +881,6 @@ pub(crate) fn check_logins(
     accounts: &[AccountFacts],
     evidence: &Evidence<'_>,
 ) -> Verdict {
-    let files = evidence.files;
     let mut verdict = Verdict::default();
     let judge = |world: &World<'_>, answers: Option<&BTreeMap<String, Dump>>| -> Vec<Judged<'_>> {
         accounts
@@ -901,22 +900,6 @@ pub(crate) fn check_logins(
     if will.iter().any(|(_, _, r)| r.is_ok()) {
         return verdict;
     }
-    let passwords = |judged: &[Judged<'_>], world: &World<'_>| {
-        if judged.is_empty() {
-            let nobody = AccountFacts {
-                name: String::new(),
-                uid: u32::MAX,
-                home: PathBuf::from("/"),
-                shell: PathBuf::from("/bin/sh"),
-                groups: vec![],
-                locked: false,
-                expired: false,
-            };
-            world.settings(&nobody).passwords()
-        } else {
-            judged.iter().any(|(_, s, _)| s.passwords())
-        }
-    };
     let passwords_before = passwords(&was, before);
     let passwords_after = passwords(&will, after);
     let lost: Vec<&AccountFacts> = was
@@ -924,63 +907,16 @@ pub(crate) fn check_logins(
         .filter(|(_, _, r)| r.is_ok())
         .map(|(a, _, _)| *a)
         .collect();
-
-    let mut by_guard: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    let mut add = |account: &AccountFacts, reasons: &[Reason]| {
-        let mut guards: Vec<&'static str> = reasons.iter().map(Reason::guard).collect();
-        guards.sort_by_key(|g| REGISTRY.iter().position(|a| a.name == *g));
-        guards.dedup();
-        let why = reasons
-            .iter()
-            .map(Reason::describe)
-            .collect::<Vec<_>>()
-            .join("; ");
-        if let Some(first) = guards.first() {
-            by_guard
-                .entry(first)
-                .or_default()
-                .push(format!("{}: {why}", account.name));
-        }
-    };
+    let mut by_guard = Reasons::default();
     if !lost.is_empty() {
+        // Key logins that work now and would not: each lost account and why.
         for (account, _, result) in &will {
-            if lost.iter().any(|l| l.name == account.name) {
-                if let Err(reasons) = result {
-                    add(account, reasons);
-                }
+            if let (true, Err(reasons)) = (lost.iter().any(|l| l.name == account.name), result) {
+                by_guard.add(account, reasons);
             }
         }
     } else if passwords_before && !passwords_after {
-        let keyed: Vec<_> = will
-            .iter()
-            .filter(|(a, s, _)| {
-                s.key_files.iter().any(|t| {
-                    files
-                        .get(&expand(t, a))
-                        .is_some_and(|f| f.keys.iter().any(|k| !k.forced_command))
-                })
-            })
-            .collect();
-        for (account, _, result) in &keyed {
-            if let Err(reasons) = result {
-                let relevant: Vec<Reason> = reasons
-                    .iter()
-                    .filter(|r| **r != Reason::NoKey)
-                    .cloned()
-                    .collect();
-                add(
-                    account,
-                    if relevant.is_empty() {
-                        reasons
-                    } else {
-                        &relevant
-                    },
-                );
-            }
-        }
-        if keyed.is_empty() {
-            by_guard.entry(NO_KEYED_LOGIN).or_default();
-        }
+        passwords_off(&will, evidence, &mut by_guard);
     } else {
         if !passwords_after {
             verdict.warnings.push(
@@ -990,7 +926,7 @@ pub(crate) fn check_logins(
         return verdict;
     }
     for guard in REGISTRY.iter().map(|g| g.name) {
-        if let Some(accounts) = by_guard.remove(guard) {
+        if let Some(accounts) = by_guard.0.remove(guard) {
             verdict.fired.push(Fired {
                 guard,
                 message: message(guard, &accounts, passwords_after),
@@ -998,6 +934,82 @@ pub(crate) fn check_logins(
         }
     }
     verdict
+}
+
+/// Whether passwords are accepted: for any account judged, or for a connection by nobody
+/// in particular when there is no account to judge.
+fn passwords(judged: &[Judged<'_>], world: &World<'_>) -> bool {
+    if !judged.is_empty() {
+        return judged.iter().any(|(_, s, _)| s.passwords());
+    }
+    let nobody = AccountFacts {
+        name: String::new(),
+        uid: u32::MAX,
+        home: PathBuf::from("/"),
+        shell: PathBuf::from("/bin/sh"),
+        groups: vec![],
+        locked: false,
+        expired: false,
+    };
+    world.settings(&nobody).passwords()
+}
+
+/// Passwords go and no account can log in with a key: why each account holding a key
+/// cannot (beyond not having one), or that no account holds one.
+fn passwords_off(will: &[Judged<'_>], evidence: &Evidence<'_>, by_guard: &mut Reasons) {
+    let keyed: Vec<_> = will
+        .iter()
+        .filter(|(a, s, _)| {
+            s.key_files.iter().any(|t| {
+                evidence
+                    .files
+                    .get(&expand(t, a))
+                    .is_some_and(|f| f.keys.iter().any(|k| !k.forced_command))
+            })
+        })
+        .collect();
+    for (account, _, result) in &keyed {
+        let Err(reasons) = result else { continue };
+        let relevant: Vec<Reason> = reasons
+            .iter()
+            .filter(|r| **r != Reason::NoKey)
+            .cloned()
+            .collect();
+        by_guard.add(
+            account,
+            if relevant.is_empty() {
+                reasons
+            } else {
+                &relevant
+            },
+        );
+    }
+    if keyed.is_empty() {
+        by_guard.0.entry(NO_KEYED_LOGIN).or_default();
+    }
+}
+
+/// Why accounts lose their login, by the first guard (in registry order) each reason fires.
+#[derive(Default)]
+struct Reasons(BTreeMap<&'static str, Vec<String>>);
+
+impl Reasons {
+    fn add(&mut self, account: &AccountFacts, reasons: &[Reason]) {
+        let mut guards: Vec<&'static str> = reasons.iter().map(Reason::guard).collect();
+        guards.sort_by_key(|g| REGISTRY.iter().position(|a| a.name == *g));
+        guards.dedup();
+        let why = reasons
+            .iter()
+            .map(Reason::describe)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if let Some(first) = guards.first() {
+            self.0
+                .entry(first)
+                .or_default()
+                .push(format!("{}: {why}", account.name));
+        }
+    }
 }
 
 fn message(guard: &str, accounts: &[String], passwords_after: bool) -> String {
