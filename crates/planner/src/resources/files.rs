@@ -456,7 +456,7 @@ fn diff_entry(
 ) -> Result<(), Vec<Invalid>> {
     let uid = resolve(&entry.owner, |n| users.uid(n), "user");
     let gid = resolve(&entry.group, |n| users.gid(n), "group");
-    let (uid, gid) = match (uid, gid) {
+    let ids = match (uid, gid) {
         (Ok(u), Ok(g)) => (u, g),
         (u, g) => return Err(u.err().into_iter().chain(g.err()).collect()),
     };
@@ -472,26 +472,64 @@ fn diff_entry(
             return Err(vec![no_parent(entry, found, &path)]);
         }
         if others.created.contains(&path) {
-            return over_parent(entry, &path, (uid, gid), users, diff);
+            return over_parent(entry, &path, ids, users, diff);
         }
         if entry.creates() {
             create_parents(entry, found, others, diff)?;
         }
-        return create(entry, &path, uid, gid, others, diff);
+        return create(entry, &path, ids.0, ids.1, others, diff);
     };
-    if let Some(want) = expected_kind(entry) {
-        if stat.kind != want {
-            return Err(vec![Invalid::new(
-                entry.path.at,
-                format!(
-                    "{} exists and is a {}, not a {}",
-                    path.display(),
-                    kind_name(stat.kind),
-                    kind_name(want)
-                ),
-            )]);
+    check_existing(entry, &path, &stat)?;
+    if let Some(content) = &entry.content {
+        if found.content.as_deref() != Some(content.as_bytes()) {
+            let attrs = desired(entry, ids, &stat);
+            let before = found
+                .content
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+            let write = Step::WriteFile {
+                path: path.clone(),
+                content: content.clone(),
+                attrs,
+                before,
+            };
+            let change = Change::new(
+                Files::NAME,
+                path.display().to_string(),
+                "content differs",
+                vec![write],
+            )
+            .with_details(attr_details(&attrs_of(&stat), &attrs, users));
+            diff.changes.push(change);
+            return Ok(());
         }
     }
+    set_attrs(&path, &stat, desired(entry, ids, &stat), users, diff);
+    let walk = Walk {
+        entry,
+        ids,
+        users,
+        root: &path,
+    };
+    walk.below(found, others, diff);
+    Ok(())
+}
+
+/// The attributes `entry` gives a path that is as `stat` says now.
+fn desired(entry: &Entry, (uid, gid): (Option<u32>, Option<u32>), stat: &Stat) -> Attrs {
+    Attrs {
+        mode: entry
+            .mode
+            .as_ref()
+            .map_or(stat.mode, |m| m.apply(stat.mode, stat.kind == Kind::Dir)),
+        uid: uid.unwrap_or(stat.uid),
+        gid: gid.unwrap_or(stat.gid),
+    }
+}
+
+/// An existing path must be what the entry expects: the kind it creates or writes, and
+/// never a symlink.
+fn check_existing(entry: &Entry, path: &Path, stat: &Stat) -> Result<(), Vec<Invalid>> {
     if stat.kind == Kind::Symlink {
         return Err(vec![Invalid::new(
             entry.path.at,
@@ -502,74 +540,58 @@ fn diff_entry(
         )
         .help("name the file it points to instead")]);
     }
-    let desired = |s: &Stat| Attrs {
-        mode: entry
-            .mode
-            .as_ref()
-            .map_or(s.mode, |m| m.apply(s.mode, s.kind == Kind::Dir)),
-        uid: uid.unwrap_or(s.uid),
-        gid: gid.unwrap_or(s.gid),
-    };
-    if let Some(content) = &entry.content {
-        if stat.kind != Kind::File {
-            return Err(vec![Invalid::new(
-                entry.path.at,
-                format!(
-                    "{} exists and is not a regular file; `content` needs one",
-                    path.display()
-                ),
-            )]);
-        }
-        let attrs = desired(&stat);
-        if found.content.as_deref() != Some(content.as_bytes()) {
-            let before = found
-                .content
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned());
-            diff.changes.push(
-                Change::new(
-                    Files::NAME,
-                    path.display().to_string(),
-                    "content differs",
-                    vec![Step::WriteFile {
-                        path,
-                        content: content.clone(),
-                        attrs,
-                        before,
-                    }],
-                )
-                .with_details(attr_details(&attrs_of(&stat), &attrs, users)),
+    let expected = expected_kind(entry).or(entry.content.as_ref().map(|_| Kind::File));
+    match expected {
+        Some(want) if stat.kind != want => {
+            let mut message = format!(
+                "{} exists and is a {}, not a {}",
+                path.display(),
+                kind_name(stat.kind),
+                kind_name(want)
             );
-            return Ok(());
+            if entry.content.is_some() {
+                message.push_str("; `content` needs one");
+            }
+            Err(vec![Invalid::new(entry.path.at, message)])
         }
+        _ => Ok(()),
     }
-    set_attrs(&path, &stat, desired(&stat), users, diff);
-    let mut hardlinked = 0u64;
-    for (child, stat) in &found.below {
-        if others.claim_below(&path, child) {
-            continue;
-        }
-        match stat.kind {
-            Kind::Symlink => continue,
-            Kind::File if stat.nlink > 1 => {
-                if desired(stat) != attrs_of(stat) {
-                    hardlinked += 1;
-                }
+}
+
+/// A recursive entry's walk below its own path.
+struct Walk<'a> {
+    entry: &'a Entry,
+    ids: (Option<u32>, Option<u32>),
+    users: &'a Accounts<'a>,
+    root: &'a Path,
+}
+
+impl Walk<'_> {
+    /// Attributes for everything below the root, except what a deeper entry manages,
+    /// symlinks, and files with more than one hard link (counted in a warning).
+    fn below(&self, found: &EntryLive, others: &Others, diff: &mut Diff) {
+        let mut hardlinked = 0u64;
+        for (child, stat) in &found.below {
+            if others.claim_below(self.root, child) {
                 continue;
             }
-            _ => set_attrs(child, stat, desired(stat), users, diff),
+            let to = desired(self.entry, self.ids, stat);
+            match stat.kind {
+                Kind::Symlink => {}
+                Kind::File if stat.nlink > 1 => hardlinked += u64::from(to != attrs_of(stat)),
+                _ => set_attrs(child, stat, to, self.users, diff),
+            }
+        }
+        if hardlinked > 0 {
+            diff.warnings.push(Warning {
+                resource: Files::NAME.into(),
+                message: format!(
+                    "skipped {hardlinked} file(s) under {} with more than one hard link: a hard link may be a file outside the tree; list such files by their own path",
+                    self.root.display()
+                ),
+            });
         }
     }
-    if hardlinked > 0 {
-        diff.warnings.push(Warning {
-            resource: Files::NAME.into(),
-            message: format!(
-                "skipped {hardlinked} file(s) under {} with more than one hard link: a hard link may be a file outside the tree; list such files by their own path",
-                path.display()
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// Why an entry cannot create its path: the directory it would go in is missing or is not
