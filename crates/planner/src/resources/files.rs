@@ -23,11 +23,13 @@ use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 
 /// The `files:` section: a list of entries; a later entry for the same path wins.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Files(pub Vec<Entry>);
 
 /// One managed path.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Absolute path.
@@ -53,6 +55,7 @@ pub struct Entry {
 
 /// What a missing path means.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Missing {
     /// It is an error (the default): the playbook expects the path to exist.
@@ -79,6 +82,15 @@ impl fmt::Display for Principal {
         }
     }
 }
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Principal, {
+    "description": "A user or group name, or a numeric id.",
+    "anyOf": [
+        { "type": "string", "minLength": 1 },
+        { "type": "integer", "minimum": 0, "maximum": 4294967295u32 }
+    ]
+});
 
 impl<'de> Deserialize<'de> for Principal {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
