@@ -1,5 +1,5 @@
 //! Build script: records the commit for `--version`, and renders what the Debian package
-//! ships beside the binary (man page, shell completions, units) from the sources.
+//! ships beside the binary (man page, shell completions, examples) from the sources.
 //!
 //! The package's files are written to `<target>/<profile>/harden-assets/`, where cargo-deb
 //! finds them under its `target/release/` prefix (it maps that prefix to the real target
@@ -19,8 +19,8 @@ use clap::CommandFactory as _;
 #[path = "crates/core/args.rs"]
 mod args;
 
-/// Where the units of `examples/systemd/` expect the binary (a hand install), and where the
-/// package puts it.
+/// Where the drop-in of `examples/systemd/` expects the binary (a hand install), and where
+/// the package puts it.
 const EXAMPLE_BINARY: &str = "/usr/local/sbin/harden";
 const PACKAGE_BINARY: &str = "/usr/sbin/harden";
 
@@ -33,13 +33,15 @@ fn main() {
     println!("cargo:rustc-env=HARDEN_VERSION={version}");
     let assets = assets_dir();
     fs::create_dir_all(assets.join("completions")).expect("create the assets directory");
-    fs::create_dir_all(assets.join("systemd")).expect("create the assets directory");
+    fs::create_dir_all(assets.join("examples")).expect("create the assets directory");
     fs::create_dir_all(assets.join("playbooks")).expect("create the assets directory");
     // The version is only known at run time here: leak it into the 'static str clap takes.
     let command = args::Args::command().version(&*String::leak(version));
-    write(&assets.join("harden.8"), &man_page(command.clone()));
+    let page = man_page(command.clone());
+    write(&assets.join("harden.8"), &page);
+    write(&assets.join("harden.8.gz"), &gzip(&page));
     completions(command, &assets.join("completions"));
-    units(&assets.join("systemd"));
+    auto_correct(&assets.join("examples"));
     playbooks(&assets.join("playbooks"));
     for path in [
         "crates/core/args.rs",
@@ -225,6 +227,24 @@ When set, text output has no colour (it has none on a non\-terminal either).
 \fBsystemd.timer\fR(5)
 "#;
 
+/// `gzip -9n`, as Debian policy wants man pages (cargo-deb compresses only the man pages it
+/// did not build).
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .args(["-9n", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gzip (Debian's gzip package)");
+    let mut stdin = child.stdin.take().expect("gzip's stdin");
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("gzip");
+    writer.join().expect("feed gzip").expect("feed gzip");
+    assert!(out.status.success(), "gzip failed");
+    out.stdout
+}
+
 /// bash, zsh and fish completion scripts, under the names their shells load them by.
 fn completions(command: clap::Command, dir: &Path) {
     use clap_complete::Shell;
@@ -239,25 +259,15 @@ fn completions(command: clap::Command, dir: &Path) {
     }
 }
 
-/// The units of `examples/systemd/`, running the packaged binary.
-fn units(dir: &Path) {
-    for (source, file) in [
-        (
-            "examples/systemd/harden-drift.service",
-            "harden-drift.service",
-        ),
-        ("examples/systemd/harden-drift.timer", "harden-drift.timer"),
-        (
-            "examples/systemd/harden-drift.service.d/auto-correct.conf",
-            "auto-correct.conf",
-        ),
-    ] {
-        let text = fs::read_to_string(source).unwrap_or_else(|e| panic!("read {source}: {e}"));
-        write(
-            &dir.join(file),
-            text.replace(EXAMPLE_BINARY, PACKAGE_BINARY).as_bytes(),
-        );
-    }
+/// The auto-correct drop-in of `examples/systemd/`, running the packaged binary. (The units
+/// themselves are `debian/harden-drift.*`: cargo-deb looks for units before it builds.)
+fn auto_correct(dir: &Path) {
+    let source = "examples/systemd/harden-drift.service.d/auto-correct.conf";
+    let text = fs::read_to_string(source).unwrap_or_else(|e| panic!("read {source}: {e}"));
+    write(
+        &dir.join("auto-correct.conf"),
+        text.replace(EXAMPLE_BINARY, PACKAGE_BINARY).as_bytes(),
+    );
 }
 
 /// The playbooks of `playbooks/`, their schema line naming the installed schema.

@@ -7,6 +7,7 @@ mod cloud_init;
 mod drift;
 mod fleet;
 mod harness;
+mod package;
 mod sshd;
 mod units;
 

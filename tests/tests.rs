@@ -19,6 +19,7 @@ mod files;
 mod reliability;
 mod rollback;
 mod sandbox;
+mod schema;
 mod seeds;
 mod sshd;
 mod ufw;
