@@ -97,7 +97,10 @@ fn every_section_has_a_schema_and_nothing_else_is_allowed() {
     let mut sections = Playbook::SECTIONS.to_vec();
     listed.sort_unstable();
     sections.sort_unstable();
-    assert_eq!(listed, sections, "the schema's sections are not the registry's");
+    assert_eq!(
+        listed, sections,
+        "the schema's sections are not the registry's"
+    );
     for name in Playbook::SECTIONS {
         let section = &properties[*name];
         assert!(
@@ -105,7 +108,10 @@ fn every_section_has_a_schema_and_nothing_else_is_allowed() {
             "section {name} has no schema of its own: {section}"
         );
     }
-    assert_eq!(schema["additionalProperties"], false, "unknown sections pass");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown sections pass"
+    );
 }
 
 /// The shipped playbooks: `playbooks/`, the package's /etc/harden/site.yaml, the site
@@ -157,8 +163,9 @@ fn uncommented(text: &str) -> String {
 
 /// The `content` of the user data's `/etc/harden/site.yaml` entry, unindented.
 fn cloud_init_site() -> String {
-    let user_data = std::fs::read_to_string(Path::new(ROOT).join("examples/cloud-init/user-data.yaml"))
-        .expect("read the user data");
+    let user_data =
+        std::fs::read_to_string(Path::new(ROOT).join("examples/cloud-init/user-data.yaml"))
+            .expect("read the user data");
     let mut lines = user_data
         .lines()
         .skip_while(|l| l.trim() != "- path: /etc/harden/site.yaml");
@@ -240,7 +247,7 @@ const CASES: &[(&str, bool)] = &[
     ("fail2ban: { jails: { sshd: { retries: 3 } } }", false),
     ("fail2ban: { filters: { app: { failregex: \"^fail from <HOST>$\" } } }", true),
     ("fail2ban: { filters: { app: { regex: \"^fail from <HOST>$\" } } }", false),
-    ("unattended_upgrades: { enabled: true, automatic_reboot_time: \"02:00\", mail_report: on-change }", true),
+    ("unattended_upgrades: { enabled: true, automatic_reboot_time: \"02:00\", mail: root, mail_report: on-change }", true),
     ("unattended_upgrades: { origins: [\"origin=Debian,codename=${distro_codename}-security,label=Debian-Security\"] }", true),
     ("unattended_upgrades: { origins: [\"${distro_id}:${distro_codename}-security\"] }", true),
     ("unattended_upgrades: { origins: [debian-security] }", false),
@@ -249,6 +256,11 @@ const CASES: &[(&str, bool)] = &[
     ("unattended_upgrades: { mail_report: sometimes }", false),
     ("unattended_upgrades: { bandwidth_limit: 0 }", false),
     ("firewall: { enabled: true }", false),
+    // Scalars YAML reads as numbers or booleans where the loader takes text.
+    ("files: [{ path: /etc/shadow, mode: 0640 }]", true),
+    ("sshd: { config: { PermitRootLogin: no } }", true),
+    ("unattended_upgrades: { automatic_reboot_time: 02:00 }", true),
+    ("fail2ban: { jails: { sshd: { maxretry: \"5\" } } }", true),
 ];
 
 #[test]
@@ -259,10 +271,14 @@ fn the_schema_and_the_loader_agree_on_valid_and_invalid_playbooks() {
         let loader = load("case.yaml", text);
         let schema = check(&validator, text);
         if loader.is_ok() != *valid {
-            disagreements.push(format!("loader: {text}: expected valid={valid}, got {loader:?}"));
+            disagreements.push(format!(
+                "loader: {text}: expected valid={valid}, got {loader:?}"
+            ));
         }
         if schema.is_ok() != *valid {
-            disagreements.push(format!("schema: {text}: expected valid={valid}, got {schema:?}"));
+            disagreements.push(format!(
+                "schema: {text}: expected valid={valid}, got {schema:?}"
+            ));
         }
     }
     assert!(

@@ -125,10 +125,15 @@ fn the_package_installs_works_and_purges(os: Os) {
         "/usr/share/doc/harden/README.md",
         "/usr/share/doc/harden/playbooks/baseline.yaml",
     ] {
-        assert!(listed.lines().any(|l| l == path), "{path} is not in the package:\n{listed}");
+        assert!(
+            listed.lines().any(|l| l == path),
+            "{path} is not in the package:\n{listed}"
+        );
     }
     assert_eq!(
-        ok(&m, "dpkg-query -W -f='${Conffiles}' harden").split_whitespace().next(),
+        ok(&m, "dpkg-query -W -f='${Conffiles}' harden")
+            .split_whitespace()
+            .next(),
         Some("/etc/harden/site.yaml"),
         "the site playbook is not a conffile"
     );
@@ -184,7 +189,9 @@ fn check_binary(m: &Booted) {
     let sections = ok(m, &format!("python3 -c '{ELF_SECTIONS}' /usr/sbin/harden"));
     assert!(sections.contains(".text"), "{sections}");
     assert!(
-        !sections.split_whitespace().any(|s| s == ".symtab" || s.starts_with(".debug")),
+        !sections
+            .split_whitespace()
+            .any(|s| s == ".symtab" || s.starts_with(".debug")),
         "the installed binary is not stripped: {sections}"
     );
     let size: u64 = ok(m, "stat -c %s /usr/sbin/harden")
@@ -220,10 +227,19 @@ fn check_man_page(m: &Booted) {
         "EXIT STATUS",
         "--detailed-exitcode",
     ] {
-        assert!(page.contains(needle), "man harden has no {needle:?}:\n{page}");
+        assert!(
+            page.contains(needle),
+            "man harden has no {needle:?}:\n{page}"
+        );
     }
-    assert!(page.contains(&expected_version()["harden ".len()..]), "{page}");
-    assert_eq!(ok(m, "man -w harden").trim(), "/usr/share/man/man8/harden.8.gz");
+    assert!(
+        page.contains(&expected_version()["harden ".len()..]),
+        "{page}"
+    );
+    assert_eq!(
+        ok(m, "man -w harden").trim(),
+        "/usr/share/man/man8/harden.8.gz"
+    );
 }
 
 /// bash completes `harden`: an interactive shell of a user (whose .bashrc, from /etc/skel,
@@ -231,9 +247,8 @@ fn check_man_page(m: &Booted) {
 /// package's file, and `complete -p` shows it.
 fn check_completion(m: &Booted) {
     ok(m, "useradd -m -s /bin/bash operator");
-    let run = m.sh(
-        "runuser -u operator -- bash -ic '__load_completion harden; complete -p harden' 2>&1",
-    );
+    let run =
+        m.sh("runuser -u operator -- bash -ic '__load_completion harden; complete -p harden' 2>&1");
     let shown = run.stdout.lines().find(|l| l.starts_with("complete "));
     assert!(
         shown.is_some_and(|l| l.contains("-F _harden") && l.ends_with(" harden")),
@@ -287,4 +302,37 @@ fn debian12_the_package_installs_works_and_purges() {
 #[test]
 fn debian13_the_package_installs_works_and_purges() {
     the_package_installs_works_and_purges(Os::Debian13);
+}
+
+/// The lines systemd reads from a unit (comments and blank lines dropped), with the binary's
+/// path as the package installs it.
+fn unit_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.replace("/usr/local/sbin/harden", "/usr/sbin/harden"))
+        .collect()
+}
+
+/// The packaged units (`debian/harden-drift.*`) are the units of `examples/systemd/`, which
+/// the booted tier tests in depth (`drift.rs`), running `/usr/sbin/harden`: only their header
+/// comments differ.
+#[test]
+fn the_packaged_units_are_the_examples_running_the_packaged_binary() {
+    for unit in ["harden-drift.service", "harden-drift.timer"] {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let example = std::fs::read_to_string(format!("{root}/examples/systemd/{unit}"))
+            .expect("read the example unit");
+        let packaged = std::fs::read_to_string(format!("{root}/debian/{unit}"))
+            .expect("read the packaged unit");
+        assert_eq!(
+            unit_lines(&packaged),
+            unit_lines(&example),
+            "debian/{unit} differs from examples/systemd/{unit}"
+        );
+        assert!(
+            !packaged.contains("/usr/local/sbin/harden"),
+            "debian/{unit}"
+        );
+    }
 }

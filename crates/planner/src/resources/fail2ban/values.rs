@@ -821,8 +821,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 crate::schema::literal!(Name, {
     "description": "A jail or filter name: letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, at most 64 characters; not default, includes, definition or init.",
     "type": "string",
-    "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
-    "not": { "pattern": "^(?:[dD][eE][fF][aA][uU][lL][tT]|[iI][nN][cC][lL][uU][dD][eE][sS]|[dD][eE][fF][iI][nN][iI][tT][iI][oO][nN]|[iI][nN][iI][tT])$" }
+    "pattern": "^(?!(?:[dD][eE][fF][aA][uU][lL][tT]|[iI][nN][cC][lL][uU][dD][eE][sS]|[dD][eE][fF][iI][nN][iI][tT][iI][oO][nN]|[iI][nN][iI][tT])$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 });
 
 impl<'de> Deserialize<'de> for Name {
