@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 
 use crate::support::booted::{Booted, Os};
 
-/// Where the package is put in a copy, as an operator bakes it into an image.
-const DEB: &str = "/root/harden.deb";
+/// Where the package is put in a copy, as an operator bakes it into an image (under its own
+/// file name).
+const DEB_DIR: &str = "/var/cache/harden";
 
 /// Paths named like the package's files, in the trees a package installs into.
 const FIND_OURS: &str = "find /etc /usr /var/lib -xdev \\( -name harden -o -name 'harden[-_.]*' \
@@ -102,14 +103,19 @@ fn the_package_installs_works_and_purges(os: Os) {
         return;
     };
     let bytes = std::fs::read(deb).expect("read the package");
-    m.chroot_write(DEB, &bytes);
+    let name = deb
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name");
+    let deb = format!("{DEB_DIR}/{name}");
+    m.chroot_write(&deb, &bytes);
     m.boot();
     let before = ok(&m, FIND_OURS);
 
-    // Installed with apt from the file, nothing downloaded (the copy has no network).
+    // Installed with apt from the file (the copy has no network: nothing else is needed).
     ok(
         &m,
-        &format!("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download {DEB}"),
+        &format!("DEBIAN_FRONTEND=noninteractive apt-get install -y {deb}"),
     );
     let listed = ok(&m, "dpkg-query -L harden");
     for path in [
@@ -246,16 +252,16 @@ fn check_man_page(m: &Booted) {
 /// loads bash-completion) loads harden's completion as a first Tab would, by name from the
 /// package's file, and `complete -p` shows it.
 fn check_completion(m: &Booted) {
-    ok(m, "useradd -m -s /bin/bash operator");
+    ok(m, "useradd -m -s /bin/bash reader");
     let run =
-        m.sh("runuser -u operator -- bash -ic '__load_completion harden; complete -p harden' 2>&1");
+        m.sh("runuser -u reader -- bash -ic '__load_completion harden; complete -p harden' 2>&1");
     let shown = run.stdout.lines().find(|l| l.starts_with("complete "));
     assert!(
         shown.is_some_and(|l| l.contains("-F _harden") && l.ends_with(" harden")),
         "no completion for harden: {run}"
     );
     let words = m.sh(
-        "runuser -u operator -- bash -ic 'COMP_WORDS=(harden pl); COMP_CWORD=1; COMP_LINE=\"harden pl\"; COMP_POINT=9; __load_completion harden; _harden harden pl harden; printf \"%s\\n\" \"${COMPREPLY[@]}\"' 2>/dev/null",
+        "runuser -u reader -- bash -ic 'COMP_WORDS=(harden pl); COMP_CWORD=1; COMP_LINE=\"harden pl\"; COMP_POINT=9; __load_completion harden; _harden harden pl harden; printf \"%s\\n\" \"${COMPREPLY[@]}\"' 2>/dev/null",
     );
     assert!(
         words.stdout.lines().any(|l| l.trim() == "plan"),
