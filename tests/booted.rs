@@ -7,7 +7,7 @@ mod cloud_init;
 mod drift;
 mod fleet;
 mod harness;
-mod package;
+pub(crate) mod package;
 mod sshd;
 mod units;
 

@@ -19,7 +19,7 @@ const FIND_OURS: &str = "find /etc /usr /var/lib -xdev \\( -name harden -o -name
 
 /// The package, built once per test run by `cargo deb` (cargo's fingerprints rebuild only
 /// what changed); `None` when cargo-deb is not installed, outside CI.
-fn package() -> Option<&'static PathBuf> {
+pub(crate) fn package() -> Option<&'static PathBuf> {
     static DEB_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
     DEB_FILE.get_or_init(build_package).as_ref()
 }
