@@ -342,3 +342,50 @@ fn the_packaged_units_are_the_examples_running_the_packaged_binary() {
         );
     }
 }
+
+/// `harden completions SHELL` prints what the package installs for SHELL (both come from
+/// the clap definitions: the binary at run time, build.rs at build time, into the
+/// `harden-assets` directory beside the binary).
+#[test]
+fn harden_completions_prints_the_packaged_scripts() {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_harden"));
+    let assets = binary
+        .parent()
+        .expect("the binary's directory")
+        .join("harden-assets/completions");
+    for (shell, file, marker) in [
+        ("bash", "harden", "complete -F _harden"),
+        ("zsh", "_harden", "#compdef harden"),
+        ("fish", "harden.fish", "complete -c harden"),
+    ] {
+        let out = Command::new(binary)
+            .args(["completions", shell])
+            .output()
+            .expect("run harden completions");
+        assert!(out.status.success(), "harden completions {shell}: {out:?}");
+        let printed = String::from_utf8(out.stdout).expect("UTF-8");
+        assert!(
+            printed.contains(marker),
+            "{shell}: no {marker:?} in\n{printed}"
+        );
+        assert!(
+            printed.contains("validate"),
+            "{shell} does not complete the commands"
+        );
+        let packaged =
+            std::fs::read_to_string(assets.join(file)).expect("read the packaged script");
+        assert_eq!(
+            printed, packaged,
+            "harden completions {shell} differs from {file}"
+        );
+    }
+    let refused = Command::new(binary)
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run harden completions");
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
