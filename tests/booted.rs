@@ -7,6 +7,7 @@ mod cloud_init;
 mod drift;
 mod fleet;
 mod harness;
+pub(crate) mod package;
 mod seeds;
 mod sshd;
 mod units;

@@ -204,6 +204,68 @@ fn cloud_init_first_boot_installs_harden_and_applies_the_playbook() {
     );
 }
 
+/// Bakes the Debian package built from this tree into the sandbox, as an operator bakes it
+/// into an image; returns its `file://` URL and sha256 (`None`: no cargo-deb, outside CI).
+fn publish_deb(sb: &Sandbox) -> Option<(String, String)> {
+    let deb = crate::booted::package::package()?;
+    let name = deb
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name");
+    let path = format!("/var/cache/harden/{name}");
+    sb.write_bytes(&path, &std::fs::read(deb).expect("read the package"));
+    let sha = sb
+        .sh(&format!("sha256sum {path} | cut -d' ' -f1"))
+        .assert_ok()
+        .stdout;
+    Some((format!("file://{path}"), sha.trim().to_owned()))
+}
+
+/// The user data's .deb option: the package installed with apt-get from a `file://` path,
+/// after its checksum; the site playbook written by write_files kept (the package's own
+/// /etc/harden/site.yaml is a conffile); harden applied from /usr/sbin.
+#[test]
+fn cloud_init_first_boot_installs_the_deb_and_keeps_the_site_playbook() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let Some((url, sha)) = publish_deb(&sb) else {
+        return;
+    };
+    app_secret(&sb);
+    let status = first_boot(&sb, &user_data_for(&url, &sha), Some(&files_only_site));
+    let log = sb.read("/var/log/cloud-init-output.log");
+    assert!(status.success(), "{status}\n{log}");
+    status.assert_stdout_contains("status: done");
+    sb.sh("dpkg-query -W -f='${Status}' harden | grep -qx 'install ok installed'")
+        .assert_ok();
+    assert_eq!(sb.read("/etc/harden/site.yaml"), SITE_FILES_ONLY);
+    sb.sh("test ! -e /usr/local/sbin/harden && ! ls -d /var/tmp/harden-firstboot.* 2>/dev/null")
+        .assert_ok();
+    assert_stat(&sb, "/srv/app/secret", "600 root root");
+    for line in [
+        format!("harden-firstboot: fetching {url}"),
+        "harden-firstboot: installed harden 0.1.0 (commit ".to_owned(),
+        "harden-firstboot: done".to_owned(),
+    ] {
+        assert!(log.contains(&line), "no {line:?} in the output log:\n{log}");
+    }
+    sb.sh("/usr/sbin/harden snapshots | grep -q '/etc/harden/site.yaml'")
+        .assert_ok();
+}
+
+#[test]
+fn cloud_init_refuses_a_deb_whose_checksum_differs() {
+    let Some(sb) = crate::sandbox!() else { return };
+    let Some((url, _)) = publish_deb(&sb) else {
+        return;
+    };
+    let status = first_boot(&sb, &user_data_for(&url, &"0".repeat(64)), None);
+    assert_eq!(status.status, 1, "{status}");
+    let log = sb.read("/var/log/cloud-init-output.log");
+    assert!(log.contains("FAILED"), "{log}");
+    sb.sh("! dpkg-query -W harden 2>/dev/null && test ! -e /usr/sbin/harden && ! ls -d /var/tmp/harden-firstboot.* 2>/dev/null")
+        .assert_ok();
+}
+
 #[test]
 fn cloud_init_refuses_the_placeholder_checksum_without_fetching() {
     let Some(sb) = crate::sandbox!() else { return };

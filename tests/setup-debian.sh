@@ -24,7 +24,10 @@ packages=(
 # The booted tier (tests/support/booted.rs) boots copies of this machine and of
 # a Debian 13 image with `systemd-nspawn`; `debootstrap` builds that image
 # (recommends left out: libnss-mymachines would edit this machine's nsswitch.conf).
-tool_packages=(systemd cloud-init ansible-core ssh-audit lynis systemd-container debootstrap)
+# The package tier (tests/booted/package.rs, .ci/run) needs `lintian` to judge the .deb, and
+# bash-completion and man-db on both booted systems to complete and render it.
+tool_packages=(systemd cloud-init ansible-core ssh-audit lynis systemd-container debootstrap
+    lintian bash-completion man-db)
 
 # The Debian 13 image of the booted tier: where it is kept across runs, and what
 # it holds besides debootstrap's minbase (what harden manages, what the tests
@@ -34,7 +37,7 @@ image="$image_cache/trixie"
 image_packages=(
     systemd-sysv dbus openssh-server openssh-client ufw fail2ban nftables iptables
     unattended-upgrades python3-systemd cloud-init sudo curl ca-certificates
-    iproute2 procps sshpass netcat-openbsd python3
+    iproute2 procps sshpass netcat-openbsd python3 man-db bash-completion
 )
 # Written into the image last: an image without it (or with another list) is rebuilt.
 image_stamp="harden-test-image 1: trixie minbase + ${image_packages[*]}"

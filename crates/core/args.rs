@@ -1,12 +1,22 @@
 //! The command line.
+//!
+//! `build.rs` includes this file too, to render the man page and the shell completions from
+//! these same definitions: it may use only `std`, `clap` and `clap_complete`.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The version and the commit it was built from, as `--version` prints it. `build.rs` sets
+/// `HARDEN_VERSION`; the fallback is for build.rs's own compile of this file.
+pub const VERSION: &str = match option_env!("HARDEN_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 /// Idempotent host hardening for Debian and Ubuntu: plan, apply, roll back.
 #[derive(Debug, Parser)]
-#[command(name = "harden", version, about, long_about = None)]
+#[command(name = "harden", version = VERSION, about, long_about = None)]
 pub struct Args {
     /// Operate on the system image mounted at DIR (image builds, chroots): paths, users and
     /// groups resolve inside DIR, commands run chrooted, services are not reloaded.
@@ -72,4 +82,12 @@ pub enum Cmd {
         /// Playbooks, merged in order; none means the built-in baseline.
         playbooks: Vec<PathBuf>,
     },
+    /// Print the shell completion script for SHELL (the Debian package installs them).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the JSON Schema of the playbook format, for editors (yaml-language-server).
+    Schema,
 }

@@ -147,7 +147,26 @@ async fn run(args: &Args) -> anyhow::Result<u8> {
         }
         Cmd::Rollback { id } => rollback(args, &host, id.as_deref()).await,
         Cmd::Snapshots => snapshots(args, &host),
+        Cmd::Completions { shell } => completions(*shell),
+        Cmd::Schema => schema(),
     }
+}
+
+/// Prints the completion script for `shell`; the same as the package installs (build.rs).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
+    use clap::CommandFactory as _;
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut Args::command(), "harden", &mut out);
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+/// Prints the JSON Schema of the playbook format, generated from the types the loader reads
+/// playbooks into.
+fn schema() -> anyhow::Result<u8> {
+    let schema = schemars::schema_for!(harden_planner::Playbook);
+    println!("{}", serde_json::to_string_pretty(&schema)?);
+    Ok(exit::OK)
 }
 
 /// Loads playbooks, printing their errors; `None` when they are invalid.

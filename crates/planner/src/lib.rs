@@ -19,6 +19,8 @@ mod located;
 mod playbook;
 mod resource;
 pub mod resources;
+#[cfg(feature = "schema")]
+mod schema;
 mod steps;
 #[cfg(test)]
 mod testing;

@@ -146,6 +146,38 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Name, {
+    "description": "A user or group name as shadow's tools accept it.",
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_.][A-Za-z0-9_.-]*\\$?$",
+    "maxLength": 32
+});
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Id, {
+    "description": "A numeric uid or gid.",
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 4294967294u32
+});
+
+/// The schema of a map of names to `V`, whose values may be left empty.
+#[cfg(feature = "schema")]
+pub(crate) fn map_schema<V: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+    description: &str,
+) -> schemars::Schema {
+    let value = generator.subschema_for::<V>();
+    let name = generator.subschema_for::<Name>();
+    schemars::json_schema!({
+        "description": description,
+        "type": "object",
+        "propertyNames": name,
+        "additionalProperties": { "anyOf": [{ "type": "null" }, value] }
+    })
+}
+
 /// A map whose values may be left empty (`docker:` reads as `docker: {}`).
 pub(crate) fn nullable_values<'de, D, V>(deserializer: D) -> Result<BTreeMap<Name, V>, D::Error>
 where

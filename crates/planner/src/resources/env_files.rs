@@ -40,11 +40,13 @@ const MIN_GENERATED_BYTES: u32 = 16;
 const MAX_GENERATED_BYTES: u32 = 1024;
 
 /// The `env_files:` section: a list of files; a later playbook's entry for a path wins.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(transparent)]
 pub struct EnvFiles(pub Vec<EnvFile>);
 
 /// One dotenv file and the rules of its keys.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvFile {
@@ -71,6 +73,7 @@ fn yes() -> bool {
 }
 
 /// What a weak value leads to.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnWeak {
@@ -82,6 +85,7 @@ pub enum OnWeak {
 }
 
 /// The rules of one key.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRules {
@@ -105,6 +109,7 @@ pub struct KeyRules {
 
 /// `{ hex: 32 }` or `{ urlsafe: 32 }`: that many random bytes, written as Python's
 /// `secrets.token_hex` and `token_urlsafe` write them (64 and 43 characters).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum GenerateSpec {
@@ -152,6 +157,30 @@ impl<'de> Deserialize<'de> for Keys {
         deserializer.deserialize_map(Visitor)
     }
 }
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Keys {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Keys".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let rules = generator.subschema_for::<KeyRules>();
+        schemars::json_schema!({
+            "description": "The keys of the file and their rules, in the order missing ones are appended.",
+            "type": "object",
+            "additionalProperties": rules
+        })
+    }
+}
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Who, {
+    "description": "A user or group name, or a numeric id.",
+    "anyOf": [
+        { "type": "string", "minLength": 1 },
+        { "type": "integer", "minimum": 0, "maximum": 4294967295u32 }
+    ]
+});
 
 /// A user or group, by name or by number.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -65,6 +65,7 @@ macro_rules! jail_options {
         /// The options of a jail, or of `[DEFAULT]`: fail2ban's jail options, each typed.
         /// An option not listed here is an error at its playbook line.
         #[derive(Clone, Debug, Default, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(deny_unknown_fields)]
         pub struct JailOptions {
             $(
@@ -177,6 +178,7 @@ const DEFAULT_ONLY: &[&str] = &["banaction", "banaction_allports"];
 
 /// The `fail2ban:` section.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Fail2ban {
     /// `[DEFAULT]` options, also written into every jail the playbook names.
@@ -192,6 +194,7 @@ pub struct Fail2ban {
 
 /// A filter: what a failure looks like in a log.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// Expressions of a failure; each names the address with `<HOST>`.

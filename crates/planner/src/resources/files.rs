@@ -25,11 +25,13 @@ use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 
 /// The `files:` section: a list of entries; a later entry for the same path wins.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Files(pub Vec<Entry>);
 
 /// One managed path.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Absolute path.
@@ -61,6 +63,7 @@ pub struct Entry {
 }
 
 /// What kind of path an entry makes sure exists.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Ensure {
@@ -95,6 +98,7 @@ impl Entry {
 
 /// What a missing path means.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Missing {
     /// It is an error (the default): the playbook expects the path to exist.
@@ -121,6 +125,15 @@ impl fmt::Display for Principal {
         }
     }
 }
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Principal, {
+    "description": "A user or group name, or a numeric id.",
+    "anyOf": [
+        { "type": "string", "minLength": 1 },
+        { "type": "integer", "minimum": 0, "maximum": 4294967295u32 }
+    ]
+});
 
 impl<'de> Deserialize<'de> for Principal {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

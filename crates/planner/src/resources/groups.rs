@@ -26,6 +26,7 @@ pub struct Groups(
 );
 
 /// One group.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
@@ -34,6 +35,16 @@ pub struct Group {
     /// A system group: its gid comes from the system range.
     #[serde(default)]
     pub system: bool,
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Groups {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Groups".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        accounts::map_schema::<Group>(generator, "Groups that must exist, by name.")
+    }
 }
 
 /// Where the id ranges are.

@@ -27,6 +27,7 @@ macro_rules! registry {
     ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
         /// A playbook: the desired state, one optional section per resource.
         #[derive(Debug, Default, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(deny_unknown_fields)]
         pub struct Playbook {
             $($(#[$doc])* pub $field: Option<$ty>,)*

@@ -50,6 +50,7 @@ pub use probe::Live;
 
 /// The `sshd:` section.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Sshd {
     /// Directives by their sshd names.
@@ -154,6 +155,21 @@ fn check_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Directives {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Directives".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let value = generator.subschema_for::<Value>();
+        schemars::json_schema!({
+            "description": "sshd_config directives by name (as sshd spells them, e.g. PermitRootLogin), each to yes/no, a number, text, or a list.",
+            "type": "object",
+            "additionalProperties": value
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Directives {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct MapVisitor;
@@ -187,6 +203,28 @@ pub enum Value {
     /// A list: joined with commas (algorithms), one line each (`Port`, `ListenAddress`,
     /// `HostKey`), or arguments of one line (`AllowUsers`, `AuthenticationMethods`).
     List(Vec<String>),
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Value {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SshdValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "yes/no (true/false), a whole number, text (the arguments as in sshd_config), or a non-empty list of them.",
+            "anyOf": [
+                { "type": "boolean" },
+                { "type": "integer" },
+                { "type": "string" },
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "type": ["boolean", "integer", "string"] }
+                }
+            ]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Value {

@@ -92,6 +92,7 @@ const FOREIGN_MARKERS: [&str; 7] = [
 
 /// The `ufw:` section.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ufw {
     /// Whether the firewall is on (and started at boot).
@@ -110,6 +111,7 @@ pub struct Ufw {
 
 /// `default:` policies.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     /// Incoming traffic not matched by a rule.

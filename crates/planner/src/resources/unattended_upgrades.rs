@@ -37,6 +37,7 @@ const TIMERS: [&str; 2] = ["apt-daily.timer", "apt-daily-upgrade.timer"];
 
 /// The `unattended_upgrades:` section.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UnattendedUpgrades {
     /// Periodic package-list update and unattended upgrade (default: true).
@@ -134,6 +135,13 @@ fn parse_origin(text: &str) -> Result<Origin, String> {
     }
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Origin, {
+    "description": "An Origins-Pattern (origin=Debian,codename=${distro_codename}-security,label=Debian-Security) or origin:archive (${distro_id}:${distro_codename}-security).",
+    "type": "string",
+    "pattern": "^([^=,:\"\\\\'\\n\\r]+=[^,]+(,[^=,]+=[^,]+)*|[^:=\"\\\\'\\n\\r]+:[^\"\\\\'\\n\\r]+)$"
+});
+
 impl<'de> Deserialize<'de> for Origin {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -144,6 +152,13 @@ impl<'de> Deserialize<'de> for Origin {
 /// `HH:MM` (24-hour) or `now`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RebootTime(pub String);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(RebootTime, {
+    "description": "HH:MM (24-hour, quoted: \"02:00\") or now.",
+    "type": "string",
+    "pattern": "^(now|([01][0-9]|2[0-3]):[0-5][0-9])$"
+});
 
 impl<'de> Deserialize<'de> for RebootTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -167,6 +182,13 @@ impl<'de> Deserialize<'de> for RebootTime {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mail(pub String);
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Mail, {
+    "description": "A mail address (user@example.org) or a local user such as root.",
+    "type": "string",
+    "pattern": "^[A-Za-z0-9._%+-]+(@[A-Za-z0-9._%+-]+)?$"
+});
+
 impl<'de> Deserialize<'de> for Mail {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -187,6 +209,7 @@ impl<'de> Deserialize<'de> for Mail {
 
 /// When unattended-upgrades mails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum MailReport {
     /// After every run.
@@ -210,6 +233,14 @@ impl fmt::Display for MailReport {
 /// A download limit in KB/s, at least 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit(pub u32);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Limit, {
+    "description": "A download limit in KB/s, a whole number of at least 1.",
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 4294967295u32
+});
 
 impl<'de> Deserialize<'de> for Limit {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

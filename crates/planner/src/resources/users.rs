@@ -31,6 +31,7 @@ use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 pub struct Users(#[serde(deserialize_with = "accounts::nullable_values")] pub BTreeMap<Name, User>);
 
 /// One account.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
@@ -57,6 +58,16 @@ pub struct User {
     /// `true`: the password is locked (`usermod -L`; key logins still work). `false`: a
     /// locked password is unlocked. Unset: left alone.
     pub locked: Option<bool>,
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Users {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Users".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        accounts::map_schema::<User>(generator, "Accounts that must exist, by login name.")
+    }
 }
 
 impl User {

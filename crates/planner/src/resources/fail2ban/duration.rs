@@ -99,6 +99,12 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     })
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Duration, {
+    "description": "Seconds (3600) or a number with units s, m, h, d, w (10m, 1h30m).",
+    "anyOf": [{ "type": "integer", "minimum": 0 }, { "type": "string", "minLength": 1 }]
+});
+
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
@@ -162,6 +168,12 @@ pub fn parse_bantime(text: &str) -> Result<BanTime, String> {
             .map_err(|e| format!("{e}, or -1 for a permanent ban")),
     }
 }
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(BanTime, {
+    "description": "Seconds (3600), a number with units (10m, 1h, 1d), or -1 (also `permanent`) for bans that never expire.",
+    "anyOf": [{ "type": "integer", "minimum": -1 }, { "type": "string", "minLength": 1 }]
+});
 
 impl<'de> Deserialize<'de> for BanTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -240,6 +240,12 @@ pub fn check_ini_text(text: &str, interpolate: bool) -> Result<(), String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Text(pub String);
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Text, {
+    "description": "A line of text (`%(name)s` references allowed).",
+    "type": ["string", "number", "boolean"]
+});
+
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let scalar = Scalar::deserialize(deserializer)?;
@@ -262,6 +268,12 @@ impl OptionValue for Text {
 /// One or more lines of text (`action`): each becomes a continuation line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lines(pub Vec<String>);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Lines, {
+    "description": "A line of text or a list of lines.",
+    "anyOf": [{ "type": ["string", "number", "boolean"] }, { "type": "array", "items": { "type": ["string", "number", "boolean"] } }]
+});
 
 impl<'de> Deserialize<'de> for Lines {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -295,6 +307,12 @@ impl OptionValue for Lines {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Word(pub String);
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Word, {
+    "description": "One word: letters, digits and `_.-:/@+`.",
+    "anyOf": [{ "type": "string", "pattern": "^[A-Za-z0-9_.:/@+-]+$" }, { "type": "number" }]
+});
+
 impl<'de> Deserialize<'de> for Word {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = text_of(Scalar::deserialize(deserializer)?);
@@ -320,6 +338,12 @@ impl OptionValue for Word {
 /// A whole number of at least 1 (`maxretry`, `maxmatches`, `maxlines`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Count(pub u32);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Count, {
+    "description": "A whole number of at least 1.",
+    "anyOf": [{ "type": "integer", "minimum": 1, "maximum": 4294967295u32 }, { "type": "string", "pattern": "^\\s*\\+?[0-9]+\\s*$" }]
+});
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -347,6 +371,12 @@ impl OptionValue for Count {
 /// A positive decimal number (`bantime.factor`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Factor(pub String);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Factor, {
+    "description": "A positive number such as 1 or 1.5.",
+    "anyOf": [{ "type": "number", "exclusiveMinimum": 0 }, { "type": "string", "pattern": "^[0-9.]+$" }]
+});
 
 impl<'de> Deserialize<'de> for Factor {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -378,6 +408,12 @@ impl OptionValue for Factor {
 /// `bantime.multipliers`: whole numbers, written space-separated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Multipliers(pub Vec<u32>);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Multipliers, {
+    "description": "Whole numbers, as a list or separated by spaces (\"1 2 4 8\").",
+    "anyOf": [{ "type": "integer", "minimum": 0 }, { "type": "string", "pattern": "^[0-9\\s]*$" }, { "type": "array", "items": { "anyOf": [{ "type": "integer", "minimum": 0 }, { "type": "string", "pattern": "^[0-9\\s]*$" }] } }]
+});
 
 impl<'de> Deserialize<'de> for Multipliers {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -468,6 +504,12 @@ fn parse_port(text: &str) -> Result<Port, String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ports(pub Vec<Port>);
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Ports, {
+    "description": "A port, a range (8000:8010), a service name, comma-separated, or a list of them.",
+    "anyOf": [{ "type": "integer", "minimum": 1, "maximum": 65535 }, { "type": "string", "minLength": 1 }, { "type": "array", "items": { "anyOf": [{ "type": "integer", "minimum": 1, "maximum": 65535 }, { "type": "string", "minLength": 1 }] } }]
+});
+
 impl<'de> Deserialize<'de> for Ports {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let items = one_or_many(
@@ -507,6 +549,12 @@ impl OptionValue for Ports {
 /// `logpath`: absolute paths (shell globs allowed), one per line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths(pub Vec<String>);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Paths, {
+    "description": "An absolute path (shell globs allowed, no spaces) or a list of them.",
+    "anyOf": [{ "type": "string", "pattern": "^/\\S*$" }, { "type": "array", "items": { "type": "string", "pattern": "^/\\S*$" } }]
+});
 
 impl<'de> Deserialize<'de> for Paths {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -583,6 +631,12 @@ fn check_address(text: &str) -> Result<String, String> {
     }
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Addresses, {
+    "description": "IP addresses, networks (192.0.2.0/24) or host names, separated by spaces, or a list of them.",
+    "anyOf": [{ "type": ["string", "number", "boolean"] }, { "type": "array", "items": { "type": ["string", "number", "boolean"] } }]
+});
+
 impl<'de> Deserialize<'de> for Addresses {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let items = one_or_many(
@@ -646,6 +700,23 @@ macro_rules! keyword {
                         let choices: Vec<&str> = Self::ALL.iter().map(|(t, _)| *t).collect();
                         serde::de::Error::custom(format!("invalid value {text:?}: expected one of {}", choices.join(", ")))
                     })
+            }
+        }
+
+        /// One of the words, in any case (`no` and `yes` also as YAML booleans).
+        #[cfg(feature = "schema")]
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let words: Vec<&str> = Self::ALL.iter().map(|(t, _)| *t).collect();
+                let pattern = crate::schema::any_case(&words);
+                let mut choices = vec![serde_json::json!({ "type": "string", "pattern": pattern })];
+                if words.contains(&"yes") || words.contains(&"no") {
+                    choices.push(serde_json::json!({ "type": "boolean" }));
+                }
+                schemars::json_schema!({ "description": words.join(", "), "anyOf": choices })
             }
         }
 
@@ -746,6 +817,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Name, {
+    "description": "A jail or filter name: letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, at most 64 characters; not default, includes, definition or init.",
+    "type": "string",
+    "pattern": "^(?!(?:[dD][eE][fF][aA][uU][lL][tT]|[iI][nN][cC][lL][uU][dD][eE][sS]|[dD][eE][fF][iI][nN][iI][tT][iI][oO][nN]|[iI][nN][iI][tT])$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+});
+
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let located = Located::<String>::deserialize(deserializer)?;
@@ -798,6 +876,13 @@ pub struct FilterRef {
     pub text: String,
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(FilterRef, {
+    "description": "A filter name with optional arguments (`sshd[mode=aggressive]`).",
+    "type": "string",
+    "minLength": 1
+});
+
 impl<'de> Deserialize<'de> for FilterRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = text_of(Scalar::deserialize(deserializer)?);
@@ -848,6 +933,12 @@ impl Regexes {
         self.0.iter().map(|r| r.replace('%', "%%")).collect()
     }
 }
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Regexes, {
+    "description": "A regular expression (a failure names the address with <HOST>) or a list of them.",
+    "anyOf": [{ "type": ["string", "number", "boolean"] }, { "type": "array", "items": { "type": ["string", "number", "boolean"] } }]
+});
 
 impl<'de> Deserialize<'de> for Regexes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -164,6 +164,15 @@ impl<'de> Deserialize<'de> for Mode {
     }
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Mode, {
+    "description": "Octal (\"0640\", quoted so that YAML keeps the leading zero) or symbolic as chmod takes it (\"u=rwX,g=rX,o=\", \"go-w\").",
+    "anyOf": [
+        { "type": "string", "pattern": "^([0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*)$" },
+        { "type": "integer", "minimum": 0, "maximum": 7777 }
+    ]
+});
+
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -108,6 +108,7 @@ impl fmt::Display for Effect {
 
 /// Traffic direction of a rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Incoming (the default).
@@ -352,6 +353,13 @@ impl fmt::Display for Net {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Addr(pub Option<Net>);
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Addr, {
+    "description": "`any`, an IP address or a network (203.0.113.0/24, 2001:db8::/32).",
+    "type": "string",
+    "minLength": 1
+});
+
 impl<'de> Deserialize<'de> for Addr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
@@ -469,6 +477,15 @@ impl fmt::Display for Target {
     }
 }
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Target, {
+    "description": "A port (443/tcp, 53), a range (6000:6007/tcp), a list (80,443/tcp), `any` (any/esp), an application profile (OpenSSH) or a service name (ssh/tcp).",
+    "anyOf": [
+        { "type": "string", "minLength": 1 },
+        { "type": "integer", "minimum": 0, "maximum": 65535 }
+    ]
+});
+
 impl<'de> Deserialize<'de> for Target {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
@@ -495,6 +512,14 @@ impl<'de> Deserialize<'de> for Target {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Interface(pub String);
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Interface, {
+    "description": "An interface name: 1 to 15 of letters, digits and `_-.+,=%@` (no aliases such as eth0:1).",
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_.+,=%@-]{1,15}$",
+    "not": { "enum": [".", ".."] }
+});
+
 impl<'de> Deserialize<'de> for Interface {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
@@ -518,6 +543,13 @@ impl<'de> Deserialize<'de> for Interface {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Comment(pub String);
 
+#[cfg(feature = "schema")]
+crate::schema::literal!(Comment, {
+    "description": "A comment stored with the rule; ufw refuses `'` and line breaks in it.",
+    "type": "string",
+    "pattern": "^[^'\\n\\r]*$"
+});
+
 impl<'de> Deserialize<'de> for Comment {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
@@ -533,6 +565,12 @@ impl<'de> Deserialize<'de> for Comment {
 /// `log:` of a rule: `true`, `false` or `all`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Log(pub LogType);
+
+#[cfg(feature = "schema")]
+crate::schema::literal!(Log, {
+    "description": "true (log new connections), false, or `all` (log every packet).",
+    "anyOf": [{ "type": "boolean" }, { "const": "all" }]
+});
 
 impl<'de> Deserialize<'de> for Log {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -578,6 +616,7 @@ pub struct Rule {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawRule {
     allow: Option<Located<Target>>,
@@ -590,6 +629,27 @@ struct RawRule {
     interface: Option<Interface>,
     comment: Option<Comment>,
     log: Option<Log>,
+}
+
+/// A rule is a [`RawRule`] with exactly one action key.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Rule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rule".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = <RawRule as schemars::JsonSchema>::json_schema(generator);
+        schema.insert(
+            "oneOf".into(),
+            serde_json::json!([
+                { "required": ["allow"] },
+                { "required": ["deny"] },
+                { "required": ["reject"] },
+                { "required": ["limit"] }
+            ]),
+        );
+        schema
+    }
 }
 
 impl<'de> Deserialize<'de> for Rule {

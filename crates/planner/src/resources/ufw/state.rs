@@ -8,6 +8,7 @@ use super::rule::{Ports, Proto};
 
 /// A default policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// ACCEPT.
@@ -40,6 +41,7 @@ impl Policy {
 
 /// `LOGLEVEL` of ufw.conf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// No logging.
