@@ -440,76 +440,83 @@ fn wants(
             None if resolved.proto.v4_only() => vec![Family::V4],
             None => system.clone(),
         };
-        let anywhere = rule.from.is_none() && rule.to.is_none();
         for family in families {
-            let (iface_in, iface_out) = match rule.direction {
-                rule::Direction::In => (rule.interface.clone(), None),
-                rule::Direction::Out => (None, rule.interface.clone()),
-            };
-            let src = rule.from.unwrap_or(Net::anywhere(family));
-            let dst = rule.to.unwrap_or(Net::anywhere(family));
-            let key = Key {
-                family,
-                forward: false,
-                direction: rule.direction,
-                iface_in: iface_in.clone(),
-                iface_out: iface_out.clone(),
-                src,
-                sport: Ports::Any,
-                sapp: None,
-                dst,
-                service: resolved.service.clone(),
-            };
-            let text =
-                |n: Option<Net>| n.map_or_else(|| family.anywhere().to_owned(), |n| n.to_string());
-            let spec = Spec {
-                forward: false,
-                effect: rule.effect,
-                direction: rule.direction,
-                iface_in,
-                iface_out,
-                src: text(rule.from),
-                sport: None,
-                sapp: None,
-                dst: text(rule.to),
-                dport: resolved.dport.clone(),
-                dapp: resolved.dapp.clone(),
-                proto: resolved.proto,
-                comment: rule.comment.clone(),
-            };
-            let both = anywhere.then(|| Spec {
-                src: "any".into(),
-                dst: "any".into(),
-                ..spec.clone()
-            });
-            let want = Want {
-                rule: index,
-                key,
-                effect: rule.effect,
-                spec,
-                both,
-                alts: resolved.alts.clone(),
-                tuples: resolved.alts.len(),
-            };
+            let want = want(index, rule, &resolved, family);
             if let Some(input) = inputs.iter_mut().find(|i| i.family == family) {
-                match same_traffic(&input.wants, &want) {
-                    // ufw holds one rule per traffic: the second is the first again.
-                    Some(first) if input.wants[first].effect == want.effect => {}
-                    // As across playbooks, the later rule for the same traffic replaces it.
-                    Some(first) => {
-                        let earlier = input.wants.remove(first);
-                        let note = replaced(section, &earlier, &want);
-                        if !notes.contains(&note) {
-                            notes.push(note);
-                        }
-                        input.wants.push(want);
-                    }
-                    None => input.wants.push(want),
-                }
+                add(section, input, want, notes);
             }
         }
     }
     inputs
+}
+
+/// What playbook rule `index` asks of ufw in `family`: its key, and how to spell it.
+fn want(index: usize, rule: &Rule, resolved: &Resolved, family: Family) -> Want {
+    let (iface_in, iface_out) = match rule.direction {
+        rule::Direction::In => (rule.interface.clone(), None),
+        rule::Direction::Out => (None, rule.interface.clone()),
+    };
+    let key = Key {
+        family,
+        forward: false,
+        direction: rule.direction,
+        iface_in: iface_in.clone(),
+        iface_out: iface_out.clone(),
+        src: rule.from.unwrap_or(Net::anywhere(family)),
+        sport: Ports::Any,
+        sapp: None,
+        dst: rule.to.unwrap_or(Net::anywhere(family)),
+        service: resolved.service.clone(),
+    };
+    let text = |n: Option<Net>| n.map_or_else(|| family.anywhere().to_owned(), |n| n.to_string());
+    let spec = Spec {
+        forward: false,
+        effect: rule.effect,
+        direction: rule.direction,
+        iface_in,
+        iface_out,
+        src: text(rule.from),
+        sport: None,
+        sapp: None,
+        dst: text(rule.to),
+        dport: resolved.dport.clone(),
+        dapp: resolved.dapp.clone(),
+        proto: resolved.proto,
+        comment: rule.comment.clone(),
+    };
+    let anywhere = rule.from.is_none() && rule.to.is_none();
+    let both = anywhere.then(|| Spec {
+        src: "any".into(),
+        dst: "any".into(),
+        ..spec.clone()
+    });
+    Want {
+        rule: index,
+        key,
+        effect: rule.effect,
+        spec,
+        both,
+        alts: resolved.alts.clone(),
+        tuples: resolved.alts.len(),
+    }
+}
+
+/// Adds `want` to its family's input, unless an earlier rule is for the same traffic.
+fn add(section: &Ufw, input: &mut FamilyInput, want: Want, notes: &mut Vec<String>) {
+    match same_traffic(&input.wants, &want) {
+        // ufw holds one rule per traffic: the second is the first again.
+        Some(first) if input.wants[first].effect == want.effect => {}
+        // As across playbooks, the later rule for the same traffic replaces it.
+        Some(first) => {
+            let earlier = input.wants.remove(first);
+            let note = replaced(section, &earlier, &want);
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+            input.wants.push(want);
+        }
+        None => input.wants.push(want),
+    }
 }
 
 /// The earlier playbook rule for the same traffic as `want` (the same key and ports), by
