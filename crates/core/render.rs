@@ -66,71 +66,7 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
         )?;
     }
     for step in &change.steps {
-        match step {
-            Step::WriteFile {
-                path,
-                content,
-                attrs,
-                before,
-            } => {
-                let old = before.as_deref().unwrap_or("");
-                let (from, verb) = if before.is_some() {
-                    (path.display().to_string(), "update")
-                } else {
-                    ("/dev/null".into(), "create")
-                };
-                writeln!(out, "    {verb} {} {}", path.display(), attrs_text(attrs))?;
-                diff_text(out, old, content, &from, &path.display().to_string())?;
-            }
-            Step::SetAttrs { from, to, .. } if change.details.is_empty() => {
-                writeln!(out, "    {} -> {}", attrs_text(from), attrs_text(to))?;
-            }
-            Step::SetAttrs { .. } => {}
-            Step::CreateDir { path, attrs } => writeln!(
-                out,
-                "    create directory {} {}",
-                path.display(),
-                attrs_text(attrs)
-            )?,
-            Step::CreateFile { path, attrs } => writeln!(
-                out,
-                "    create empty file {} {}",
-                path.display(),
-                attrs_text(attrs)
-            )?,
-            Step::RemoveFile { path, before } => {
-                writeln!(out, "    remove {}", path.display())?;
-                if let Some(old) = before {
-                    diff_text(out, old, "", &path.display().to_string(), "/dev/null")?;
-                }
-            }
-            Step::EditEnv {
-                path, attrs, edits, ..
-            } => writeln!(out, "    {}", env_edit_text(path, attrs, edits))?,
-            Step::Run(cmd) => writeln!(out, "    {DIM}run:{DIM:#} {}", command_text(cmd, dry_run))?,
-            Step::Validate(cmd) => {
-                writeln!(out, "    {DIM}check:{DIM:#} {}", command_text(cmd, dry_run))?
-            }
-            Step::Reload { service, command } => {
-                if dry_run {
-                    writeln!(
-                        out,
-                        "    {DIM}reload {service}:{DIM:#} {}",
-                        command.display()
-                    )?;
-                } else {
-                    writeln!(out, "    {DIM}reload {service}{DIM:#}")?;
-                }
-            }
-            Step::Unit(unit) => {
-                writeln!(out, "    {DIM}unit:{DIM:#} {}", unit.summary())?;
-                if dry_run {
-                    for cmd in unit.enable_commands().iter().chain(&unit.action_command()) {
-                        writeln!(out, "    {DIM}run:{DIM:#} {}", cmd.display())?;
-                    }
-                }
-            }
-        }
+        step_text(out, step, !change.details.is_empty(), dry_run)?;
     }
     if dry_run {
         for cmd in &change.rollback_checks {
@@ -138,6 +74,82 @@ fn change_text(out: &mut dyn Write, change: &Change, dry_run: bool) -> io::Resul
         }
         for cmd in &change.on_rollback {
             writeln!(out, "    {DIM}on rollback:{DIM:#} {}", cmd.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// One step of a change: a file's diff, a command, a unit's transition. Attribute changes
+/// the change's details already show are not repeated.
+fn step_text(
+    out: &mut dyn Write,
+    step: &Step,
+    details_shown: bool,
+    dry_run: bool,
+) -> io::Result<()> {
+    match step {
+        Step::WriteFile {
+            path,
+            content,
+            attrs,
+            before,
+        } => {
+            let old = before.as_deref().unwrap_or("");
+            let (from, verb) = if before.is_some() {
+                (path.display().to_string(), "update")
+            } else {
+                ("/dev/null".into(), "create")
+            };
+            writeln!(out, "    {verb} {} {}", path.display(), attrs_text(attrs))?;
+            diff_text(out, old, content, &from, &path.display().to_string())?;
+        }
+        Step::SetAttrs { from, to, .. } if !details_shown => {
+            writeln!(out, "    {} -> {}", attrs_text(from), attrs_text(to))?;
+        }
+        Step::SetAttrs { .. } => {}
+        Step::CreateDir { path, attrs } => writeln!(
+            out,
+            "    create directory {} {}",
+            path.display(),
+            attrs_text(attrs)
+        )?,
+        Step::CreateFile { path, attrs } => writeln!(
+            out,
+            "    create empty file {} {}",
+            path.display(),
+            attrs_text(attrs)
+        )?,
+        Step::RemoveFile { path, before } => {
+            writeln!(out, "    remove {}", path.display())?;
+            if let Some(old) = before {
+                diff_text(out, old, "", &path.display().to_string(), "/dev/null")?;
+            }
+        }
+        Step::EditEnv {
+            path, attrs, edits, ..
+        } => writeln!(out, "    {}", env_edit_text(path, attrs, edits))?,
+        Step::Run(cmd) => writeln!(out, "    {DIM}run:{DIM:#} {}", command_text(cmd, dry_run))?,
+        Step::Validate(cmd) => {
+            writeln!(out, "    {DIM}check:{DIM:#} {}", command_text(cmd, dry_run))?
+        }
+        Step::Reload { service, command } => {
+            if dry_run {
+                writeln!(
+                    out,
+                    "    {DIM}reload {service}:{DIM:#} {}",
+                    command.display()
+                )?;
+            } else {
+                writeln!(out, "    {DIM}reload {service}{DIM:#}")?;
+            }
+        }
+        Step::Unit(unit) => {
+            writeln!(out, "    {DIM}unit:{DIM:#} {}", unit.summary())?;
+            if dry_run {
+                for cmd in unit.enable_commands().iter().chain(&unit.action_command()) {
+                    writeln!(out, "    {DIM}run:{DIM:#} {}", cmd.display())?;
+                }
+            }
         }
     }
     Ok(())
