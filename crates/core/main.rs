@@ -470,24 +470,7 @@ async fn execute(
     );
     let failure = match tx.execute(&stop, &mut on).await {
         Err(failed) => Some(failed.to_string()),
-        // Verify: a change that did not take must not be reported as made.
-        Ok(()) => match harden_planner::plan(host, loaded, &options(args)).await {
-            Ok(after) if after.is_empty() => None,
-            Ok(after) => {
-                let targets: Vec<String> = after
-                    .changes
-                    .iter()
-                    .map(|c| format!("{} {} ({})", c.resource, c.target, c.reason))
-                    .collect();
-                Some(format!(
-                    "applied, but these changes did not take: {}",
-                    targets.join("; ")
-                ))
-            }
-            Err(e) => Some(format!(
-                "applied, but the system could not be verified: {e}"
-            )),
-        },
+        Ok(()) => verify(args, host, loaded).await,
     };
     let Some(failure) = failure else {
         let id = tx.commit()?;
@@ -518,23 +501,43 @@ async fn execute(
         exit::ROLLBACK_INCOMPLETE
     };
     if args.format == Format::Json {
-        println!(
-            "{}",
-            Report::new(Body::Failed {
-                changed: false,
-                error: failure,
-                snapshot,
-                rollback: Rollback {
-                    complete: restored.complete(),
-                    failures: restored.failures,
-                    foreign: restored.foreign,
-                },
-                plan: &plan,
-            })
-            .to_line()
-        );
+        let rollback = Rollback {
+            complete: restored.complete(),
+            failures: restored.failures,
+            foreign: restored.foreign,
+        };
+        let body = Body::Failed {
+            changed: false,
+            error: failure,
+            snapshot,
+            rollback,
+            plan: &plan,
+        };
+        println!("{}", Report::new(body).to_line());
     }
     Ok(code)
+}
+
+/// Plans again after the steps: a change that did not take must not be reported as made.
+/// `None` when nothing is left to do, else why the apply failed.
+async fn verify(args: &Args, host: &Host, loaded: &Loaded) -> Option<String> {
+    match harden_planner::plan(host, loaded, &options(args)).await {
+        Ok(after) if after.is_empty() => None,
+        Ok(after) => {
+            let targets: Vec<String> = after
+                .changes
+                .iter()
+                .map(|c| format!("{} {} ({})", c.resource, c.target, c.reason))
+                .collect();
+            Some(format!(
+                "applied, but these changes did not take: {}",
+                targets.join("; ")
+            ))
+        }
+        Err(e) => Some(format!(
+            "applied, but the system could not be verified: {e}"
+        )),
+    }
 }
 
 async fn rollback(args: &Args, host: &Host, id: Option<&str>) -> anyhow::Result<u8> {
