@@ -579,6 +579,7 @@ fn activation(live: &Live, written_filters: &[String], start: bool) -> Change {
             before,
             timeout_secs: 120,
         }));
+        steps.push(Step::Validate(answering()));
     }
     let reason = if live.running {
         "check and load the new configuration"
@@ -596,6 +597,14 @@ fn activation(live: &Live, written_filters: &[String], start: bool) -> Change {
         on_rollback,
         rollback_checks: vec![check],
     }
+}
+
+/// Waits until fail2ban-server answers on its socket. systemd reports the unit started as
+/// soon as the server process runs, before it has read its jails and opened the socket: the
+/// verifying plan after the apply would find it "not running" and roll the apply back.
+fn answering() -> Command {
+    let script = "i=0; while [ $i -lt 300 ]; do if fail2ban-client ping >/dev/null 2>&1; then exit 0; fi; i=$((i+1)); sleep 0.1; done; echo 'fail2ban-server started but does not answer on its socket after 30 seconds' >&2; exit 1";
+    Command::new(["sh", "-c", script]).timeout(45)
 }
 
 /// What the operator should know about the server and the settings around it.

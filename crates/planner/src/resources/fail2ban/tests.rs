@@ -424,6 +424,11 @@ fn under_systemd_a_stopped_server_is_started() {
         units,
         vec!["fail2ban.service: enabled, failed -> enabled, active"]
     );
+    // The start is done when the server answers, not when systemd says it started.
+    let Some(Step::Validate(wait)) = change.steps.last() else {
+        panic!("no wait after the start: {:?}", change.steps)
+    };
+    assert!(wait.display().contains("fail2ban-client ping"), "{wait:?}");
     assert!(change.steps.iter().all(|s| s.touched_paths().is_empty()));
     // In a container without systemd it only warns.
     live.systemd = false;
