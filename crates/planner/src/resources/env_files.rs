@@ -20,7 +20,7 @@ use harden_plan::{Alphabet, Attrs, Change, Detail, EnvEdit, Generate, Step, Warn
 use serde::{Deserialize, Deserializer};
 
 use crate::diagnostic::Invalid;
-use crate::facts::accounts::Accounts;
+use crate::facts::accounts::{Accounts, Principal};
 use crate::facts::PlannedAttrs;
 use crate::located::{At, Located};
 use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
@@ -55,9 +55,9 @@ pub struct EnvFile {
     /// Mode, octal (default 0600).
     pub mode: Option<Located<String>>,
     /// Owner, by name or uid.
-    pub owner: Option<Located<Who>>,
+    pub owner: Option<Located<Principal>>,
     /// Group, by name or gid.
-    pub group: Option<Located<Who>>,
+    pub group: Option<Located<Principal>>,
     /// Create the file when it is missing (default true).
     #[serde(default = "yes")]
     pub create: bool,
@@ -170,60 +170,6 @@ impl schemars::JsonSchema for Keys {
             "type": "object",
             "additionalProperties": rules
         })
-    }
-}
-
-#[cfg(feature = "schema")]
-crate::schema::literal!(Who, {
-    "description": "A user or group name, or a numeric id.",
-    "anyOf": [
-        { "type": "string", "minLength": 1 },
-        { "type": "integer", "minimum": 0, "maximum": 4294967295u32 }
-    ]
-});
-
-/// A user or group, by name or by number.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Who {
-    /// A numeric id.
-    Id(u32),
-    /// A name to look up in the managed system's database.
-    Name(String),
-}
-
-impl<'de> Deserialize<'de> for Who {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Who;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a user or group name, or a numeric id")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Who, E> {
-                u32::try_from(v)
-                    .map(Who::Id)
-                    .map_err(|_| E::custom(format!("id {v} is out of range")))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Who, E> {
-                u32::try_from(v)
-                    .map(Who::Id)
-                    .map_err(|_| E::custom(format!("id {v} is out of range")))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Who, E> {
-                if let Ok(id) = v.parse::<u32>() {
-                    return Ok(Who::Id(id));
-                }
-                if v.is_empty()
-                    || v.contains(|c: char| {
-                        c == ':' || c == '/' || c.is_whitespace() || c.is_control()
-                    })
-                {
-                    return Err(E::custom(format!("invalid user or group name {v:?}")));
-                }
-                Ok(Who::Name(v.to_owned()))
-            }
-        }
-        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -513,17 +459,18 @@ fn desired_attrs(
 }
 
 fn resolve(
-    who: &Option<Located<Who>>,
+    who: &Option<Located<Principal>>,
     lookup: impl Fn(&str) -> Option<u32>,
     what: &str,
 ) -> Result<Option<u32>, Invalid> {
     match who {
         None => Ok(None),
         Some(Located {
-            value: Who::Id(id), ..
+            value: Principal::Id(id),
+            ..
         }) => Ok(Some(*id)),
         Some(Located {
-            value: Who::Name(name),
+            value: Principal::Name(name),
             at,
         }) => lookup(name).map(Some).ok_or_else(|| {
             Invalid::new(

@@ -7,15 +7,16 @@
 mod mode;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use harden_host::{Host, Kind, Links, Stat, UserDb};
 use harden_plan::{Attrs, Change, Detail, Step, Warning};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 pub use mode::Mode;
+
+pub use crate::facts::accounts::Principal;
 
 use crate::diagnostic::Invalid;
 use crate::facts::accounts::Accounts;
@@ -106,65 +107,6 @@ pub enum Missing {
     Error,
     /// Skip the entry.
     Ignore,
-}
-
-/// A user or group, by name or by number.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Principal {
-    /// A numeric id.
-    Id(u32),
-    /// A name to look up in the managed system's database.
-    Name(String),
-}
-
-impl fmt::Display for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Principal::Id(id) => write!(f, "{id}"),
-            Principal::Name(name) => f.write_str(name),
-        }
-    }
-}
-
-#[cfg(feature = "schema")]
-crate::schema::literal!(Principal, {
-    "description": "A user or group name, or a numeric id.",
-    "anyOf": [
-        { "type": "string", "minLength": 1 },
-        { "type": "integer", "minimum": 0, "maximum": 4294967295u32 }
-    ]
-});
-
-impl<'de> Deserialize<'de> for Principal {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Principal;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a user or group name, or a numeric id")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Principal, E> {
-                u32::try_from(v)
-                    .map(Principal::Id)
-                    .map_err(|_| E::custom(format!("id {v} is out of range")))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Principal, E> {
-                u32::try_from(v)
-                    .map(Principal::Id)
-                    .map_err(|_| E::custom(format!("id {v} is out of range")))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Principal, E> {
-                if let Ok(id) = v.parse::<u32>() {
-                    return Ok(Principal::Id(id));
-                }
-                if v.is_empty() || v.contains([':', '/', ' ', '\n']) {
-                    return Err(E::custom(format!("invalid user or group name {v:?}")));
-                }
-                Ok(Principal::Name(v.to_owned()))
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
 }
 
 /// What the probe found at one entry's path.
