@@ -209,7 +209,11 @@ pub(crate) struct Config {
     pub too_deep: bool,
 }
 
+/// sshd's `WHITESPACE`: what `strdelim` skips between the keyword and its arguments.
+const WHITESPACE: [char; 4] = [' ', '\t', '\r', '\n'];
+
 /// Splits a line into keyword and arguments as sshd does; `None` for blank and comment lines.
+
 pub(crate) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     let trimmed = line.trim_end_matches([' ', '\t', '\r', '\n', '\x0c']);
     let mut rest = trimmed.trim_start_matches([' ', '\t', '\r', '\n']);
@@ -219,16 +223,18 @@ pub(crate) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, St
     // sshd's `strdelim`: a leading `=` ends an empty first word, and sshd takes the word after
     // it as the keyword (`=Port=22` is `Port 22`); a second `=` leaves no keyword at all.
     if let Some(after) = rest.strip_prefix('=') {
-        rest = after.trim_start_matches([' ', '\t']);
+        rest = after.trim_start_matches(WHITESPACE);
         if rest.is_empty() || rest.starts_with(['=', '#']) {
             return Ok(None);
         }
     }
-    let end = rest.find([' ', '\t', '=']).unwrap_or(rest.len());
+    let end = rest
+        .find([' ', '\t', '\r', '\n', '='])
+        .unwrap_or(rest.len());
     let keyword = rest[..end].to_owned();
-    let mut after = rest[end..].trim_start_matches([' ', '\t']);
+    let mut after = rest[end..].trim_start_matches(WHITESPACE);
     if let Some(stripped) = after.strip_prefix('=') {
-        after = stripped.trim_start_matches([' ', '\t']);
+        after = stripped.trim_start_matches(WHITESPACE);
     }
     let args = split_args(after)?;
     Ok(Some((keyword, args)))
@@ -849,6 +855,12 @@ mod tests {
     #[test]
     fn lines_split_like_sshd() {
         assert_eq!(split_line("  # comment").expect("ok"), None);
+        // `strdelim` skips carriage returns and newlines after `=` and after the keyword.
+        assert_eq!(split_line("=\r v").expect("ok"), Some(("v".into(), vec![])));
+        assert_eq!(
+            split_line("Port\r22").expect("ok"),
+            Some(("Port".into(), vec!["22".into()]))
+        );
         assert_eq!(split_line("").expect("ok"), None);
         assert_eq!(
             split_line("Port 22").expect("ok"),
