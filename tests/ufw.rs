@@ -651,3 +651,107 @@ fn rules_for_the_same_traffic_converge_and_a_later_action_replaces_an_earlier() 
         .assert_status(0);
     sb.sh("ufw status | grep -q '^22/tcp .*LIMIT'").assert_ok();
 }
+
+/// Rules in every form ufw's batch must get right: appended, inserted before an overlapping
+/// allow, `limit`, IPv6-only, outgoing, ranges, comments, and purges of unlisted rules.
+const MANY: &str = "ufw:
+  purge: true
+  rules:
+    - { deny: 443/tcp, from: 192.0.2.0/24 }
+    - { allow: 22/tcp, comment: admin ssh }
+    - { limit: 2222/tcp }
+    - { allow: 443/tcp }
+    - { allow: 8080/tcp, from: '2001:db8::/32' }
+    - { allow: 9000:9010/udp }
+    - { reject: 25/tcp, direction: out }
+    - { allow: 5432/tcp, from: 10.0.0.0/8 }
+";
+
+/// Rules already there: kept where listed, purged where not.
+const MANY_BEFORE: &str =
+    "ufw allow 8000/tcp && ufw deny 23 && ufw allow 443/tcp && ufw allow from 10.0.0.0/8 to any port 5432 proto tcp";
+
+/// What harden's one-process batch leaves, against every step of the same plan run by the
+/// real ufw one process per command, with the firewall `active` or not.
+fn batch_against_one_by_one(active: bool) {
+    let Some(batched) = crate::sandbox!() else {
+        return;
+    };
+    let Some(single) = crate::sandbox!() else {
+        return;
+    };
+    let enable = if active { " && ufw --force enable" } else { "" };
+    for sb in [&batched, &single] {
+        sb.sh(&format!("{MANY_BEFORE}{enable}")).assert_ok();
+        sb.write("/tmp/pb.yaml", MANY);
+    }
+    let plan = single.plan("/tmp/pb.yaml");
+    let lines: Vec<String> = plan
+        .steps()
+        .map(|(_, step)| match step {
+            harden_plan::Step::Run(command) => {
+                assert!(command.batch.is_some(), "a rule command: {command:?}");
+                command.display()
+            }
+            other => panic!("only rule commands: {other:?}"),
+        })
+        .collect();
+    assert!(lines.len() >= 8, "{lines:?}");
+    single.sh(&lines.join(" && ")).assert_ok();
+
+    let apply = batched.sh(&format!(
+        "HARDEN_FAULT_LOG=/tmp/fault.log {} apply /tmp/pb.yaml",
+        crate::support::HARDEN_IN_SANDBOX
+    ));
+    apply.assert_ok();
+    let ran = batched.read("/tmp/fault.log");
+    let ufw_processes = ran.lines().filter(|l| l.contains("ufw.frontend")).count();
+    assert_eq!(ufw_processes, 1, "one process for the rules: {ran}");
+    assert!(!ran.contains("\tufw allow"), "{ran}");
+    assert_eq!(ufw_state(&batched), ufw_state(&single));
+    assert_eq!(iptables(&batched), iptables(&single));
+    batched
+        .harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
+        .assert_ok();
+}
+
+#[test]
+fn a_batch_leaves_what_one_ufw_per_command_leaves_on_an_inactive_firewall() {
+    batch_against_one_by_one(false);
+}
+
+#[test]
+fn a_batch_leaves_what_one_ufw_per_command_leaves_on_an_active_firewall() {
+    batch_against_one_by_one(true);
+}
+
+/// The batch updates the rules files, then fails to load them into the kernel (the first
+/// `iptables-restore` fails): the rollback restores the files and the running chains.
+#[test]
+fn a_batch_that_fails_in_its_reload_is_rolled_back_in_files_and_kernel() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh(&format!("{MANY_BEFORE} && ufw --force enable"))
+        .assert_ok();
+    let status = ufw_state(&sb);
+    let kernel = iptables(&sb);
+    sb.sh("mv /usr/sbin/iptables-restore /usr/sbin/iptables-restore.real")
+        .assert_ok();
+    sb.write(
+        "/usr/sbin/iptables-restore",
+        "#!/bin/bash\nif [ ! -e /tmp/failed-once ]; then touch /tmp/failed-once; echo 'injected restore failure' >&2; exit 1; fi\nexec -a iptables-restore /usr/sbin/iptables-restore.real \"$@\"\n",
+    );
+    sb.sh("chmod 755 /usr/sbin/iptables-restore").assert_ok();
+    sb.write("/tmp/pb.yaml", MANY);
+    let failed = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
+    assert!(
+        failed.output().contains("run as one batch"),
+        "{}",
+        failed.output()
+    );
+    assert!(
+        sb.exists("/tmp/failed-once"),
+        "the batch reached its reload"
+    );
+    assert_eq!(ufw_state(&sb), status, "ufw's rules files are restored");
+    assert_eq!(iptables(&sb), kernel, "the kernel's rules are restored");
+}

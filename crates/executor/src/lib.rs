@@ -416,9 +416,19 @@ impl Transaction<'_> {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), StepFailed> {
         let host = &self.executor.host;
-        let total = self.plan.steps().count();
-        for (number, (change, step)) in self.plan.steps().enumerate() {
-            let number = number + 1;
+        let steps: Vec<(usize, &Step)> = self.plan.steps().collect();
+        let total = steps.len();
+        let mut index = 0;
+        while index < total {
+            let batch = batch_at(&steps[index..]);
+            if batch.len() > 1 {
+                self.execute_batch(index, batch, total, stop, on).await?;
+                index += batch.len();
+                continue;
+            }
+            let (change, step) = steps[index];
+            index += 1;
+            let number = index;
             if stop.load(Ordering::SeqCst) {
                 return Err(StepFailed {
                     number,
@@ -477,6 +487,61 @@ impl Transaction<'_> {
         Ok(())
     }
 
+    /// Runs `batch`, the steps from `first` (0-based), as one process: every change in it
+    /// counts as activated from the start, since the process may get through any of them.
+    async fn execute_batch(
+        &mut self,
+        first: usize,
+        batch: &[(usize, &Step)],
+        total: usize,
+        stop: &AtomicBool,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), StepFailed> {
+        let number = first + 1;
+        let fail = |message: String| StepFailed { number, message };
+        if stop.load(Ordering::SeqCst) {
+            return Err(fail("interrupted by a signal before this step".into()));
+        }
+        let commands: Vec<&Command> = batch.iter().filter_map(|(_, s)| run_command(s)).collect();
+        let mut newly = false;
+        for (offset, (change, step)) in batch.iter().enumerate() {
+            on(Event::Step {
+                number: number + offset,
+                total,
+                step,
+            });
+            newly |= self.activated.insert(*change);
+        }
+        if newly {
+            self.executor
+                .write_journal(&self.manifest, Some(&self.activated))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let joined = join_batch(&commands);
+        let out = self
+            .executor
+            .host
+            .run(&joined)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        for command in &commands {
+            on(Event::Ran {
+                command,
+                code: out.code,
+            });
+        }
+        if out.success() {
+            return Ok(());
+        }
+        Err(fail(format!(
+            "`{}` and the {} commands after it, run as one batch, exited with {}: {}",
+            commands[0].display(),
+            commands.len() - 1,
+            out.code.map_or("a signal".into(), |c| c.to_string()),
+            out.said()
+        )))
+    }
+
     /// Ends the run as a success: closes the journal and prunes old snapshots.
     pub fn commit(self) -> Result<String, Error> {
         self.executor.close_journal()?;
@@ -498,6 +563,58 @@ impl Transaction<'_> {
     }
 }
 
+/// The command of a step the executor may batch: a [`Step::Run`] with a runner.
+fn run_command(step: &Step) -> Option<&Command> {
+    match step {
+        Step::Run(command) if command.batch.is_some() => Some(command),
+        _ => None,
+    }
+}
+
+/// The runner of a batchable step.
+fn runner(step: &Step) -> Option<&Vec<String>> {
+    run_command(step)
+        .and_then(|c| c.batch.as_ref())
+        .map(|b| &b.runner)
+}
+
+/// The steps at the start of `steps` that run as one batch: consecutive batchable runs with
+/// the same runner (a single step when the first is not batchable).
+fn batch_at<'s, 'p>(steps: &'s [(usize, &'p Step)]) -> &'s [(usize, &'p Step)] {
+    let Some(first) = steps.first().and_then(|(_, s)| runner(s)) else {
+        return &steps[..steps.len().min(1)];
+    };
+    let len = steps
+        .iter()
+        .take_while(|(_, s)| runner(s) == Some(first))
+        .count();
+    &steps[..len]
+}
+
+/// One command running every command of a batch: the runner, then each command's
+/// arguments prefixed with their count; as long as they would take one after the other,
+/// touching what any of them touches.
+fn join_batch(commands: &[&Command]) -> Command {
+    let mut argv = Vec::new();
+    let mut touches: Vec<PathBuf> = Vec::new();
+    let mut timeout = 0;
+    for command in commands {
+        let Some(batch) = &command.batch else {
+            continue;
+        };
+        if argv.is_empty() {
+            argv.extend(batch.runner.iter().cloned());
+        }
+        argv.push(batch.args.len().to_string());
+        argv.extend(batch.args.iter().cloned());
+        touches.extend(command.touches.iter().cloned());
+        timeout += command.timeout_secs;
+    }
+    touches.sort();
+    touches.dedup();
+    Command::new(argv).timeout(timeout).touching(touches)
+}
+
 /// Runs a command step; `Err` says why it failed.
 async fn run_step(
     host: &Host,
@@ -512,16 +629,11 @@ async fn run_step(
     if out.success() {
         return Ok(());
     }
-    let said = if out.stderr.trim().is_empty() {
-        out.stdout.trim()
-    } else {
-        out.stderr.trim()
-    };
     Err(format!(
         "`{}` exited with {}: {}",
         command.display(),
         out.code.map_or("a signal".into(), |c| c.to_string()),
-        said
+        out.said()
     ))
 }
 
@@ -589,6 +701,52 @@ mod tests {
             .permissions()
             .mode()
             & 0o7777
+    }
+
+    fn batched(args: &[&str], runner: &str) -> Step {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Step::Run(
+            Command::new(std::iter::once("tool".to_owned()).chain(args.clone()))
+                .timeout(10)
+                .touching([PathBuf::from(format!("/etc/{}", args[0]))])
+                .batched(vec![runner.to_owned(), "-c".to_owned()], args),
+        )
+    }
+
+    #[test]
+    fn consecutive_runs_of_one_runner_form_a_batch_and_anything_else_ends_it() {
+        let steps = [
+            batched(&["a", "1"], "py"),
+            batched(&["b"], "py"),
+            batched(&["a", "2"], "py"),
+            batched(&["c"], "other"),
+            Step::Run(Command::new(["plain"])),
+            batched(&["d"], "py"),
+        ];
+        let indexed: Vec<(usize, &Step)> = steps.iter().enumerate().collect();
+        let lens: Vec<usize> = {
+            let mut at = 0;
+            let mut lens = Vec::new();
+            while at < indexed.len() {
+                let len = batch_at(&indexed[at..]).len();
+                lens.push(len);
+                at += len;
+            }
+            lens
+        };
+        assert_eq!(lens, [3, 1, 1, 1]);
+        let commands: Vec<&Command> = steps[..3].iter().filter_map(run_command).collect();
+        let joined = join_batch(&commands);
+        assert_eq!(
+            joined.argv,
+            ["py", "-c", "2", "a", "1", "1", "b", "2", "a", "2"]
+        );
+        assert_eq!(joined.timeout_secs, 30);
+        assert_eq!(
+            joined.touches,
+            [PathBuf::from("/etc/a"), PathBuf::from("/etc/b")]
+        );
+        assert_eq!(joined.batch, None);
     }
 
     #[tokio::test]

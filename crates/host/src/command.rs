@@ -25,6 +25,16 @@ impl Output {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// What the command said about itself: its standard error, or its output when it
+    /// wrote nothing there.
+    pub fn said(&self) -> &str {
+        if self.stderr.trim().is_empty() {
+            self.stdout.trim()
+        } else {
+            self.stderr.trim()
+        }
+    }
 }
 
 /// A command that could not run to completion.

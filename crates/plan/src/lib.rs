@@ -508,6 +508,23 @@ pub struct Command {
     /// Files the command may modify; the snapshot holds them so rollback can restore them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub touches: Vec<PathBuf>,
+    /// How this command may run together with the ones next to it, in one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+/// A command that a runner can execute together with others: consecutive [`Step::Run`] steps
+/// whose `runner` is the same run as one process, `runner` followed by each command's
+/// `args` prefixed with their count (`runner 2 allow 22/tcp 2 deny 23`). The runner executes
+/// them in order with the daemon's own code and stops at the first failure, so the batch
+/// leaves what the commands run one by one would leave, without a process per command.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The program that runs a batch, with its leading arguments.
+    pub runner: Vec<String>,
+    /// This command's arguments as the runner takes them.
+    pub args: Vec<String>,
 }
 
 impl Command {
@@ -521,6 +538,7 @@ impl Command {
             argv: argv.into_iter().map(Into::into).collect(),
             timeout_secs: 60,
             touches: Vec::new(),
+            batch: None,
         }
     }
 
@@ -533,6 +551,12 @@ impl Command {
     /// Same command, declaring files it modifies.
     pub fn touching<I: IntoIterator<Item = PathBuf>>(mut self, paths: I) -> Self {
         self.touches.extend(paths);
+        self
+    }
+
+    /// Same command, runnable in a batch by `runner` with `args`.
+    pub fn batched(mut self, runner: Vec<String>, args: Vec<String>) -> Self {
+        self.batch = Some(Batch { runner, args });
         self
     }
 

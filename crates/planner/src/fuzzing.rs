@@ -155,6 +155,10 @@ pub fn ufw_state(data: &[u8]) {
         docker: false,
         conf: Some((part(2).to_owned(), harden_plan::Attrs::root(0o644))),
         init: PathBuf::from("/lib/ufw/ufw-init"),
+        script: Some(ufw::Script {
+            python: "/usr/bin/python3".into(),
+            path: "/usr/sbin/ufw".into(),
+        }),
     };
     static SECTIONS: OnceLock<[ufw::Ufw; 2]> = OnceLock::new();
     let sections = SECTIONS

@@ -149,6 +149,18 @@ pub struct Live {
     pub conf: Option<(String, Attrs)>,
     /// Path of ufw-init in the managed system.
     pub init: PathBuf,
+    /// The ufw script and its Python, for running rule commands in one process; `None`
+    /// when ufw is not a Python script harden recognises.
+    pub script: Option<Script>,
+}
+
+/// ufw as a Python program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Script {
+    /// The interpreter of its `#!` line.
+    pub python: String,
+    /// The script itself (ufw checks its own permissions, as it does when run).
+    pub path: String,
 }
 
 impl Live {
@@ -216,6 +228,7 @@ impl Resource for Ufw {
             Default::default()
         };
         let running = running(host, installed).await?;
+        let script = script(host);
         if !host.is_live() && installed && host.which("unshare").is_none() {
             return Err(Failure::Probe(
                 "under --root, ufw runs inside `unshare --net --mount-proc` so that it cannot touch this machine's firewall, and the image has no unshare (util-linux)".into(),
@@ -253,6 +266,7 @@ impl Resource for Ufw {
             docker,
             conf,
             init: PathBuf::from(init),
+            script,
         })
     }
 
@@ -615,17 +629,68 @@ fn ports_text(ports: &[u16]) -> String {
         .join(", ")
 }
 
+/// Runs rule commands in one process with ufw's own code (see the script).
+const BATCH: &str = include_str!("ufw/batch.py");
+
+/// The managed system's ufw as a Python script: its path and the python3 of its `#!` line;
+/// Debian's when ufw is not installed yet (the plan installs Debian's package).
+fn script(host: &Host) -> Option<Script> {
+    let Some(path) = host.which("ufw") else {
+        return Some(Script {
+            python: "/usr/bin/python3".into(),
+            path: "/usr/sbin/ufw".into(),
+        });
+    };
+    let text = host.read_to_string(&path).ok().flatten()?;
+    let python = text.lines().next()?.strip_prefix("#!")?.trim();
+    let name = Path::new(python).file_name()?.to_str()?;
+    let plain = python.starts_with('/') && !python.contains(char::is_whitespace);
+    let path = path.to_str()?.to_owned();
+    (plain && name.starts_with("python3")).then(|| Script {
+        python: python.to_owned(),
+        path,
+    })
+}
+
 struct Emitter {
     is_live: bool,
+    /// ufw's script, when rule commands may run as one batch.
+    script: Option<Script>,
     changes: Vec<Change>,
 }
 
 impl Emitter {
-    fn command(&self, args: impl IntoIterator<Item = String>) -> Command {
-        let mut argv: Vec<String> = Vec::new();
-        if !self.is_live {
-            argv.extend(["unshare", "--net", "--mount-proc", "--"].map(String::from));
+    /// A rule command (`allow`, `insert`, `delete`...): runnable in one process with the
+    /// rule commands next to it.
+    fn rule_command(&self, args: Vec<String>) -> Command {
+        let command = self.command(args.clone());
+        let Some(script) = &self.script else {
+            return command;
+        };
+        let mut runner = self.prefix();
+        runner.extend([
+            script.python.clone(),
+            "-c".into(),
+            BATCH.into(),
+            script.path.clone(),
+        ]);
+        command.batched(runner, args)
+    }
+
+    /// What every ufw command runs under: nothing on a live system; under `--root`, its own
+    /// network and process namespaces, so that it cannot touch this machine's firewall.
+    fn prefix(&self) -> Vec<String> {
+        if self.is_live {
+            Vec::new()
+        } else {
+            ["unshare", "--net", "--mount-proc", "--"]
+                .map(String::from)
+                .to_vec()
         }
+    }
+
+    fn command(&self, args: impl IntoIterator<Item = String>) -> Command {
+        let mut argv = self.prefix();
         argv.push("ufw".into());
         argv.extend(args);
         Command::new(argv)
@@ -784,6 +849,7 @@ fn plan(section: &Ufw, live: &Live, overridden: bool) -> Result<Diff, Failure> {
 
     let mut em = Emitter {
         is_live: turn.is_live,
+        script: live.script.clone(),
         changes: Vec::new(),
     };
     if !live.installed {
@@ -959,7 +1025,7 @@ fn rule_changes(em: &mut Emitter, section: &Ufw, outcome: &Outcome, diff: &mut D
         let steps = ops
             .ops
             .iter()
-            .map(|op| Step::Run(em.command(op.args.clone())))
+            .map(|op| Step::Run(em.rule_command(op.args.clone())))
             .collect();
         em.push(
             rule.to_string(),
@@ -969,7 +1035,7 @@ fn rule_changes(em: &mut Emitter, section: &Ufw, outcome: &Outcome, diff: &mut D
         );
     }
     for p in &outcome.purges {
-        let steps = vec![Step::Run(em.command(p.op.args.clone()))];
+        let steps = vec![Step::Run(em.rule_command(p.op.args.clone()))];
         em.push(
             p.text.clone(),
             "not in the playbook (purge: true)".into(),

@@ -285,6 +285,10 @@ impl Model {
                 },
             )),
             init: "/lib/ufw/ufw-init".into(),
+            script: Some(super::Script {
+                python: "/usr/bin/python3".into(),
+                path: "/usr/sbin/ufw".into(),
+            }),
         }
     }
 

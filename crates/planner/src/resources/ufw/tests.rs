@@ -98,6 +98,10 @@ impl Machine {
                 },
             )),
             init: "/lib/ufw/ufw-init".into(),
+            script: Some(Script {
+                python: "/usr/bin/python3".into(),
+                path: "/usr/sbin/ufw".into(),
+            }),
         }
     }
 }
@@ -155,6 +159,62 @@ fn a_fresh_firewall_gets_rules_then_is_enabled() {
     };
     assert!(cmd.touches.contains(&PathBuf::from("/etc/ufw/user6.rules")));
     assert!(cmd.touches.contains(&PathBuf::from("/etc/default/ufw")));
+}
+
+/// Each run step's batch: `(runner without the script, args)`, `None` for unbatched ones.
+fn batches(diff: &Diff) -> Vec<Option<(Vec<String>, Vec<String>)>> {
+    diff.changes
+        .iter()
+        .flat_map(|c| &c.steps)
+        .filter_map(|s| match s {
+            Step::Run(c) => Some(c.batch.as_ref().map(|b| {
+                let (script, runner) = b.runner.split_last().expect("a runner");
+                assert_eq!(script, "/usr/sbin/ufw");
+                let (batch, runner) = runner.split_last().expect("the batch script");
+                assert_eq!(batch, BATCH);
+                let runner = runner.to_vec();
+                (runner, b.args.clone())
+            })),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rule_commands_run_in_one_batch_through_ufws_python_and_the_rest_alone() {
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let python = owned(&["/usr/bin/python3", "-c"]);
+    let d = diff(BASIC, &Machine::fresh());
+    assert_eq!(
+        batches(&d),
+        [
+            Some((python.clone(), owned(&["allow", "22/tcp"]))),
+            Some((
+                python.clone(),
+                owned(&["allow", "443/tcp", "comment", "web"])
+            )),
+            None,
+        ]
+    );
+    let mut image = Machine::fresh();
+    image.running = None;
+    let d = diff(BASIC, &image);
+    let (runner, _) = batches(&d)[0].clone().expect("batched under --root");
+    assert_eq!(
+        runner,
+        owned(&[
+            "unshare",
+            "--net",
+            "--mount-proc",
+            "--",
+            "/usr/bin/python3",
+            "-c"
+        ])
+    );
+    let mut live = Machine::fresh().live();
+    live.script = None;
+    let d = plan(&section(BASIC), &live, false).expect("plan");
+    assert!(batches(&d).iter().all(Option::is_none));
 }
 
 #[test]
