@@ -733,10 +733,29 @@ impl Fail2ban {
     /// The installed fail2ban's view: its compiler on the filters, its configuration dump,
     /// its unit, and whether the server answers.
     async fn ask_fail2ban(&self, host: &Host, live: &mut Live) -> Result<(), Failure> {
-        // Both start a Python interpreter; they run side by side.
+        // Each starts a Python interpreter or systemctl; they all run side by side.
         let dump_command = Command::new(["fail2ban-client", "-d"]).timeout(60);
-        let (compiled, dumped) = tokio::join!(self.compile(host), host.run(&dump_command));
+        let (systemd, is_live) = (live.systemd, live.live);
+        let (compiled, dumped, unit, running) = tokio::join!(
+            self.compile(host),
+            host.run(&dump_command),
+            async {
+                if systemd {
+                    host.unit_state(UNIT).await
+                } else {
+                    None
+                }
+            },
+            async {
+                if is_live {
+                    Some(ping(host).await)
+                } else {
+                    None
+                }
+            },
+        );
         live.compiled = compiled;
+        live.unit = unit;
         match dumped {
             Ok(out) if out.success() => match dump::parse(&out.stdout, &out.stderr) {
                 Ok(d) => live.dump = Some(d),
@@ -745,11 +764,8 @@ impl Fail2ban {
             Ok(out) => live.dump_error = Some(last_error(&out.stderr, &out.stdout)),
             Err(e) => live.dump_error = Some(e.to_string()),
         }
-        if live.systemd {
-            live.unit = host.unit_state(UNIT).await;
-        }
-        if live.live {
-            live.running = ping(host).await?;
+        if let Some(running) = running {
+            live.running = running?;
             live.stale_socket = !live.running
                 && host
                     .stat(Path::new("/run/fail2ban/fail2ban.sock"))
