@@ -4,8 +4,8 @@
 //!
 //! Run as root: `bash benches/setup.sh && cargo bench --bench speed` (the setup installs the
 //! pinned Ansible from PyPI into a virtual environment). `HARDEN_BENCH_LARGE=1` adds the
-//! 1,000,000-entry tree; `HARDEN_BENCH_TRACE=1` prints instead every program one plan starts,
-//! with times (strace), to show where a plan's time goes. The table it prints is the README's
+//! 1,000,000-entry tree; `HARDEN_BENCH_TRACE=plan` (or `apply`) prints instead every program one
+//! run of harden starts, with times (strace), to show where its time goes. The table it prints is the README's
 //! speed table.
 
 #![allow(
@@ -344,14 +344,15 @@ fn format_entries(n: u64) -> String {
     out
 }
 
-/// Where a plan's time goes: every program it starts, with the time it started.
-fn trace_plan() {
+/// Where the time of `harden COMMAND /root/pb.yaml` goes: every program it starts, with
+/// the time it started and the time it ended.
+fn trace(command: &str) {
     let sb = server();
     let out = sb
         .sh(&format!(
             "strace -f -tt -e trace=execve,exit_group -e signal=none -o /tmp/trace {} >/dev/null; \
              grep -v -e resumed -e ENOENT /tmp/trace | cut -c1-150",
-            harden("plan /root/pb.yaml")
+            harden(&format!("{command} /root/pb.yaml"))
         ))
         .assert_ok();
     println!("{}", out.stdout);
@@ -366,8 +367,8 @@ fn main() {
         eprintln!("speed: Ansible is missing: run `bash benches/setup.sh` first");
         std::process::exit(1);
     }
-    if std::env::var_os("HARDEN_BENCH_TRACE").is_some() {
-        trace_plan();
+    if let Ok(command) = std::env::var("HARDEN_BENCH_TRACE") {
+        trace(&command);
         return;
     }
     let mut table = Table::default();
