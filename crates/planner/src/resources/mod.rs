@@ -9,6 +9,7 @@ pub mod fail2ban;
 pub mod files;
 pub mod groups;
 pub mod sshd;
+pub mod sysctl;
 pub mod ufw;
 pub mod unattended_upgrades;
 pub mod users;
@@ -136,6 +137,8 @@ registry! {
     fail2ban: fail2ban::Fail2ban,
     /// Automatic security updates.
     unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
+    /// Kernel settings: harden's `sysctl.d` file and the running kernel.
+    sysctl: sysctl::Sysctl,
 }
 
 #[cfg(test)]
