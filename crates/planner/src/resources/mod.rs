@@ -8,6 +8,7 @@ pub mod env_files;
 pub mod fail2ban;
 pub mod files;
 pub mod groups;
+pub mod kernel_modules;
 pub mod sshd;
 pub mod sysctl;
 pub mod ufw;
@@ -139,6 +140,8 @@ registry! {
     unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
     /// Kernel settings: harden's `sysctl.d` file and the running kernel.
     sysctl: sysctl::Sysctl,
+    /// Kernel modules that must not load: harden's `modprobe.d` file.
+    kernel_modules: kernel_modules::KernelModules,
 }
 
 #[cfg(test)]
