@@ -9,6 +9,7 @@ pub mod fail2ban;
 pub mod files;
 pub mod groups;
 pub mod kernel_modules;
+pub mod login_defs;
 pub mod sshd;
 pub mod sysctl;
 pub mod ufw;
@@ -142,6 +143,8 @@ registry! {
     sysctl: sysctl::Sysctl,
     /// Kernel modules that must not load: harden's `modprobe.d` file.
     kernel_modules: kernel_modules::KernelModules,
+    /// Password aging, umask and hashing in `/etc/login.defs`, edited in place.
+    login_defs: login_defs::LoginDefs,
 }
 
 #[cfg(test)]
