@@ -358,7 +358,10 @@ mod tests {
     }
 
     fn plan(yaml: &str, live: &Live) -> Diff {
-        let section = load(yaml).expect("playbook").kernel_modules.expect("section");
+        let section = load(yaml)
+            .expect("playbook")
+            .kernel_modules
+            .expect("section");
         let playbook = Playbook::default();
         let users = UserDb::parse(false, "", "");
         let facts = testing::facts(&playbook, &users);
@@ -424,13 +427,19 @@ mod tests {
         let messages: Vec<&str> = diff.warnings.iter().map(|w| w.message.as_str()).collect();
         assert!(messages[0].contains("does not block dccp"), "{messages:?}");
         assert!(messages[0].contains("--ignore-install"), "{messages:?}");
-        assert!(messages[1].starts_with("usb_storage is loaded now"), "{messages:?}");
+        assert!(
+            messages[1].starts_with("usb_storage is loaded now"),
+            "{messages:?}"
+        );
     }
 
     #[test]
     fn bad_names_and_policies_are_located_errors() {
         for (yaml, needle) in [
-            ("kernel_modules:\n  \"usb storage\": blocked\n", "invalid module name"),
+            (
+                "kernel_modules:\n  \"usb storage\": blocked\n",
+                "invalid module name",
+            ),
             ("kernel_modules:\n  dccp: disabled\n", "unknown variant"),
         ] {
             let err = load(yaml).expect_err(yaml);

@@ -168,7 +168,9 @@ struct Wanted {
 }
 
 fn same_number(a: &str, b: &str) -> bool {
-    a.parse::<i64>().ok().is_some_and(|x| b.parse::<i64>().ok() == Some(x))
+    a.parse::<i64>()
+        .ok()
+        .is_some_and(|x| b.parse::<i64>().ok() == Some(x))
 }
 
 fn same_umask(a: &str, b: &str) -> bool {
@@ -215,7 +217,10 @@ impl Resource for LoginDefs {
             if warn.value.0 > max.value.0 {
                 errors.push(Invalid::new(
                     warn.at,
-                    format!("PASS_WARN_AGE {} is more than PASS_MAX_DAYS {}", warn.value.0, max.value.0),
+                    format!(
+                        "PASS_WARN_AGE {} is more than PASS_MAX_DAYS {}",
+                        warn.value.0, max.value.0
+                    ),
                 ));
             }
         }
@@ -223,7 +228,10 @@ impl Resource for LoginDefs {
             if min.value.0 > max.value.0 {
                 errors.push(Invalid::new(
                     min.at,
-                    format!("SHA_CRYPT_MIN_ROUNDS {} is more than SHA_CRYPT_MAX_ROUNDS {}", min.value.0, max.value.0),
+                    format!(
+                        "SHA_CRYPT_MIN_ROUNDS {} is more than SHA_CRYPT_MAX_ROUNDS {}",
+                        min.value.0, max.value.0
+                    ),
                 ));
             }
         }
@@ -281,7 +289,11 @@ impl LoginDefs {
             ("PASS_WARN_AGE", &self.pass_warn_age),
         ] {
             if let Some(d) = days {
-                push(key, d.value.0.to_string(), same_number as fn(&str, &str) -> bool);
+                push(
+                    key,
+                    d.value.0.to_string(),
+                    same_number as fn(&str, &str) -> bool,
+                );
             }
         }
         if let Some(u) = &self.umask {
@@ -361,7 +373,9 @@ fn edit(text: &str, wanted: &[Wanted]) -> (String, Vec<Detail>) {
 fn detail(want: &Wanted, current: Option<(String, usize)>) -> Detail {
     Detail {
         name: want.key.into(),
-        source: current.as_ref().map(|(_, line)| format!("{LOGIN_DEFS}:{line}")),
+        source: current
+            .as_ref()
+            .map(|(_, line)| format!("{LOGIN_DEFS}:{line}")),
         current: current.map(|(value, _)| value),
         desired: Some(want.value.clone()),
     }
@@ -414,7 +428,8 @@ mod tests {
 
     #[test]
     fn equal_values_written_otherwise_are_left_alone() {
-        let section = load("login_defs:\n  UMASK: \"0022\"\n  PASS_MIN_DAYS: 0\n").expect("section");
+        let section =
+            load("login_defs:\n  UMASK: \"0022\"\n  PASS_MIN_DAYS: 0\n").expect("section");
         let (after, details) = edit(FILE, &section.wanted());
         assert_eq!(after, FILE);
         assert!(details.is_empty());
@@ -423,20 +438,54 @@ mod tests {
     #[test]
     fn every_line_of_a_key_set_twice_gets_the_value() {
         let section = load("login_defs:\n  ENCRYPT_METHOD: YESCRYPT\n").expect("section");
-        let (after, _) = edit("ENCRYPT_METHOD SHA512\n  ENCRYPT_METHOD\tMD5\n", &section.wanted());
-        assert_eq!(after, "ENCRYPT_METHOD YESCRYPT\n  ENCRYPT_METHOD\tYESCRYPT\n");
+        let (after, _) = edit(
+            "ENCRYPT_METHOD SHA512\n  ENCRYPT_METHOD\tMD5\n",
+            &section.wanted(),
+        );
+        assert_eq!(
+            after,
+            "ENCRYPT_METHOD YESCRYPT\n  ENCRYPT_METHOD\tYESCRYPT\n"
+        );
     }
 
     #[test]
     fn bad_values_are_located_errors() {
         for (yaml, place, needle) in [
-            ("login_defs:\n  PASS_MAX_DAYS: 100000\n", "pb.yaml:2:18", "out of range"),
-            ("login_defs:\n  PASS_MAX_DAYS: soon\n", "pb.yaml:2:18", "a number of days"),
-            ("login_defs:\n  UMASK: 27\n", "pb.yaml:2:10", "three octal digits"),
-            ("login_defs:\n  UMASK: \"0888\"\n", "pb.yaml:2:10", "invalid umask"),
-            ("login_defs:\n  ENCRYPT_METHOD: DES\n", "pb.yaml:2:19", "unknown variant"),
-            ("login_defs:\n  YESCRYPT_COST_FACTOR: 12\n", "pb.yaml:2:25", "out of range"),
-            ("login_defs:\n  pass_max_days: 90\n", "pb.yaml:2:3", "unknown field"),
+            (
+                "login_defs:\n  PASS_MAX_DAYS: 100000\n",
+                "pb.yaml:2:18",
+                "out of range",
+            ),
+            (
+                "login_defs:\n  PASS_MAX_DAYS: soon\n",
+                "pb.yaml:2:18",
+                "a number of days",
+            ),
+            (
+                "login_defs:\n  UMASK: 27\n",
+                "pb.yaml:2:10",
+                "three octal digits",
+            ),
+            (
+                "login_defs:\n  UMASK: \"0888\"\n",
+                "pb.yaml:2:10",
+                "invalid umask",
+            ),
+            (
+                "login_defs:\n  ENCRYPT_METHOD: DES\n",
+                "pb.yaml:2:19",
+                "unknown variant",
+            ),
+            (
+                "login_defs:\n  YESCRYPT_COST_FACTOR: 12\n",
+                "pb.yaml:2:25",
+                "out of range",
+            ),
+            (
+                "login_defs:\n  pass_max_days: 90\n",
+                "pb.yaml:2:3",
+                "unknown field",
+            ),
             (
                 "login_defs:\n  PASS_MIN_DAYS: 30\n  PASS_MAX_DAYS: 7\n",
                 "pb.yaml:2:18",

@@ -9,6 +9,7 @@ pub mod fail2ban;
 pub mod files;
 pub mod groups;
 pub mod kernel_modules;
+pub mod limits;
 pub mod login_defs;
 pub mod sshd;
 pub mod sysctl;
@@ -145,6 +146,8 @@ registry! {
     kernel_modules: kernel_modules::KernelModules,
     /// Password aging, umask and hashing in `/etc/login.defs`, edited in place.
     login_defs: login_defs::LoginDefs,
+    /// Core dumps off: pam_limits, systemd-coredump and `fs.suid_dumpable`.
+    limits: limits::Limits,
 }
 
 #[cfg(test)]

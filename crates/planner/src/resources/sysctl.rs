@@ -265,7 +265,10 @@ fn boot_entries(host: &Host) -> Result<Vec<SysctlEntry>, String> {
 
 /// The kernel's value of each key, and whether it may be written (one `test -w` each, which
 /// sees a read-only mount as the kernel would refuse the write).
-async fn kernel_values(host: &Host, keys: &[&str]) -> Result<BTreeMap<String, KernelValue>, Failure> {
+async fn kernel_values(
+    host: &Host,
+    keys: &[&str],
+) -> Result<BTreeMap<String, KernelValue>, Failure> {
     let paths: Vec<String> = keys.iter().map(|k| conf::proc_path(k)).collect();
     let mut argv = vec![
         "sh".to_owned(),
@@ -302,7 +305,13 @@ fn machine_values(keys: &[&str]) -> BTreeMap<String, KernelValue> {
                 .ok()
                 .flatten();
             let value = value.map(|v| v.trim_end_matches('\n').to_owned());
-            ((*key).to_owned(), KernelValue { value, writable: false })
+            (
+                (*key).to_owned(),
+                KernelValue {
+                    value,
+                    writable: false,
+                },
+            )
         })
         .collect()
 }
@@ -320,7 +329,10 @@ impl Sysctl {
     fn unknown_keys(&self, live: &Live, diff: &mut Diff) -> Vec<Invalid> {
         let mut errors = Vec::new();
         for key in self.0.keys() {
-            let known = live.kernel.get(&key.value).is_some_and(|k| k.value.is_some());
+            let known = live
+                .kernel
+                .get(&key.value)
+                .is_some_and(|k| k.value.is_some());
             if known {
                 continue;
             }
@@ -364,8 +376,12 @@ impl Sysctl {
         let ours = conf::parse(DROP_IN, &self.render());
         let name = |f: &str| Path::new(f).file_name().map(|n| n.to_owned());
         let own_name = name(DROP_IN);
-        let mut planned: Vec<SysctlEntry> =
-            live.entries.iter().filter(|e| e.file != DROP_IN).cloned().collect();
+        let mut planned: Vec<SysctlEntry> = live
+            .entries
+            .iter()
+            .filter(|e| e.file != DROP_IN)
+            .cloned()
+            .collect();
         let at = planned
             .iter()
             .position(|e| e.file == conf::SYSCTL_CONF || name(&e.file) > own_name)

@@ -97,11 +97,12 @@ pub fn parse(file: &str, text: &str) -> Vec<SysctlEntry> {
 
 /// The line that sets `key` at boot: the last explicit one, else the last glob matching it.
 pub fn winner<'a>(entries: &'a [SysctlEntry], key: &str) -> Option<&'a SysctlEntry> {
-    entries
-        .iter()
-        .rev()
-        .find(|e| e.key == key)
-        .or_else(|| entries.iter().rev().find(|e| is_glob(&e.key) && matches(&e.key, key)))
+    entries.iter().rev().find(|e| e.key == key).or_else(|| {
+        entries
+            .iter()
+            .rev()
+            .find(|e| is_glob(&e.key) && matches(&e.key, key))
+    })
 }
 
 fn is_glob(key: &str) -> bool {
@@ -172,11 +173,18 @@ mod tests {
     #[test]
     fn same_named_files_shadow_and_the_rest_sort_by_name_across_directories() {
         let order = read_order(&[
-            ("/etc/sysctl.d", vec!["50-default.conf".into(), "README".into()]),
+            (
+                "/etc/sysctl.d",
+                vec!["50-default.conf".into(), "README".into()],
+            ),
             ("/run/sysctl.d", vec![]),
             (
                 "/usr/lib/sysctl.d",
-                vec!["50-default.conf".into(), "10-a.conf".into(), "99-z.conf".into()],
+                vec![
+                    "50-default.conf".into(),
+                    "10-a.conf".into(),
+                    "99-z.conf".into(),
+                ],
             ),
         ]);
         assert_eq!(
@@ -242,7 +250,10 @@ mod tests {
 
     #[test]
     fn globs_match_within_one_component() {
-        assert!(matches("net.ipv4.conf.*.rp_filter", "net.ipv4.conf.eth0.rp_filter"));
+        assert!(matches(
+            "net.ipv4.conf.*.rp_filter",
+            "net.ipv4.conf.eth0.rp_filter"
+        ));
         assert!(!matches("net.*", "net.ipv4.tcp_syncookies"));
         assert!(matches("net.ipv4.conf.e?h[0-9].x", "net.ipv4.conf.eth1.x"));
         assert!(!matches("net.ipv4.conf.[!e]*.x", "net.ipv4.conf.eth1.x"));

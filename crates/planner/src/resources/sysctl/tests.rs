@@ -89,7 +89,10 @@ fn a_missing_file_is_written_and_live_values_are_set_and_restored_on_rollback() 
     };
     assert!(content.ends_with("kernel.kptr_restrict = 2\nnet.ipv4.conf.all.accept_redirects = 0\n"));
     let source: Vec<Option<&str>> = file.details.iter().map(|d| d.source.as_deref()).collect();
-    assert_eq!(source, vec![None, Some("/usr/lib/sysctl.d/50-default.conf:1")]);
+    assert_eq!(
+        source,
+        vec![None, Some("/usr/lib/sysctl.d/50-default.conf:1")]
+    );
     let kernel = &diff.changes[1];
     let Step::Run(cmd) = &kernel.steps[0] else {
         panic!("a command")
@@ -123,7 +126,10 @@ fn a_second_plan_is_empty() {
 
 #[test]
 fn a_later_file_that_overrides_a_key_is_reported_with_its_line() {
-    let mut entries = conf::parse("/usr/lib/sysctl.d/50-default.conf", "kernel.kptr_restrict = 0\n");
+    let mut entries = conf::parse(
+        "/usr/lib/sysctl.d/50-default.conf",
+        "kernel.kptr_restrict = 0\n",
+    );
     entries.extend(conf::parse(
         "/etc/sysctl.d/99-zzz-local.conf",
         "# site\nkernel.kptr_restrict = 1\n",
@@ -139,7 +145,9 @@ fn a_later_file_that_overrides_a_key_is_reported_with_its_line() {
     let messages: Vec<&str> = diff.warnings.iter().map(|w| w.message.as_str()).collect();
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert!(
-        messages[0].starts_with("/etc/sysctl.d/99-zzz-local.conf:2 sets kernel.kptr_restrict = 1 after harden's"),
+        messages[0].starts_with(
+            "/etc/sysctl.d/99-zzz-local.conf:2 sets kernel.kptr_restrict = 1 after harden's"
+        ),
         "{messages:?}"
     );
     // An earlier file is simply overridden by harden's: no warning.
@@ -192,7 +200,9 @@ fn unknown_keys_are_located_errors_on_the_running_system_and_warnings_under_root
     live.running = false;
     let diff = diff(&sysctl, &live).expect("under --root");
     assert_eq!(diff.changes.len(), 1, "the file only");
-    assert!(diff.warnings[0].message.contains("no sysctl kernel.no_such_key"));
+    assert!(diff.warnings[0]
+        .message
+        .contains("no sysctl kernel.no_such_key"));
 }
 
 #[test]
