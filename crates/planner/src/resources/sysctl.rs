@@ -48,19 +48,22 @@ impl schemars::JsonSchema for Sysctl {
         schemars::json_schema!({
             "description": "Kernel settings by sysctl key (net.ipv4.conf.all.accept_redirects: 0).",
             "type": "object",
-            "propertyNames": { "type": "string", "pattern": "^[A-Za-z0-9_-]+([./][A-Za-z0-9_:@-]+)+$" },
+            "propertyNames": { "type": "string", "pattern": "^-?[A-Za-z0-9_-]+([./][A-Za-z0-9_:@-]+)+$" },
             "additionalProperties": value
         })
     }
 }
 
-/// A sysctl key, in dotted form, with its place.
+/// A sysctl key, in dotted form, with its place. Written with a leading `-` (as in
+/// `sysctl.d`), it is optional: a kernel without it is not an error.
 #[derive(Clone, Debug)]
 pub struct Key {
-    /// The key (`net.ipv4.tcp_syncookies`).
+    /// The key (`net.ipv4.tcp_syncookies`), without the `-`.
     pub value: String,
     /// Where it was written.
     pub at: At,
+    /// Written `-key`: skipped where the kernel lacks it (and at boot, quietly).
+    pub optional: bool,
 }
 
 impl PartialEq for Key {
@@ -100,10 +103,15 @@ fn check_key(key: &str) -> Result<(), String> {
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let located = Located::<String>::deserialize(deserializer)?;
-        check_key(&located.value).map_err(serde::de::Error::custom)?;
+        let (optional, key) = match located.value.strip_prefix('-') {
+            Some(key) => (true, key),
+            None => (false, located.value.as_str()),
+        };
+        check_key(key).map_err(serde::de::Error::custom)?;
         Ok(Key {
-            value: conf::normalize(&located.value),
+            value: conf::normalize(key),
             at: located.at,
+            optional,
         })
     }
 }
@@ -333,7 +341,7 @@ impl Sysctl {
                 .kernel
                 .get(&key.value)
                 .is_some_and(|k| k.value.is_some());
-            if known {
+            if known || key.optional {
                 continue;
             }
             if !live.running {
@@ -351,7 +359,7 @@ impl Sysctl {
                             conf::proc_path(&key.value)
                         ),
                     )
-                    .help("check the name (`sysctl -a` lists them); a key of a module must wait until the module is loaded"),
+                    .help("check the name (`sysctl -a` lists them); write it `-KEY` (as sysctl.d does) if this kernel may lack it"),
                 );
             }
         }
@@ -366,7 +374,8 @@ impl Sysctl {
              # still overrides it (`harden plan` reports that).\n"
         );
         for (key, value) in &self.0 {
-            out.push_str(&format!("{} = {}\n", key.value, value.value.0));
+            let dash = if key.optional { "-" } else { "" };
+            out.push_str(&format!("{dash}{} = {}\n", key.value, value.value.0));
         }
         out
     }

@@ -206,6 +206,18 @@ fn unknown_keys_are_located_errors_on_the_running_system_and_warnings_under_root
 }
 
 #[test]
+fn an_optional_key_the_kernel_lacks_is_written_with_its_dash_and_skipped() {
+    let sysctl = section("sysctl:\n  -kernel.yama.ptrace_scope: 1\n");
+    let live = running(Vec::new(), &[]);
+    let diff = diff(&sysctl, &live).expect("not an error");
+    assert_eq!(diff.changes.len(), 1, "the file only: {diff:?}");
+    assert!(sysctl
+        .render()
+        .ends_with("\n-kernel.yama.ptrace_scope = 1\n"));
+    assert!(diff.warnings.is_empty(), "{:?}", diff.warnings);
+}
+
+#[test]
 fn bad_keys_and_values_are_located_errors() {
     for (yaml, needle) in [
         ("sysctl:\n  kernel: 1\n", "invalid sysctl key"),
