@@ -56,11 +56,13 @@ pub enum Policy {
     Allowed,
 }
 
-/// A module name, as modprobe reads it (`-` and `_` are the same: kept as `_`).
+/// A module name, as modprobe reads it (`-` and `_` are the same: compared as `_`).
 #[derive(Clone, Debug)]
 pub struct Module {
     /// The name, with `_`.
     pub value: String,
+    /// The name as the playbook spells it, which the file keeps (`usb-storage`).
+    pub written: String,
     /// Where it was written.
     pub at: At,
 }
@@ -99,6 +101,7 @@ impl<'de> Deserialize<'de> for Module {
         }
         Ok(Module {
             value: normalize(name),
+            written: name.clone(),
             at: located.at,
         })
     }
@@ -223,8 +226,9 @@ impl Resource for KernelModules {
 
     fn diff(&self, live: &Live, _cx: &DiffContext<'_>) -> Result<Diff, Failure> {
         let mut diff = Diff::default();
-        let blocked = self.blocked();
-        let content = render(&blocked);
+        let pairs = self.blocked();
+        let content = render(&pairs);
+        let blocked: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
         if live.drop_in.as_deref() == Some(content.as_str()) {
             diff.unchanged += 1;
             self.report_ineffective(&blocked, live, &mut diff);
@@ -253,12 +257,12 @@ fn warning(message: String) -> Warning {
 }
 
 impl KernelModules {
-    /// The modules to block, by name.
-    fn blocked(&self) -> Vec<&str> {
+    /// The modules to block: (name with `_`, name as written).
+    fn blocked(&self) -> Vec<(&str, &str)> {
         self.0
             .iter()
             .filter(|(_, p)| p.value == Policy::Blocked)
-            .map(|(m, _)| m.value.as_str())
+            .map(|(m, _)| (m.value.as_str(), m.written.as_str()))
             .collect()
     }
 
@@ -278,13 +282,13 @@ impl KernelModules {
     }
 }
 
-/// The file: two lines per blocked module.
-fn render(blocked: &[&str]) -> String {
+/// The file: two lines per blocked module, spelt as the playbook spells it.
+fn render(blocked: &[(&str, &str)]) -> String {
     let mut out = format!(
         "{MARKER} from the playbook's `kernel_modules` section; changes here are overwritten.\n\
          # modprobe keeps the first install line of a module, so this file sorts first.\n"
     );
-    for module in blocked {
+    for (_, module) in blocked {
         out.push_str(&format!("install {module} {REFUSE}\nblacklist {module}\n"));
     }
     out
@@ -388,7 +392,7 @@ mod tests {
             panic!("a file")
         };
         assert!(content.ends_with(
-            "install dccp /bin/false\nblacklist dccp\ninstall usb_storage /bin/false\nblacklist usb_storage\n"
+            "install dccp /bin/false\nblacklist dccp\ninstall usb-storage /bin/false\nblacklist usb-storage\n"
         ));
         let Step::Validate(check) = &change.steps[1] else {
             panic!("a check")
@@ -403,7 +407,7 @@ mod tests {
             "blacklist dccp\nblacklist usb_storage\ninstall dccp /bin/false\ninstall usb_storage /bin/false\noptions x y=1\n",
         );
         let live = Live {
-            drop_in: Some(render(&["dccp", "usb_storage"])),
+            drop_in: Some(render(&[("dccp", "dccp"), ("usb_storage", "usb-storage")])),
             config: Some(config),
             ..Live::default()
         };
@@ -419,7 +423,7 @@ mod tests {
             "install dccp /sbin/modprobe --ignore-install dccp\ninstall dccp /bin/false\nblacklist dccp\ninstall usb_storage /bin/false\nblacklist usb_storage\n",
         );
         let live = Live {
-            drop_in: Some(render(&["dccp", "usb_storage"])),
+            drop_in: Some(render(&[("dccp", "dccp"), ("usb_storage", "usb-storage")])),
             config: Some(config),
             loaded: ["usb_storage".to_owned()].into(),
         };
