@@ -23,6 +23,7 @@ mod sandbox;
 mod schema;
 mod seeds;
 mod sshd;
+mod sysctl;
 mod ufw;
 mod unattended_upgrades;
 mod users;
