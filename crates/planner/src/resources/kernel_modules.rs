@@ -234,6 +234,7 @@ impl Resource for KernelModules {
             self.report_ineffective(&blocked, live, &mut diff);
         } else {
             diff.changes.push(file_change(&blocked, content, live));
+            earlier_install_lines(&blocked, live, &mut diff);
         }
         for module in blocked.iter().filter(|m| live.loaded.contains(**m)) {
             diff.warnings.push(warning(format!(
@@ -282,6 +283,19 @@ impl KernelModules {
     }
 }
 
+/// Modules for which another file's `install` line loads the module: modprobe reads it
+/// before harden's (it runs the first), so the apply's check will fail.
+fn earlier_install_lines(blocked: &[&str], live: &Live, diff: &mut Diff) {
+    let Some(config) = &live.config else { return };
+    for module in blocked {
+        if let Some(command) = config.install.get(*module).filter(|c| !refuses(c)) {
+            diff.warnings.push(warning(format!(
+                "modprobe runs `{command}` for {module} (a modprobe.d file read before {DROP_IN}): the apply's check will fail until that line goes"
+            )));
+        }
+    }
+}
+
 /// The file: two lines per blocked module, spelt as the playbook spells it.
 fn render(blocked: &[(&str, &str)]) -> String {
     let mut out = format!(
@@ -326,7 +340,7 @@ fn file_change(blocked: &[&str], content: String, live: &Live) -> Change {
 fn check_command(blocked: &[&str]) -> Command {
     let script = "fail=0\n\
                   for m; do\n\
-                  \x20 got=$(modprobe -n -v \"$m\" 2>&1 | head -n 1)\n\
+                  \x20 got=$(modprobe -n -v \"$m\" 2>&1 | head -n 1 | sed 's/[[:space:]]*$//')\n\
                   \x20 case \"$got\" in\n\
                   \x20   \"install /bin/false\"*) ;;\n\
                   \x20   *) printf 'modprobe -n -v %s: %s (not blocked)\\n' \"$m\" \"$got\" >&2; fail=1 ;;\n\
