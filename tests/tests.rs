@@ -18,6 +18,8 @@ mod examples;
 mod fail2ban;
 mod files;
 mod kernel_modules;
+mod limits;
+mod login_defs;
 mod reliability;
 mod rollback;
 mod sandbox;
