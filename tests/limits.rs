@@ -85,7 +85,7 @@ fn bad_values_are_plan_time_errors_with_file_line_and_column() {
         (
             "limits:\n  core_dumps: never\n",
             "/tmp/bad.yaml:2:15",
-            "invalid type",
+            "invalid boolean",
         ),
         (
             "limits:\n  core: 0\n",
