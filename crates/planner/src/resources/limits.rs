@@ -351,11 +351,11 @@ fn report_coredump(live: &Live, diff: &mut Diff) {
 fn report_sysctl(boot: &[SysctlEntry], diff: &mut Diff) {
     let name = |f: &str| Path::new(f).file_name().map(|n| n.to_owned());
     let own = name(SYSCTL_FILE);
-    let winner = boot
-        .iter()
-        .filter(|e| e.file != SYSCTL_FILE && e.key == SUID_DUMPABLE)
-        .filter(|e| e.file == "/etc/sysctl.conf" || name(&e.file) > own)
-        .next_back();
+    let winner = boot.iter().rfind(|e| {
+        e.file != SYSCTL_FILE
+            && e.key == SUID_DUMPABLE
+            && (e.file == "/etc/sysctl.conf" || name(&e.file) > own)
+    });
     if let Some(e) = winner {
         if e.value.trim() != "0" {
             diff.warnings.push(warning(format!(
