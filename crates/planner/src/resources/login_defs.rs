@@ -110,9 +110,11 @@ impl Umask {
 
 #[cfg(feature = "schema")]
 crate::schema::literal!(Umask, {
-    "description": "An octal umask, quoted: \"027\".",
-    "type": "string",
-    "pattern": "^0?[0-7]{3}$"
+    "description": "An octal umask, quoted: \"027\" (unquoted, YAML may read it as a number; harden reads its digits).",
+    "anyOf": [
+        { "type": "string", "pattern": "^0?[0-7]{3}$" },
+        { "type": "integer", "minimum": 0, "maximum": 777 }
+    ]
 });
 
 impl<'de> Deserialize<'de> for Umask {
