@@ -10,6 +10,7 @@ mod harness;
 pub(crate) mod package;
 mod seeds;
 mod sshd;
+mod sysctl;
 mod units;
 
 use crate::support::booted::Booted;

@@ -12,8 +12,8 @@ packages=(
     # the sandbox harness (tests/support/sandbox.rs): unshare, nsenter,
     # setpriv, findmnt (util-linux), mount, ip and ss (iproute2), pgrep (procps)
     util-linux mount iproute2 procps
-    # used by the tests themselves
-    python3 sshpass netcat-openbsd
+    # used by the tests themselves (kmod: `modprobe -n -v`, a dry run, for kernel_modules)
+    python3 sshpass netcat-openbsd kmod
 )
 
 # Tools that only check the examples (tests/examples.rs): `cloud-init schema`,

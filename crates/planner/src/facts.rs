@@ -30,6 +30,22 @@ pub(crate) struct Facts {
     pub created_paths: BTreeSet<PathBuf>,
     /// Groups and users the plan creates, with their ids; the system's id ranges.
     pub accounts: accounts::PlannedAccounts,
+    /// What boot sets through `sysctl.d`, for resources that write a kernel setting of their
+    /// own (`limits`: `fs.suid_dumpable`) and must report a file that overrides it.
+    pub sysctl_boot: Vec<SysctlEntry>,
+}
+
+/// One `key = value` line of a `sysctl.d` file, as the sysctl resource read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SysctlEntry {
+    /// The key in dotted form (`net.ipv4.conf.all.rp_filter`); may be a glob.
+    pub key: String,
+    /// The value, as written.
+    pub value: String,
+    /// The file, by the path systemd-sysctl reads it under.
+    pub file: String,
+    /// Its line, from 1.
+    pub line: u32,
 }
 
 impl Facts {
@@ -143,6 +159,7 @@ impl std::fmt::Debug for Facts {
             .field("file_attrs", &self.file_attrs)
             .field("created_paths", &self.created_paths)
             .field("accounts", &self.accounts)
+            .field("sysctl_boot", &self.sysctl_boot)
             .finish()
     }
 }

@@ -91,6 +91,15 @@ pub(crate) fn groupadd(name: &str, gid: u32, system: bool) -> Command {
     shadow_tool(argv)
 }
 
+/// `sysctl -w KEY=VALUE...`: sets kernel values on the running system (never under
+/// `--root`: the image does not run this kernel). `-q`: the values are in the plan already.
+pub(crate) fn sysctl_write(values: &[(String, String)]) -> Command {
+    let argv = ["sysctl".to_owned(), "-q".to_owned(), "-w".to_owned()]
+        .into_iter()
+        .chain(values.iter().map(|(k, v)| format!("{k}={v}")));
+    Command::new(argv).timeout(30)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

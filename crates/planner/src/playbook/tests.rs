@@ -157,6 +157,14 @@ fn every_section(comment: impl Fn(usize, &str) -> String) -> String {
         "unattended_upgrades:",
         "  enabled: true",
         "  automatic_reboot: false",
+        "sysctl:",
+        "  net.ipv4.tcp_syncookies: 1",
+        "kernel_modules:",
+        "  dccp: blocked",
+        "login_defs:",
+        "  PASS_MAX_DAYS: 365",
+        "limits:",
+        "  core_dumps: false",
     ];
     let mut out = String::new();
     for (i, line) in LINES.iter().enumerate() {

@@ -8,7 +8,11 @@ pub mod env_files;
 pub mod fail2ban;
 pub mod files;
 pub mod groups;
+pub mod kernel_modules;
+pub mod limits;
+pub mod login_defs;
 pub mod sshd;
+pub mod sysctl;
 pub mod ufw;
 pub mod unattended_upgrades;
 pub mod users;
@@ -136,6 +140,14 @@ registry! {
     fail2ban: fail2ban::Fail2ban,
     /// Automatic security updates.
     unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
+    /// Kernel settings: harden's `sysctl.d` file and the running kernel.
+    sysctl: sysctl::Sysctl,
+    /// Kernel modules that must not load: harden's `modprobe.d` file.
+    kernel_modules: kernel_modules::KernelModules,
+    /// Password aging, umask and hashing in `/etc/login.defs`, edited in place.
+    login_defs: login_defs::LoginDefs,
+    /// Core dumps off: pam_limits, systemd-coredump and `fs.suid_dumpable`.
+    limits: limits::Limits,
 }
 
 #[cfg(test)]
