@@ -20,6 +20,7 @@ mod files;
 mod reliability;
 mod rollback;
 mod sandbox;
+mod saved_plans;
 mod schema;
 mod seeds;
 mod sshd;
