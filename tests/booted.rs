@@ -4,9 +4,11 @@
 //! harness. Each module tests both systems; a module's helpers that several share live here.
 
 mod cloud_init;
+mod confirm;
 mod drift;
 mod fleet;
 mod harness;
+mod journal;
 pub(crate) mod package;
 mod seeds;
 mod sshd;
