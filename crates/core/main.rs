@@ -277,6 +277,12 @@ async fn make_plan(
             Err(exit::FAILED)
         }
         Err(ref e @ PlanError::Refused(_, ref partial)) => {
+            tracing::warn!(
+                target: harden_executor::AUDIT,
+                playbooks = %loaded.names().join(", "),
+                result = "refused",
+                "plan refused by a guard: {e}"
+            );
             match args.format {
                 Format::Json => println!(
                     "{}",
@@ -334,7 +340,7 @@ async fn plan_only(
         Err(code) => return Ok(code),
     };
     if let Some((file, playbooks)) = out {
-        let saved = saved::make(host, loaded, playbooks, plan.clone()).await?;
+        let saved = saved::make(host, loaded, playbooks, &args.allow, plan.clone()).await?;
         saved::write(file, &saved)?;
         say!(
             args,
@@ -474,6 +480,7 @@ async fn apply(
         if !plan.is_empty() {
             let how = How {
                 verify: Ok(loaded),
+                options: options(args),
                 within,
             };
             return execute(args, host, &how, &executor, &lock, plan).await;
@@ -502,6 +509,8 @@ async fn apply(
 pub(crate) struct How<'a> {
     /// The playbooks the verifying re-plan uses, or why there is none.
     pub verify: Result<&'a Loaded, String>,
+    /// The guard overrides the plan was made with, for the verifying re-plan.
+    pub options: Options,
     /// `--confirm-within`.
     pub within: Option<Duration>,
 }
@@ -538,7 +547,7 @@ pub(crate) async fn execute(
     );
     let failure = match (tx.execute(&stop, &mut on).await, &how.verify) {
         (Err(failed), _) => Some(failed.to_string()),
-        (Ok(()), Ok(loaded)) => verify(args, host, loaded).await,
+        (Ok(()), Ok(loaded)) => verify(host, loaded, &how.options).await,
         (Ok(()), Err(why)) => {
             say!(args, "verification skipped: {why}");
             None
@@ -570,6 +579,12 @@ pub(crate) async fn execute(
         }
         return Ok(exit::OK);
     };
+    tracing::warn!(
+        target: harden_executor::AUDIT,
+        snapshot = %snapshot,
+        result = "failed",
+        "apply failed, rolling back: {failure}"
+    );
     say!(args, "error: {failure}; rolling back");
     let restored = tx.roll_back(&mut on).await?;
     report_restored(args, &restored, "rolled back");
@@ -598,8 +613,8 @@ pub(crate) async fn execute(
 
 /// Plans again after the steps: a change that did not take must not be reported as made.
 /// `None` when nothing is left to do, else why the apply failed.
-async fn verify(args: &Args, host: &Host, loaded: &Loaded) -> Option<String> {
-    match harden_planner::plan(host, loaded, &options(args)).await {
+async fn verify(host: &Host, loaded: &Loaded, options: &Options) -> Option<String> {
+    match harden_planner::plan(host, loaded, options).await {
         Ok(after) if after.is_empty() => None,
         Ok(after) => {
             let targets: Vec<String> = after

@@ -39,6 +39,10 @@ pub struct SavedPlan {
     pub created: jiff::Timestamp,
     /// The playbooks it was made from, in merge order.
     pub playbooks: Vec<PlaybookHash>,
+    /// The guards overridden (`--allow`) when it was made; the verifying re-plan after the
+    /// apply overrides the same ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
     /// What the plan assumed of every path and unit it touches.
     pub preconditions: Preconditions,
     /// The plan itself, applied exactly.
@@ -76,6 +80,7 @@ pub async fn make(
     host: &Host,
     loaded: &Loaded,
     playbooks: &[PathBuf],
+    allow: &[String],
     plan: Plan,
 ) -> anyhow::Result<SavedPlan> {
     refuse_env_content(&plan)?;
@@ -100,6 +105,7 @@ pub async fn make(
         machine_id: machine_id(host)?,
         created: jiff::Timestamp::now(),
         playbooks: hashes,
+        allow: allow.to_vec(),
         preconditions,
         plan,
     })

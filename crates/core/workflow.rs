@@ -126,6 +126,9 @@ pub async fn apply_saved(
     let loaded = saved::playbooks_again(&saved);
     let how = How {
         verify: loaded.as_ref().map_err(Clone::clone),
+        options: harden_planner::Options {
+            overrides: saved.allow.iter().cloned().collect(),
+        },
         within,
     };
     execute(args, host, &how, &executor, &lock, saved.plan.clone()).await
@@ -204,6 +207,9 @@ pub async fn rollback_unconfirmed(args: &Args, host: &Host, id: &str) -> anyhow:
     let executor = Executor::new(host.clone());
     let lock = executor.lock(Duration::from_secs(args.lock_timeout))?;
     let mut on = progress(args);
+    if let Some(restored) = executor.recover(&lock, &mut on).await? {
+        report_restored(args, &restored, "an earlier run was interrupted");
+    }
     let Some(restored) = executor.rollback_unconfirmed(&lock, id, &mut on).await? else {
         say!(
             args,

@@ -1191,6 +1191,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn preconditions_name_each_path_that_changed_since_they_were_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(root.join("rewritten"), "old").expect("write");
+        std::fs::write(root.join("chmodded"), "a").expect("write");
+        let (uid, gid) = me();
+        let attrs = |mode| Attrs { mode, uid, gid };
+        let plan = plan(vec![
+            write("/rewritten", "new", 0o600),
+            write("/created", "new", 0o600),
+            Step::SetAttrs {
+                path: "/chmodded".into(),
+                from: attrs(0o644),
+                to: attrs(0o600),
+            },
+        ]);
+        let executor = Executor::new(Host::new(root));
+        let recorded = executor.preconditions(&plan).await.expect("record");
+        assert_eq!(recorded.paths.len(), 3);
+        assert!(executor.stale(&recorded).await.expect("check").is_empty());
+        // The content of a file only re-moded is not part of what the plan assumed.
+        std::fs::write(root.join("chmodded"), "other").expect("write");
+        assert!(executor.stale(&recorded).await.expect("check").is_empty());
+        std::fs::write(root.join("rewritten"), "edited").expect("write");
+        std::fs::write(root.join("created"), "x").expect("write");
+        let stale = executor.stale(&recorded).await.expect("check");
+        assert_eq!(
+            stale,
+            vec![
+                "/created: was absent, now a file",
+                "/rewritten: content changed"
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn only_the_newest_snapshots_are_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
