@@ -10,6 +10,7 @@ mod fleet;
 mod harness;
 mod journal;
 pub(crate) mod package;
+mod saved_plans;
 mod seeds;
 mod sshd;
 mod units;
