@@ -101,8 +101,10 @@ pub enum Cmd {
     Confirm,
     /// List snapshots, with any pending confirmation and its deadline.
     Snapshots,
-    /// The history of applies and rollbacks, from the snapshots: time, purpose, playbooks,
-    /// changed targets, result.
+    /// Show the history of applies and rollbacks, from the snapshots.
+    ///
+    /// One entry per snapshot kept: id, time, purpose, playbooks, changed targets, result,
+    /// and its confirmation when it had one.
     Log,
     /// Show a saved plan (`harden plan --out`): what it changes and what it assumes.
     Show {

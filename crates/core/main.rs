@@ -143,7 +143,7 @@ async fn run(args: &Args) -> anyhow::Result<u8> {
             confirm_within,
             ..
         } if workflow::saved_plan_arg(playbooks)?.is_some() => {
-            let within = workflow::parse_within(confirm_within.as_deref())?;
+            let within = workflow::parse_within(&host, confirm_within.as_deref())?;
             workflow::apply_saved(args, &host, &playbooks[0], *dry_run, within).await
         }
         Cmd::Apply {
@@ -163,7 +163,7 @@ async fn run(args: &Args) -> anyhow::Result<u8> {
             confirm_within,
             ..
         } => {
-            let within = workflow::parse_within(confirm_within.as_deref())?;
+            let within = workflow::parse_within(&host, confirm_within.as_deref())?;
             if let Some(code) = workflow::refuse_while_pending(args, &host)? {
                 return Ok(code);
             }

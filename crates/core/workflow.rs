@@ -42,8 +42,13 @@ pub fn saved_plan_arg(playbooks: &[PathBuf]) -> anyhow::Result<Option<SavedPlan>
 }
 
 /// `--confirm-within DURATION` (`20s`, `5m`, `1h 30m`).
-pub fn parse_within(text: Option<&str>) -> anyhow::Result<Option<Duration>> {
+/// Refused under `--root`: an image has no services to lock anyone out, and no timer of
+/// its own to roll back with.
+pub fn parse_within(host: &Host, text: Option<&str>) -> anyhow::Result<Option<Duration>> {
     let Some(text) = text else { return Ok(None) };
+    if !host.is_live() {
+        anyhow::bail!("--confirm-within needs the live system, not --root; nothing was changed");
+    }
     let within = humantime::parse_duration(text)
         .map_err(|e| anyhow::anyhow!("--confirm-within {text:?}: {e} (for example 20s, 5m)"))?;
     if within < Duration::from_secs(1) {
@@ -106,8 +111,17 @@ pub async fn apply_saved(
         return Ok(code);
     }
     if saved.plan.is_empty() {
-        say!(args, "the saved plan changes nothing");
-        print(|out| render::summary(out, &saved.plan))?;
+        match args.format {
+            Format::Json => println!(
+                "{}",
+                Report::new(Body::Unchanged {
+                    changed: false,
+                    plan: &saved.plan
+                })
+                .to_line()
+            ),
+            Format::Text => print(|out| render::summary(out, &saved.plan))?,
+        }
         return Ok(exit::OK);
     }
     let executor = Executor::new(host.clone());
