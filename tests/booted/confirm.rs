@@ -96,14 +96,22 @@ fn assert_rolled_back_on_time(m: &Booted, peer: &Peer) {
     let unit = format!("harden-confirm-{id}.timer");
     m.exec(&["systemctl", "is-active", &unit]).assert_ok();
     let deadline = deadline_of(&confirmation);
+    // Rolled back once the state says so: it is written after the restore, the reload and
+    // the check that sshd listens again (the files alone come back before the reload).
     assert!(
-        wait_until(deadline + SLACK, || !passwords_off(m)),
+        wait_until(deadline + SLACK, || {
+            newest_confirmation(m).1["state"] == "rolled_back"
+        }),
         "not rolled back by the deadline plus {SLACK:?}: {}",
         m.sh(&format!("systemctl status --no-pager harden-confirm-{id}.service; journalctl -b --no-pager -t harden -n 20")).output()
     );
     assert!(
         Instant::now() + Duration::from_secs(2) >= deadline,
         "rolled back before its deadline"
+    );
+    assert!(
+        !passwords_off(m),
+        "rolled back, but not the sshd configuration"
     );
     ssh_with_password(peer, "admin").assert_ok();
     let listed = m.harden(&["snapshots"]).assert_ok();

@@ -94,8 +94,13 @@ pub fn unit_name(id: &str) -> String {
 
 /// Arms the rollback of snapshot `id` in `within`, running `program` (harden itself). A
 /// systemd timer where systemd runs, else a detached process.
+///
+/// The pending confirmation is recorded before the timer is started: a run killed in
+/// between leaves an apply that `harden snapshots` shows pending past its deadline (and that
+/// blocks the next apply until confirmed), never a timer with nothing recorded.
 pub(crate) async fn arm(
     host: &Host,
+    state: &Path,
     id: &str,
     within: Duration,
     program: &Path,
@@ -105,9 +110,54 @@ pub(crate) async fn arm(
             jiff::SignedDuration::try_from(within).map_err(|e| Error::Refused(e.to_string()))?,
         )
         .map_err(|e| Error::Refused(e.to_string()))?;
+    let (command, armed_by, unit) = arming_command(host, state, id, within, program);
+    let confirmation = Confirmation {
+        state: State::Pending,
+        deadline,
+        armed_by: armed_by.into(),
+        unit,
+        settled: None,
+        reason: None,
+    };
+    write(host, state, id, &confirmation)?;
+    let out = host
+        .run(&command)
+        .await
+        .map_err(|e| Error::Refused(e.to_string()));
+    let failed = match out {
+        Ok(out) if out.success() => None,
+        Ok(out) => Some(format!(
+            "cannot arm the rollback: `{}` exited with {:?}: {}",
+            command.display(),
+            out.code,
+            out.stderr.trim()
+        )),
+        Err(e) => Some(format!("cannot arm the rollback: {e}")),
+    };
+    if let Some(why) = failed {
+        let unarmed = Confirmation {
+            state: State::RolledBack,
+            settled: Some(jiff::Timestamp::now()),
+            reason: Some(why.clone()),
+            ..confirmation
+        };
+        write(host, state, id, &unarmed)?;
+        return Err(Error::Refused(why));
+    }
+    Ok(confirmation)
+}
+
+/// The command that arms the rollback, what it is, and its unit's name.
+fn arming_command(
+    host: &Host,
+    state: &Path,
+    id: &str,
+    within: Duration,
+    program: &Path,
+) -> (Command, &'static str, Option<String>) {
     let program = program.display().to_string();
     let secs = within.as_secs().max(1);
-    let (command, armed_by, unit) = if host.has_systemd() {
+    if host.has_systemd() {
         let unit = unit_name(id);
         let command = Command::new([
             "systemd-run".to_owned(),
@@ -125,11 +175,7 @@ pub(crate) async fn arm(
     } else {
         // setsid -f: a new session, so neither the terminal's hangup nor the end of this
         // process reaches it; its output goes beside the snapshot.
-        let log = host.outside_path(
-            &root_dir(Path::new(crate::STATE_DIR))
-                .join(id)
-                .join("confirm.log"),
-        );
+        let log = host.outside_path(&root_dir(state).join(id).join("confirm.log"));
         let script =
             r#"exec </dev/null >>"$3" 2>&1; sleep "$1"; exec "$0" rollback --unconfirmed "$2""#;
         let command = Command::new([
@@ -144,27 +190,7 @@ pub(crate) async fn arm(
             log.display().to_string(),
         ]);
         (command, "detached process", None)
-    };
-    let out = host
-        .run(&command)
-        .await
-        .map_err(|e| Error::Refused(e.to_string()))?;
-    if !out.success() {
-        return Err(Error::Refused(format!(
-            "cannot arm the rollback: `{}` exited with {:?}: {}",
-            command.display(),
-            out.code,
-            out.stderr.trim()
-        )));
     }
-    Ok(Confirmation {
-        state: State::Pending,
-        deadline,
-        armed_by: armed_by.into(),
-        unit,
-        settled: None,
-        reason: None,
-    })
 }
 
 /// Stops the timer of a confirmation, if it has one. A timer already gone (fired, or never

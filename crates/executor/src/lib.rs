@@ -337,8 +337,7 @@ impl Executor {
                 "--confirm-within needs the live system, not --root".into(),
             ));
         }
-        let confirmation = confirm::arm(&self.host, id, within, program).await?;
-        confirm::write(&self.host, &self.state, id, &confirmation)?;
+        let confirmation = confirm::arm(&self.host, &self.state, id, within, program).await?;
         tracing::info!(
             target: AUDIT,
             snapshot = %id,
@@ -670,9 +669,11 @@ impl Transaction<'_> {
 
     /// Ends the run as a success: closes the journal and prunes old snapshots.
     pub fn commit(self) -> Result<String, Error> {
-        self.executor.close_journal()?;
+        // The outcome first: a run killed while it writes it still has its journal, and
+        // the next run's recovery writes the outcome again (and leaves no temporary file).
         self.executor
             .record_outcome(&self.manifest.id, "applied", plan_targets(self.plan))?;
+        self.executor.close_journal()?;
         snapshot::prune(&self.executor.host, &self.executor.state, None)?;
         tracing::info!(
             target: AUDIT,

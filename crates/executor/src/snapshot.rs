@@ -321,7 +321,8 @@ pub(crate) fn prune(host: &Host, state: &Path, keep_also: Option<&str>) -> Resul
 
 /// Deletes snapshot directories that have no manifest: a run killed while it took its
 /// snapshot leaves one (with a half-written blob's temporary file), and nothing can ever
-/// restore from it. Only under the lock, so no snapshot is being taken meanwhile.
+/// restore from it; and the temporary files of outcomes and confirmations a kill left in
+/// complete ones. Only under the lock, so no snapshot is being taken meanwhile.
 pub(crate) fn remove_incomplete(host: &Host, state: &Path) -> Result<(), Error> {
     let base = root_dir(state);
     for name in host.read_dir(&base).map_err(Error::Io)? {
@@ -330,6 +331,13 @@ pub(crate) fn remove_incomplete(host: &Host, state: &Path) -> Result<(), Error> 
             .stat(&dir)
             .map_err(Error::Io)?
             .is_some_and(|s| s.kind == Kind::Dir);
+        if is_dir {
+            // A run killed while it recorded an outcome or a confirmation leaves the
+            // write's temporary file in a complete snapshot.
+            for name in ["outcome.json", "confirm.json"] {
+                fs::remove_leftover_temp(host, &dir.join(name)).map_err(Error::Io)?;
+            }
+        }
         if is_dir
             && host
                 .stat(&dir.join("manifest.json"))
