@@ -207,6 +207,13 @@ With \fB\-\-detailed\-exitcode\fR: changes are pending.
 .TP
 \fB3\fR
 An apply failed and its rollback is incomplete: see the messages, and \fBharden snapshots\fR.
+.TP
+\fB4\fR
+\fBharden apply\fR \fIFILE\fR refused a saved plan: stale (a path or unit it assumed changed),
+or made on another machine or by another harden version. Nothing was changed.
+.TP
+\fB5\fR
+An earlier \fBapply \-\-confirm\-within\fR waits for \fBharden confirm\fR; nothing was changed.
 .SH FILES
 .TP
 \fI/etc/harden/site.yaml\fR
@@ -230,6 +237,10 @@ A daily drift check, installed but not enabled: \fBsystemctl enable \-\-now hard
 .TP
 \fBNO_COLOR\fR
 When set, text output has no colour (it has none on a non\-terminal either).
+.TP
+\fBRUST_LOG\fR
+Which log records to keep (for example \fBharden=debug\fR); overrides \fB\-v\fR and \fB\-q\fR.
+Records go to the journal (identifier \fBharden\fR) when it runs, to stderr otherwise.
 .SH "SEE ALSO"
 \fBsshd_config\fR(5), \fBufw\fR(8), \fBfail2ban\fR(1), \fBunattended\-upgrade\fR(8),
 \fBsystemd.timer\fR(5)

@@ -4,10 +4,13 @@
 //! harness. Each module tests both systems; a module's helpers that several share live here.
 
 mod cloud_init;
+mod confirm;
 mod drift;
 mod fleet;
 mod harness;
+mod journal;
 pub(crate) mod package;
+mod saved_plans;
 mod seeds;
 mod sshd;
 mod sysctl;

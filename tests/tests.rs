@@ -23,6 +23,7 @@ mod login_defs;
 mod reliability;
 mod rollback;
 mod sandbox;
+mod saved_plans;
 mod schema;
 mod seeds;
 mod sshd;

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 /// The version and the commit it was built from, as `--version` prints it. `build.rs` sets
 /// `HARDEN_VERSION`; the fallback is for build.rs's own compile of this file.
@@ -35,6 +35,14 @@ pub struct Args {
     #[arg(long, global = true, value_name = "SECS", default_value_t = 300)]
     pub lock_timeout: u64,
 
+    /// More log records (repeatable): on stderr, or in the journal when there is one.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Fewer log records: errors only. `RUST_LOG` overrides both.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -58,11 +66,21 @@ pub enum Cmd {
         /// Exit 2 when changes are pending (0: none, 1: error).
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also save the plan to FILE (mode 0600) with what it assumes, for
+        /// `harden apply FILE` to apply exactly; no secret is in it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Make the changes, validate, reload; roll back on any failure.
     Apply {
-        /// Playbooks, merged in order; none means the built-in baseline.
+        /// Playbooks, merged in order; none means the built-in baseline. Or one saved plan
+        /// (`harden plan --out`), applied exactly, refused as stale (exit 4) if anything it
+        /// assumed changed.
         playbooks: Vec<PathBuf>,
+        /// Roll the apply back unless `harden confirm` runs within DURATION (`20s`, `5m`);
+        /// a systemd timer (or a detached process) does it, whatever happens to this one.
+        #[arg(long, value_name = "DURATION")]
+        confirm_within: Option<String>,
         /// Do everything but the changes: show the plan and every command it would run.
         #[arg(long)]
         dry_run: bool,
@@ -74,9 +92,25 @@ pub enum Cmd {
     Rollback {
         /// Snapshot id, as `harden snapshots` lists it.
         id: Option<String>,
+        /// Only if the confirmation of snapshot ID is still pending (what the timer armed by
+        /// `--confirm-within` runs).
+        #[arg(long, requires = "id")]
+        unconfirmed: bool,
     },
-    /// List snapshots.
+    /// Keep the apply made with --confirm-within: disarm its rollback.
+    Confirm,
+    /// List snapshots, with any pending confirmation and its deadline.
     Snapshots,
+    /// Show the history of applies and rollbacks, from the snapshots.
+    ///
+    /// One entry per snapshot kept: id, time, purpose, playbooks, changed targets, result,
+    /// and its confirmation when it had one.
+    Log,
+    /// Show a saved plan (`harden plan --out`): what it changes and what it assumes.
+    Show {
+        /// The saved plan file.
+        file: PathBuf,
+    },
     /// Parse and check playbooks only.
     Validate {
         /// Playbooks, merged in order; none means the built-in baseline.

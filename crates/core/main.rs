@@ -7,8 +7,11 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod audit;
 mod render;
 mod report;
+mod saved;
+mod workflow;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -34,10 +37,15 @@ mod exit {
     pub const FAILED: u8 = 1;
     pub const PENDING: u8 = 2;
     pub const ROLLBACK_INCOMPLETE: u8 = 3;
+    /// A saved plan was refused: stale, or from another machine or harden version.
+    pub const STALE: u8 = 4;
+    /// An apply made with `--confirm-within` waits for `harden confirm`.
+    pub const UNCONFIRMED: u8 = 5;
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    audit::init(args.verbose, args.quiet);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,7 +77,9 @@ fn main() -> ExitCode {
 
 /// Writes text for people to stdout in one go, coloured only when that is wanted
 /// (a terminal, and no NO_COLOR).
-fn print(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> std::io::Result<()> {
+pub(crate) fn print(
+    render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     render(&mut buffer)?;
     let mut out = anstream::stdout().lock();
@@ -119,33 +129,57 @@ async fn run(args: &Args) -> anyhow::Result<u8> {
         Cmd::Plan {
             playbooks,
             detailed_exitcode,
+            out,
         } => {
             let Some(loaded) = load(args, playbooks) else {
                 return Ok(exit::FAILED);
             };
-            plan_only(args, &host, &loaded, false, *detailed_exitcode).await
+            let out = out.as_deref().map(|file| (file, playbooks.as_slice()));
+            plan_only(args, &host, &loaded, false, *detailed_exitcode, out).await
+        }
+        Cmd::Apply {
+            playbooks,
+            dry_run,
+            confirm_within,
+            ..
+        } if workflow::saved_plan_arg(playbooks)?.is_some() => {
+            let within = workflow::parse_within(&host, confirm_within.as_deref())?;
+            workflow::apply_saved(args, &host, &playbooks[0], *dry_run, within).await
         }
         Cmd::Apply {
             playbooks,
             dry_run: true,
             detailed_exitcode,
-        } => {
-            let Some(loaded) = load(args, playbooks) else {
-                return Ok(exit::FAILED);
-            };
-            plan_only(args, &host, &loaded, true, *detailed_exitcode).await
-        }
-        Cmd::Apply {
-            playbooks,
-            dry_run: false,
             ..
         } => {
             let Some(loaded) = load(args, playbooks) else {
                 return Ok(exit::FAILED);
             };
-            apply(args, &host, &loaded).await
+            plan_only(args, &host, &loaded, true, *detailed_exitcode, None).await
         }
-        Cmd::Rollback { id } => rollback(args, &host, id.as_deref()).await,
+        Cmd::Apply {
+            playbooks,
+            dry_run: false,
+            confirm_within,
+            ..
+        } => {
+            let within = workflow::parse_within(&host, confirm_within.as_deref())?;
+            if let Some(code) = workflow::refuse_while_pending(args, &host)? {
+                return Ok(code);
+            }
+            let Some(loaded) = load(args, playbooks) else {
+                return Ok(exit::FAILED);
+            };
+            apply(args, &host, &loaded, within).await
+        }
+        Cmd::Rollback {
+            id: Some(id),
+            unconfirmed: true,
+        } => workflow::rollback_unconfirmed(args, &host, id).await,
+        Cmd::Rollback { id, .. } => rollback(args, &host, id.as_deref()).await,
+        Cmd::Confirm => workflow::confirm(args, &host).await,
+        Cmd::Log => workflow::log(args, &host),
+        Cmd::Show { file } => workflow::show(args, file),
         Cmd::Snapshots => snapshots(args, &host),
         Cmd::Completions { shell } => completions(*shell),
         Cmd::Schema => schema(),
@@ -243,6 +277,12 @@ async fn make_plan(
             Err(exit::FAILED)
         }
         Err(ref e @ PlanError::Refused(_, ref partial)) => {
+            tracing::warn!(
+                target: harden_executor::AUDIT,
+                playbooks = %loaded.names().join(", "),
+                result = "refused",
+                "plan refused by a guard: {e}"
+            );
             match args.format {
                 Format::Json => println!(
                     "{}",
@@ -281,12 +321,15 @@ async fn make_plan(
     }
 }
 
+/// Plans and shows the plan; with `out`, also saves it (`harden plan --out FILE`), with
+/// the playbook paths it was loaded from.
 async fn plan_only(
     args: &Args,
     host: &Host,
     loaded: &Loaded,
     dry_run: bool,
     detailed: bool,
+    out: Option<(&std::path::Path, &[std::path::PathBuf])>,
 ) -> anyhow::Result<u8> {
     let executor = Executor::new(host.clone());
     if let Some(id) = executor.interrupted()? {
@@ -296,6 +339,16 @@ async fn plan_only(
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
+    if let Some((file, playbooks)) = out {
+        let saved = saved::make(host, loaded, playbooks, &args.allow, plan.clone()).await?;
+        saved::write(file, &saved)?;
+        say!(
+            args,
+            "saved the plan to {}; `harden apply {}` applies exactly it",
+            file.display(),
+            file.display()
+        );
+    }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string(&plan)?),
         Format::Text => {
@@ -309,7 +362,7 @@ async fn plan_only(
     })
 }
 
-fn progress(args: &Args) -> impl FnMut(Event<'_>) + '_ {
+pub(crate) fn progress(args: &Args) -> impl FnMut(Event<'_>) + '_ {
     move |event| {
         if args.format != Format::Text {
             return;
@@ -372,7 +425,7 @@ fn env_keys(edits: &[harden_plan::EnvEdit]) -> String {
         .join(", ")
 }
 
-fn report_restored(args: &Args, restored: &Restored, what: &str) {
+pub(crate) fn report_restored(args: &Args, restored: &Restored, what: &str) {
     for found in &restored.foreign {
         say!(
             args,
@@ -393,7 +446,12 @@ fn report_restored(args: &Args, restored: &Restored, what: &str) {
     }
 }
 
-async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> {
+async fn apply(
+    args: &Args,
+    host: &Host,
+    loaded: &Loaded,
+    within: Option<Duration>,
+) -> anyhow::Result<u8> {
     let executor = Executor::new(host.clone());
     // A read-only plan first: an impossible playbook, a refusal or nothing to do must leave
     // the system exactly as it was, not even a lock file created.
@@ -420,10 +478,18 @@ async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> 
             Err(code) => return Ok(code),
         };
         if !plan.is_empty() {
-            return execute(args, host, loaded, &executor, &lock, plan).await;
+            let how = How {
+                verify: Ok(loaded),
+                options: options(args),
+                within,
+            };
+            return execute(args, host, &how, &executor, &lock, plan).await;
         }
         plan
     };
+    if within.is_some() {
+        say!(args, "nothing changed, so there is nothing to confirm");
+    }
     match args.format {
         Format::Json => println!(
             "{}",
@@ -438,11 +504,22 @@ async fn apply(args: &Args, host: &Host, loaded: &Loaded) -> anyhow::Result<u8> 
     Ok(exit::OK)
 }
 
+/// How to apply a plan: what to verify it against (the playbooks, or why it cannot be
+/// verified), and whether to arm a confirm-or-revert.
+pub(crate) struct How<'a> {
+    /// The playbooks the verifying re-plan uses, or why there is none.
+    pub verify: Result<&'a Loaded, String>,
+    /// The guard overrides the plan was made with, for the verifying re-plan.
+    pub options: Options,
+    /// `--confirm-within`.
+    pub within: Option<Duration>,
+}
+
 /// Applies a non-empty plan under the lock: snapshot, steps, verification, rollback.
-async fn execute(
+pub(crate) async fn execute(
     args: &Args,
     host: &Host,
-    loaded: &Loaded,
+    how: &How<'_>,
     executor: &Executor,
     lock: &harden_executor::Lock,
     plan: Plan,
@@ -468,18 +545,28 @@ async fn execute(
         "snapshot {snapshot} taken; applying {} changes",
         plan.changes.len()
     );
-    let failure = match tx.execute(&stop, &mut on).await {
-        Err(failed) => Some(failed.to_string()),
-        Ok(()) => verify(args, host, loaded).await,
+    let failure = match (tx.execute(&stop, &mut on).await, &how.verify) {
+        (Err(failed), _) => Some(failed.to_string()),
+        (Ok(()), Ok(loaded)) => verify(host, loaded, &how.options).await,
+        (Ok(()), Err(why)) => {
+            say!(args, "verification skipped: {why}");
+            None
+        }
     };
     let Some(failure) = failure else {
         let id = tx.commit()?;
+        let confirmation = match how.within {
+            Some(within) => Some(workflow::arm(args, executor, lock, &id, within).await?),
+            None => None,
+        };
         match args.format {
             Format::Json => println!(
                 "{}",
                 Report::new(Body::Changed {
                     changed: true,
                     snapshot: id,
+                    confirmation: confirmation.as_ref().map(report::Confirmation::from),
+                    verification_skipped: how.verify.as_ref().err().cloned(),
                     plan: &plan
                 })
                 .to_line()
@@ -492,6 +579,12 @@ async fn execute(
         }
         return Ok(exit::OK);
     };
+    tracing::warn!(
+        target: harden_executor::AUDIT,
+        snapshot = %snapshot,
+        result = "failed",
+        "apply failed, rolling back: {failure}"
+    );
     say!(args, "error: {failure}; rolling back");
     let restored = tx.roll_back(&mut on).await?;
     report_restored(args, &restored, "rolled back");
@@ -520,8 +613,8 @@ async fn execute(
 
 /// Plans again after the steps: a change that did not take must not be reported as made.
 /// `None` when nothing is left to do, else why the apply failed.
-async fn verify(args: &Args, host: &Host, loaded: &Loaded) -> Option<String> {
-    match harden_planner::plan(host, loaded, &options(args)).await {
+async fn verify(host: &Host, loaded: &Loaded, options: &Options) -> Option<String> {
+    match harden_planner::plan(host, loaded, options).await {
         Ok(after) if after.is_empty() => None,
         Ok(after) => {
             let targets: Vec<String> = after
@@ -577,18 +670,25 @@ async fn rollback(args: &Args, host: &Host, id: Option<&str>) -> anyhow::Result<
 }
 
 fn snapshots(args: &Args, host: &Host) -> anyhow::Result<u8> {
-    let all = Executor::new(host.clone()).snapshots()?;
+    let executor = Executor::new(host.clone());
+    let all = executor.snapshots()?;
+    let mut confirmations = Vec::new();
+    for m in &all {
+        confirmations.push(executor.confirmation(&m.id)?);
+    }
     match args.format {
         Format::Json => {
             let list: Vec<_> = all
                 .iter()
-                .map(|m| Snapshot {
+                .zip(&confirmations)
+                .map(|(m, c)| Snapshot {
                     id: m.id.clone(),
                     created: m.created.to_string(),
                     purpose: m.purpose.clone(),
                     playbooks: m.playbooks.clone(),
                     changes: m.changes,
                     paths: m.entries.len(),
+                    confirmation: c.as_ref().map(report::Confirmation::from),
                 })
                 .collect();
             println!(
@@ -606,15 +706,18 @@ fn snapshots(args: &Args, host: &Host) -> anyhow::Result<u8> {
                     "{:<22} {:<25} {:<9} {:>7}  PLAYBOOKS",
                     "ID", "CREATED", "PURPOSE", "CHANGES"
                 )?;
-                for m in &all {
+                for (m, c) in all.iter().zip(&confirmations) {
                     writeln!(
                         out,
-                        "{:<22} {:<25} {:<9} {:>7}  {}",
+                        "{:<22} {:<25} {:<9} {:>7}  {}{}",
                         m.id,
                         m.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
                         m.purpose,
                         m.changes,
-                        m.playbooks.join(", ")
+                        m.playbooks.join(", "),
+                        c.as_ref()
+                            .map(workflow::confirmation_text)
+                            .unwrap_or_default()
                     )?;
                 }
                 Ok(())

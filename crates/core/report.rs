@@ -76,8 +76,44 @@ pub enum Body<'a> {
         changed: bool,
         /// The snapshot `harden rollback` restores.
         snapshot: String,
+        /// With `--confirm-within`: the rollback armed unless `harden confirm` runs.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confirmation: Option<Confirmation>,
+        /// A saved plan whose playbooks are gone or changed: why the verifying re-plan
+        /// was skipped.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verification_skipped: Option<String>,
         /// The plan applied.
         plan: &'a Plan,
+    },
+    /// `apply FILE`: the saved plan was refused (exit 4); nothing was changed.
+    Stale {
+        /// Why, in one line.
+        error: String,
+        /// Each precondition that no longer holds: a changed path or unit, another
+        /// machine, another harden version.
+        changed: Vec<String>,
+    },
+    /// `apply`: an earlier apply waits for `harden confirm` (exit 5); nothing was changed.
+    Unconfirmed {
+        /// Why, in one line.
+        error: String,
+        /// The snapshot waiting.
+        snapshot: String,
+        /// Its confirmation.
+        confirmation: Confirmation,
+    },
+    /// `confirm`: the pending apply was confirmed and its rollback disarmed.
+    Confirmed {
+        /// Its snapshot.
+        snapshot: String,
+        /// The confirmation, now `confirmed`.
+        confirmation: Confirmation,
+    },
+    /// `log`: the history of applies and rollbacks, oldest first.
+    Log {
+        /// One entry per snapshot kept.
+        entries: Vec<LogEntry>,
     },
     /// `apply`: a step failed and the run was rolled back.
     Failed {
@@ -162,6 +198,61 @@ pub struct Snapshot {
     pub changes: usize,
     /// Number of paths it saved.
     pub paths: usize,
+    /// When it was applied with `--confirm-within`: where the confirmation stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
+}
+
+/// A confirm-or-revert: an apply rolled back at `deadline` unless confirmed.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct Confirmation {
+    /// `pending`, `confirmed` or `rolled_back`.
+    pub state: String,
+    /// When the rollback fires unless confirmed (RFC 3339).
+    pub deadline: String,
+    /// `systemd timer` or `detached process`.
+    pub armed_by: String,
+    /// The transient unit (`harden-confirm-<id>`), for a systemd timer.
+    pub unit: Option<String>,
+    /// When it was confirmed or rolled back (RFC 3339).
+    pub settled: Option<String>,
+    /// Why it was rolled back.
+    pub reason: Option<String>,
+}
+
+impl From<&harden_executor::Confirmation> for Confirmation {
+    fn from(c: &harden_executor::Confirmation) -> Self {
+        Confirmation {
+            state: c.state.word().into(),
+            deadline: c.deadline.to_string(),
+            armed_by: c.armed_by.clone(),
+            unit: c.unit.clone(),
+            settled: c.settled.map(|t| t.to_string()),
+            reason: c.reason.clone(),
+        }
+    }
+}
+
+/// One run in `harden log`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct LogEntry {
+    /// Its snapshot's id.
+    pub id: String,
+    /// When it started (RFC 3339).
+    pub time: String,
+    /// `apply` or `rollback`.
+    pub purpose: String,
+    /// Its playbooks (`rollback to <id>` for a rollback).
+    pub playbooks: Vec<String>,
+    /// What it changed (`resource target`) or restored (paths and units).
+    pub changed: Vec<String>,
+    /// `applied`, `failed, rolled back`, `rolled back`, `rollback incomplete`,
+    /// `interrupted, rolled back`, or `unknown` (killed, or made by an older harden).
+    pub result: String,
+    /// Its confirm-or-revert, if it had one.
+    pub confirmation: Option<Confirmation>,
 }
 
 #[cfg(test)]

@@ -8,9 +8,11 @@
 //! anything else ([`Executor::recover`]). Files are only ever replaced atomically
 //! ([`fs::write_atomic`]), so each one is wholly old or wholly new at every instant.
 
+mod confirm;
 mod env;
 pub mod fs;
 mod lock;
+mod precondition;
 mod snapshot;
 
 use std::collections::BTreeSet;
@@ -23,8 +25,10 @@ use harden_plan::{Change, Command, Enablement, Plan, Step, UnitState, UnitStep};
 use serde::{Deserialize, Serialize};
 use snapshot::Request;
 
+pub use confirm::{unit_name, Confirmation, State as ConfirmState};
 pub use lock::Lock;
-pub use snapshot::{Entry, Manifest, Reactivation, Saved, SavedUnit, KEEP};
+pub use precondition::{sha256_hex, Found, PathState, Preconditions};
+pub use snapshot::{Entry, Manifest, Outcome, Reactivation, Saved, SavedUnit, KEEP};
 
 /// Where harden keeps its state on the managed system.
 pub const STATE_DIR: &str = "/var/lib/harden";
@@ -175,6 +179,9 @@ impl Executor {
         let restored = self
             .restore(&manifest, journal.activated.as_ref(), on)
             .await;
+        audit_restore(&manifest, &restored, "recovery of an interrupted run");
+        let result = format!("interrupted, {}", restore_result(&restored));
+        self.record_outcome(&manifest.id, &result, restored_targets(&manifest))?;
         if restored.complete() {
             fs::remove(&self.host, &self.journal_path()).map_err(Error::Io)?;
         }
@@ -190,6 +197,13 @@ impl Executor {
         let manifest = snapshot::take(&self.host, &self.state, Request::for_plan(plan)).await?;
         let activated = BTreeSet::new();
         self.write_journal(&manifest, Some(&activated))?;
+        tracing::info!(
+            target: AUDIT,
+            snapshot = %manifest.id,
+            playbooks = %plan.playbooks.join(", "),
+            changes = plan.changes.len(),
+            "apply started"
+        );
         Ok(Transaction {
             executor: self,
             plan,
@@ -215,6 +229,18 @@ impl Executor {
 
     fn close_journal(&self) -> Result<(), Error> {
         fs::remove(&self.host, &self.journal_path()).map_err(Error::Io)
+    }
+
+    /// The state of every path and unit `plan` touches (the same ones its snapshot would
+    /// save), for a saved plan to check before it is applied. Reads only.
+    pub async fn preconditions(&self, plan: &Plan) -> Result<Preconditions, Error> {
+        precondition::record(&self.host, plan).await
+    }
+
+    /// How the system now differs from `recorded`, one line per changed path or unit;
+    /// empty when a saved plan still applies exactly. Reads only.
+    pub async fn stale(&self, recorded: &Preconditions) -> Result<Vec<String>, Error> {
+        precondition::stale(&self.host, recorded).await
     }
 
     /// Every complete snapshot, oldest first. Reads only.
@@ -243,11 +269,152 @@ impl Executor {
         let before = snapshot::take(&self.host, &self.state, Request::to_undo(&target)).await?;
         self.write_journal(&before, None)?;
         let restored = self.restore(&target, None, on).await;
+        audit_restore(&target, &restored, "rollback");
+        self.record_outcome(
+            &before.id,
+            restore_result(&restored),
+            restored_targets(&target),
+        )?;
         if restored.complete() {
             self.close_journal()?;
             snapshot::prune(&self.host, &self.state, Some(&target.id))?;
         }
+        self.settle_confirmation(&target.id, "rolled back with `harden rollback`")
+            .await?;
         Ok(restored)
+    }
+
+    /// Rolls snapshot `id` back because its confirmation ran out, if it is still pending:
+    /// `None` when it was confirmed (or rolled back) meanwhile. Needs the lock.
+    pub async fn rollback_unconfirmed(
+        &self,
+        lock: &Lock,
+        id: &str,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<Restored>, Error> {
+        let Some(confirmation) = confirm::read(&self.host, &self.state, id)? else {
+            return Err(Error::Refused(format!(
+                "snapshot {id} was not applied with --confirm-within"
+            )));
+        };
+        if confirmation.state != ConfirmState::Pending {
+            tracing::info!(
+                target: AUDIT,
+                snapshot = %id,
+                result = confirmation.state.word(),
+                "confirmation deadline passed; nothing to roll back"
+            );
+            return Ok(None);
+        }
+        let reason = format!(
+            "not confirmed by its deadline {}",
+            confirmation.deadline.strftime("%Y-%m-%d %H:%M:%S UTC")
+        );
+        tracing::warn!(target: AUDIT, snapshot = %id, "rolling back: {reason}");
+        let restored = self.rollback(lock, Some(id), on).await?;
+        let settled = Confirmation {
+            state: ConfirmState::RolledBack,
+            settled: Some(jiff::Timestamp::now()),
+            reason: Some(reason),
+            ..confirmation
+        };
+        confirm::write(&self.host, &self.state, id, &settled)?;
+        Ok(Some(restored))
+    }
+
+    /// Arms the rollback of snapshot `id` in `within` unless `harden confirm` runs first;
+    /// `program` is harden itself, which the timer runs. Needs the lock (so the rollback,
+    /// which takes it too, cannot start before the confirmation is recorded).
+    pub async fn arm(
+        &self,
+        _lock: &Lock,
+        id: &str,
+        within: Duration,
+        program: &std::path::Path,
+    ) -> Result<Confirmation, Error> {
+        if !self.host.is_live() {
+            return Err(Error::Refused(
+                "--confirm-within needs the live system, not --root".into(),
+            ));
+        }
+        let confirmation = confirm::arm(&self.host, &self.state, id, within, program).await?;
+        tracing::info!(
+            target: AUDIT,
+            snapshot = %id,
+            result = "pending",
+            "rollback armed ({}) for {} unless confirmed",
+            confirmation.armed_by,
+            confirmation.deadline
+        );
+        Ok(confirmation)
+    }
+
+    /// The apply waiting for its confirmation, if any: its snapshot id and confirmation.
+    pub fn pending(&self) -> Result<Option<(String, Confirmation)>, Error> {
+        for manifest in self.snapshots()?.into_iter().rev() {
+            if let Some(c) = confirm::read(&self.host, &self.state, &manifest.id)? {
+                if c.state == ConfirmState::Pending {
+                    return Ok(Some((manifest.id, c)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// How the run that took snapshot `id` ended, when it did. Reads only.
+    pub fn outcome(&self, id: &str) -> Result<Option<Outcome>, Error> {
+        snapshot::read_outcome(&self.host, &self.state, id)
+    }
+
+    fn record_outcome(&self, id: &str, result: &str, targets: Vec<String>) -> Result<(), Error> {
+        let outcome = Outcome {
+            result: result.into(),
+            finished: jiff::Timestamp::now(),
+            targets,
+        };
+        snapshot::write_outcome(&self.host, &self.state, id, &outcome)
+    }
+
+    /// The confirmation of snapshot `id`, when it was applied with one. Reads only.
+    pub fn confirmation(&self, id: &str) -> Result<Option<Confirmation>, Error> {
+        confirm::read(&self.host, &self.state, id)
+    }
+
+    /// Confirms the pending apply: stops its timer and keeps the change. `None` when no
+    /// apply is pending. Needs the lock.
+    pub async fn confirm(&self, _lock: &Lock) -> Result<Option<(String, Confirmation)>, Error> {
+        let Some((id, pending)) = self.pending()? else {
+            return Ok(None);
+        };
+        let confirmed = Confirmation {
+            state: ConfirmState::Confirmed,
+            settled: Some(jiff::Timestamp::now()),
+            ..pending
+        };
+        confirm::write(&self.host, &self.state, &id, &confirmed)?;
+        confirm::disarm(&self.host, &confirmed).await;
+        tracing::info!(target: AUDIT, snapshot = %id, result = "confirmed", "apply confirmed");
+        Ok(Some((id, confirmed)))
+    }
+
+    /// Marks a pending confirmation of `id` as rolled back and stops its timer, after a
+    /// rollback of that snapshot by hand.
+    async fn settle_confirmation(&self, id: &str, reason: &str) -> Result<(), Error> {
+        let Some(c) = confirm::read(&self.host, &self.state, id)? else {
+            return Ok(());
+        };
+        if c.state != ConfirmState::Pending {
+            return Ok(());
+        }
+        let settled = Confirmation {
+            state: ConfirmState::RolledBack,
+            settled: Some(jiff::Timestamp::now()),
+            reason: Some(reason.into()),
+            ..c
+        };
+        confirm::write(&self.host, &self.state, id, &settled)?;
+        confirm::disarm(&self.host, &settled).await;
+        Ok(())
     }
 
     /// Restores `manifest`: files, then units, then the reloads of the changes in
@@ -418,10 +585,16 @@ impl Transaction<'_> {
         let host = &self.executor.host;
         let steps: Vec<(usize, &Step)> = self.plan.steps().collect();
         let total = steps.len();
+        let mut started = BTreeSet::new();
         let mut index = 0;
         while index < total {
             let batch = batch_at(&steps[index..]);
             if batch.len() > 1 {
+                for (change, _) in batch {
+                    if started.insert(*change) {
+                        self.audit_change(*change);
+                    }
+                }
                 self.execute_batch(index, batch, total, stop, on).await?;
                 index += batch.len();
                 continue;
@@ -440,7 +613,11 @@ impl Transaction<'_> {
                 total,
                 step,
             });
-            let fail = |message: String| StepFailed { number, message };
+            let fail =
+                |message: String| failed(self.plan, &self.manifest.id, change, number, message);
+            if started.insert(change) {
+                self.audit_change(change);
+            }
             if Change::activates(step) && self.activated.insert(change) {
                 // Recorded before the step runs: a crash from here on must reload this
                 // change's service on recovery.
@@ -487,6 +664,19 @@ impl Transaction<'_> {
         Ok(())
     }
 
+    /// The audit record of a change about to start.
+    fn audit_change(&self, change: usize) {
+        let c = &self.plan.changes[change];
+        tracing::info!(
+            target: AUDIT,
+            snapshot = %self.manifest.id,
+            resource = %c.resource,
+            target = %c.target,
+            reason = %c.reason,
+            "changing"
+        );
+    }
+
     /// Runs `batch`, the steps from `first` (0-based), as one process: every change in it
     /// counts as activated from the start, since the process may get through any of them.
     async fn execute_batch(
@@ -498,7 +688,8 @@ impl Transaction<'_> {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), StepFailed> {
         let number = first + 1;
-        let fail = |message: String| StepFailed { number, message };
+        let fail =
+            |message: String| failed(self.plan, &self.manifest.id, batch[0].0, number, message);
         if stop.load(Ordering::SeqCst) {
             return Err(fail("interrupted by a signal before this step".into()));
         }
@@ -544,8 +735,21 @@ impl Transaction<'_> {
 
     /// Ends the run as a success: closes the journal and prunes old snapshots.
     pub fn commit(self) -> Result<String, Error> {
+        // The outcome first: a run killed while it writes it still has its journal, and
+        // the next run's recovery writes the outcome again (and leaves no temporary file).
+        self.executor
+            .record_outcome(&self.manifest.id, "applied", plan_targets(self.plan))?;
         self.executor.close_journal()?;
         snapshot::prune(&self.executor.host, &self.executor.state, None)?;
+        tracing::info!(
+            target: AUDIT,
+            snapshot = %self.manifest.id,
+            playbooks = %self.plan.playbooks.join(", "),
+            changed = %changed_targets(self.plan),
+            result = "applied",
+            "apply finished: {} changes",
+            self.plan.changes.len()
+        );
         Ok(self.manifest.id)
     }
 
@@ -556,11 +760,35 @@ impl Transaction<'_> {
             .executor
             .restore(&self.manifest, Some(&self.activated), on)
             .await;
+        audit_restore(&self.manifest, &restored, "rollback of a failed apply");
+        let result = format!("failed, {}", restore_result(&restored));
+        self.executor
+            .record_outcome(&self.manifest.id, &result, plan_targets(self.plan))?;
         if restored.complete() {
             self.executor.close_journal()?;
         }
         Ok(restored)
     }
+}
+
+/// Step `number`, of change `change`, failed: its audit record, and the error.
+fn failed(
+    plan: &Plan,
+    snapshot: &str,
+    change: usize,
+    number: usize,
+    message: String,
+) -> StepFailed {
+    let c = &plan.changes[change];
+    tracing::warn!(
+        target: AUDIT,
+        %snapshot,
+        resource = %c.resource,
+        target = %c.target,
+        result = "failed",
+        "step {number} failed: {message}"
+    );
+    StepFailed { number, message }
 }
 
 /// The command of a step the executor may batch: a [`Step::Run`] with a runner.
@@ -613,6 +841,54 @@ fn join_batch(commands: &[&Command]) -> Command {
     touches.sort();
     touches.dedup();
     Command::new(argv).timeout(timeout).touching(touches)
+}
+
+/// The `tracing` target of the audit trail: the records an operator reads in the journal.
+pub const AUDIT: &str = "harden";
+
+/// `files /etc/ssh/sshd_config; sshd PasswordAuthentication`: what a plan changes, by name.
+pub fn changed_targets(plan: &Plan) -> String {
+    plan_targets(plan).join("; ")
+}
+
+/// Each change of `plan` as `resource target`.
+fn plan_targets(plan: &Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .map(|c| format!("{} {}", c.resource, c.target))
+        .collect()
+}
+
+/// The paths and units a restore of `manifest` puts back.
+fn restored_targets(manifest: &Manifest) -> Vec<String> {
+    let mut targets: Vec<String> = manifest
+        .entries
+        .iter()
+        .map(|e| e.path.display().to_string())
+        .collect();
+    targets.extend(manifest.units.iter().map(|u| u.unit.clone()));
+    targets
+}
+
+/// `rolled back` or `rollback incomplete`.
+fn restore_result(restored: &Restored) -> &'static str {
+    if restored.complete() {
+        "rolled back"
+    } else {
+        "rollback incomplete"
+    }
+}
+
+/// One audit record for a restore of `manifest`: what it restored and how it went.
+fn audit_restore(manifest: &Manifest, restored: &Restored, why: &str) {
+    let changed = restored_targets(manifest);
+    let playbooks = manifest.playbooks.join(", ");
+    let changed = changed.join("; ");
+    if restored.complete() {
+        tracing::info!(target: AUDIT, snapshot = %manifest.id, %playbooks, %changed, result = "rolled_back", "{why}: restored snapshot {}", manifest.id);
+    } else {
+        tracing::error!(target: AUDIT, snapshot = %manifest.id, %playbooks, %changed, result = "rollback_incomplete", "{why}: snapshot {} restored incompletely: {}", manifest.id, restored.failures.join("; "));
+    }
 }
 
 /// Runs a command step; `Err` says why it failed.
@@ -1092,6 +1368,42 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "from {now:?} back to {saved:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn preconditions_name_each_path_that_changed_since_they_were_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(root.join("rewritten"), "old").expect("write");
+        std::fs::write(root.join("chmodded"), "a").expect("write");
+        let (uid, gid) = me();
+        let attrs = |mode| Attrs { mode, uid, gid };
+        let plan = plan(vec![
+            write("/rewritten", "new", 0o600),
+            write("/created", "new", 0o600),
+            Step::SetAttrs {
+                path: "/chmodded".into(),
+                from: attrs(0o644),
+                to: attrs(0o600),
+            },
+        ]);
+        let executor = Executor::new(Host::new(root));
+        let recorded = executor.preconditions(&plan).await.expect("record");
+        assert_eq!(recorded.paths.len(), 3);
+        assert!(executor.stale(&recorded).await.expect("check").is_empty());
+        // The content of a file only re-moded is not part of what the plan assumed.
+        std::fs::write(root.join("chmodded"), "other").expect("write");
+        assert!(executor.stale(&recorded).await.expect("check").is_empty());
+        std::fs::write(root.join("rewritten"), "edited").expect("write");
+        std::fs::write(root.join("created"), "x").expect("write");
+        let stale = executor.stale(&recorded).await.expect("check");
+        assert_eq!(
+            stale,
+            vec![
+                "/created: was absent, now a file",
+                "/rewritten: content changed"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -88,7 +88,7 @@ pub(crate) fn root_dir(state: &Path) -> PathBuf {
     state.join("snapshots")
 }
 
-fn kind_name(kind: Kind) -> &'static str {
+pub(crate) fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::File => "file",
         Kind::Dir => "dir",
@@ -152,6 +152,16 @@ impl Request {
             reactivate,
             after_restore: Vec::new(),
         }
+    }
+
+    /// Every path to save, each with whether its content is saved too.
+    pub(crate) fn paths(&self) -> &BTreeMap<PathBuf, bool> {
+        &self.paths
+    }
+
+    /// Every unit whose state is saved.
+    pub(crate) fn units(&self) -> &[String] {
+        &self.units
     }
 
     /// What restoring `target` will change, so that the restore can itself be undone: the
@@ -311,7 +321,8 @@ pub(crate) fn prune(host: &Host, state: &Path, keep_also: Option<&str>) -> Resul
 
 /// Deletes snapshot directories that have no manifest: a run killed while it took its
 /// snapshot leaves one (with a half-written blob's temporary file), and nothing can ever
-/// restore from it. Only under the lock, so no snapshot is being taken meanwhile.
+/// restore from it; and the temporary files of outcomes and confirmations a kill left in
+/// complete ones. Only under the lock, so no snapshot is being taken meanwhile.
 pub(crate) fn remove_incomplete(host: &Host, state: &Path) -> Result<(), Error> {
     let base = root_dir(state);
     for name in host.read_dir(&base).map_err(Error::Io)? {
@@ -320,6 +331,13 @@ pub(crate) fn remove_incomplete(host: &Host, state: &Path) -> Result<(), Error> 
             .stat(&dir)
             .map_err(Error::Io)?
             .is_some_and(|s| s.kind == Kind::Dir);
+        if is_dir {
+            // A run killed while it recorded an outcome or a confirmation leaves the
+            // write's temporary file in a complete snapshot.
+            for name in ["outcome.json", "confirm.json"] {
+                fs::remove_leftover_temp(host, &dir.join(name)).map_err(Error::Io)?;
+            }
+        }
         if is_dir
             && host
                 .stat(&dir.join("manifest.json"))
@@ -440,4 +458,40 @@ fn restore_entry(host: &Host, dir: &Path, entry: &Entry) -> std::io::Result<()> 
             )),
         },
     }
+}
+
+/// How the run that took a snapshot ended, stored as `outcome.json` beside its manifest for
+/// `harden log`: the manifest is written before the run, this after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `applied`, `failed, rolled back`, `rolled back`, `restore incomplete`...
+    pub result: String,
+    /// When the run ended.
+    pub finished: jiff::Timestamp,
+    /// What it changed or restored, by name (`sshd PasswordAuthentication`, a path).
+    pub targets: Vec<String>,
+}
+
+/// Records how the run of snapshot `id` ended.
+pub(crate) fn write_outcome(
+    host: &Host,
+    state: &Path,
+    id: &str,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let json = serde_json::to_vec(outcome).map_err(|e| Error::Corrupt(e.to_string()))?;
+    fs::write_private(host, &root_dir(state).join(id).join("outcome.json"), &json)
+        .map_err(Error::Io)
+}
+
+/// How the run of snapshot `id` ended; `None` for a run still going, killed, or older than
+/// outcomes.
+pub(crate) fn read_outcome(host: &Host, state: &Path, id: &str) -> Result<Option<Outcome>, Error> {
+    let path = root_dir(state).join(id).join("outcome.json");
+    let Some(bytes) = host.read(&path).map_err(Error::Io)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))
 }
