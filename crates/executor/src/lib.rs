@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use harden_host::Host;
-use harden_plan::{Change, Command, Enablement, Plan, Step, UnitState, UnitStep};
+use harden_plan::{Batch, Change, Command, Enablement, Plan, Step, UnitState, UnitStep};
 use serde::{Deserialize, Serialize};
 use snapshot::Request;
 
@@ -588,7 +588,7 @@ impl Transaction<'_> {
         let mut started = BTreeSet::new();
         let mut index = 0;
         while index < total {
-            let batch = batch_at(&steps[index..]);
+            let batch = harden_plan::batch_at(&steps[index..]);
             if batch.len() > 1 {
                 for (change, _) in batch {
                     if started.insert(*change) {
@@ -693,7 +693,7 @@ impl Transaction<'_> {
         if stop.load(Ordering::SeqCst) {
             return Err(fail("interrupted by a signal before this step".into()));
         }
-        let commands: Vec<&Command> = batch.iter().filter_map(|(_, s)| run_command(s)).collect();
+        let commands: Vec<&Command> = batch.iter().filter_map(|(_, s)| s.batchable()).collect();
         let mut newly = false;
         for (offset, (change, step)) in batch.iter().enumerate() {
             on(Event::Step {
@@ -708,7 +708,7 @@ impl Transaction<'_> {
                 .write_journal(&self.manifest, Some(&self.activated))
                 .map_err(|e| fail(e.to_string()))?;
         }
-        let joined = join_batch(&commands);
+        let joined = Batch::join(&commands);
         let out = self
             .executor
             .host
@@ -789,58 +789,6 @@ fn failed(
         "step {number} failed: {message}"
     );
     StepFailed { number, message }
-}
-
-/// The command of a step the executor may batch: a [`Step::Run`] with a runner.
-fn run_command(step: &Step) -> Option<&Command> {
-    match step {
-        Step::Run(command) if command.batch.is_some() => Some(command),
-        _ => None,
-    }
-}
-
-/// The runner of a batchable step.
-fn runner(step: &Step) -> Option<&Vec<String>> {
-    run_command(step)
-        .and_then(|c| c.batch.as_ref())
-        .map(|b| &b.runner)
-}
-
-/// The steps at the start of `steps` that run as one batch: consecutive batchable runs with
-/// the same runner (a single step when the first is not batchable).
-fn batch_at<'s, 'p>(steps: &'s [(usize, &'p Step)]) -> &'s [(usize, &'p Step)] {
-    let Some(first) = steps.first().and_then(|(_, s)| runner(s)) else {
-        return &steps[..steps.len().min(1)];
-    };
-    let len = steps
-        .iter()
-        .take_while(|(_, s)| runner(s) == Some(first))
-        .count();
-    &steps[..len]
-}
-
-/// One command running every command of a batch: the runner, then each command's
-/// arguments prefixed with their count; as long as they would take one after the other,
-/// touching what any of them touches.
-fn join_batch(commands: &[&Command]) -> Command {
-    let mut argv = Vec::new();
-    let mut touches: Vec<PathBuf> = Vec::new();
-    let mut timeout = 0;
-    for command in commands {
-        let Some(batch) = &command.batch else {
-            continue;
-        };
-        if argv.is_empty() {
-            argv.extend(batch.runner.iter().cloned());
-        }
-        argv.push(batch.args.len().to_string());
-        argv.extend(batch.args.iter().cloned());
-        touches.extend(command.touches.iter().cloned());
-        timeout += command.timeout_secs;
-    }
-    touches.sort();
-    touches.dedup();
-    Command::new(argv).timeout(timeout).touching(touches)
 }
 
 /// The `tracing` target of the audit trail: the records an operator reads in the journal.
@@ -977,52 +925,6 @@ mod tests {
             .permissions()
             .mode()
             & 0o7777
-    }
-
-    fn batched(args: &[&str], runner: &str) -> Step {
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        Step::Run(
-            Command::new(std::iter::once("tool".to_owned()).chain(args.clone()))
-                .timeout(10)
-                .touching([PathBuf::from(format!("/etc/{}", args[0]))])
-                .batched(vec![runner.to_owned(), "-c".to_owned()], args),
-        )
-    }
-
-    #[test]
-    fn consecutive_runs_of_one_runner_form_a_batch_and_anything_else_ends_it() {
-        let steps = [
-            batched(&["a", "1"], "py"),
-            batched(&["b"], "py"),
-            batched(&["a", "2"], "py"),
-            batched(&["c"], "other"),
-            Step::Run(Command::new(["plain"])),
-            batched(&["d"], "py"),
-        ];
-        let indexed: Vec<(usize, &Step)> = steps.iter().enumerate().collect();
-        let lens: Vec<usize> = {
-            let mut at = 0;
-            let mut lens = Vec::new();
-            while at < indexed.len() {
-                let len = batch_at(&indexed[at..]).len();
-                lens.push(len);
-                at += len;
-            }
-            lens
-        };
-        assert_eq!(lens, [3, 1, 1, 1]);
-        let commands: Vec<&Command> = steps[..3].iter().filter_map(run_command).collect();
-        let joined = join_batch(&commands);
-        assert_eq!(
-            joined.argv,
-            ["py", "-c", "2", "a", "1", "1", "b", "2", "a", "2"]
-        );
-        assert_eq!(joined.timeout_secs, 30);
-        assert_eq!(
-            joined.touches,
-            [PathBuf::from("/etc/a"), PathBuf::from("/etc/b")]
-        );
-        assert_eq!(joined.batch, None);
     }
 
     #[tokio::test]

@@ -491,6 +491,14 @@ impl Step {
         }
     }
 
+    /// The command of a [`Step::Run`] that may run in a batch (see [`Batch`]).
+    pub fn batchable(&self) -> Option<&Command> {
+        match self {
+            Step::Run(command) if command.batch.is_some() => Some(command),
+            _ => None,
+        }
+    }
+
     /// True for steps that change the system (everything but validation).
     pub fn mutates(&self) -> bool {
         !matches!(self, Step::Validate(_))
@@ -511,6 +519,50 @@ pub struct Command {
     /// How this command may run together with the ones next to it, in one process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<Batch>,
+}
+
+impl Batch {
+    /// One command running every command of a batch: the runner, then each command's
+    /// arguments prefixed with their count; as long as they would take one after the other,
+    /// touching what any of them touches. Commands without a batch are left out.
+    pub fn join(commands: &[&Command]) -> Command {
+        let mut argv = Vec::new();
+        let mut touches: Vec<PathBuf> = Vec::new();
+        let mut timeout = 0;
+        for command in commands {
+            let Some(batch) = &command.batch else {
+                continue;
+            };
+            if argv.is_empty() {
+                argv.extend(batch.runner.iter().cloned());
+            }
+            argv.push(batch.args.len().to_string());
+            argv.extend(batch.args.iter().cloned());
+            touches.extend(command.touches.iter().cloned());
+            timeout += command.timeout_secs;
+        }
+        touches.sort();
+        touches.dedup();
+        Command::new(argv).timeout(timeout).touching(touches)
+    }
+}
+
+/// The steps at the start of `steps` that the executor runs as one batch: consecutive
+/// batchable runs with the same runner (just the first step when it is not batchable).
+pub fn batch_at<'s, 'p>(steps: &'s [(usize, &'p Step)]) -> &'s [(usize, &'p Step)] {
+    let runner = |step: &'p Step| {
+        step.batchable()
+            .and_then(|c| c.batch.as_ref())
+            .map(|b| &b.runner)
+    };
+    let Some(first) = steps.first().and_then(|(_, s)| runner(s)) else {
+        return &steps[..steps.len().min(1)];
+    };
+    let len = steps
+        .iter()
+        .take_while(|(_, s)| runner(s) == Some(first))
+        .count();
+    &steps[..len]
 }
 
 /// A command that a runner can execute together with others: consecutive [`Step::Run`] steps
@@ -591,6 +643,52 @@ pub struct Warning {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn batched(args: &[&str], runner: &str) -> Step {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Step::Run(
+            Command::new(std::iter::once("tool".to_owned()).chain(args.clone()))
+                .timeout(10)
+                .touching([PathBuf::from(format!("/etc/{}", args[0]))])
+                .batched(vec![runner.to_owned(), "-c".to_owned()], args),
+        )
+    }
+
+    #[test]
+    fn consecutive_runs_of_one_runner_form_a_batch_and_anything_else_ends_it() {
+        let steps = [
+            batched(&["a", "1"], "py"),
+            batched(&["b"], "py"),
+            batched(&["a", "2"], "py"),
+            batched(&["c"], "other"),
+            Step::Run(Command::new(["plain"])),
+            batched(&["d"], "py"),
+        ];
+        let indexed: Vec<(usize, &Step)> = steps.iter().enumerate().collect();
+        let lens: Vec<usize> = {
+            let mut at = 0;
+            let mut lens = Vec::new();
+            while at < indexed.len() {
+                let len = batch_at(&indexed[at..]).len();
+                lens.push(len);
+                at += len;
+            }
+            lens
+        };
+        assert_eq!(lens, [3, 1, 1, 1]);
+        let commands: Vec<&Command> = steps[..3].iter().filter_map(Step::batchable).collect();
+        let joined = Batch::join(&commands);
+        assert_eq!(
+            joined.argv,
+            ["py", "-c", "2", "a", "1", "1", "b", "2", "a", "2"]
+        );
+        assert_eq!(joined.timeout_secs, 30);
+        assert_eq!(
+            joined.touches,
+            [PathBuf::from("/etc/a"), PathBuf::from("/etc/b")]
+        );
+        assert_eq!(joined.batch, None);
+    }
 
     fn attrs(mode: u32) -> Attrs {
         Attrs {
