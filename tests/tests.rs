@@ -17,6 +17,7 @@ mod env_files;
 mod examples;
 mod fail2ban;
 mod files;
+mod packages;
 mod reliability;
 mod rollback;
 mod sandbox;

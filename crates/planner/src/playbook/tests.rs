@@ -157,6 +157,10 @@ fn every_section(comment: impl Fn(usize, &str) -> String) -> String {
         "unattended_upgrades:",
         "  enabled: true",
         "  automatic_reboot: false",
+        "packages:",
+        "  present: [debsums, apt-show-versions]",
+        "  absent:",
+        "    - telnet",
     ];
     let mut out = String::new();
     for (i, line) in LINES.iter().enumerate() {

@@ -8,6 +8,7 @@ pub mod env_files;
 pub mod fail2ban;
 pub mod files;
 pub mod groups;
+pub mod packages;
 pub mod sshd;
 pub mod ufw;
 pub mod unattended_upgrades;
@@ -136,6 +137,8 @@ registry! {
     fail2ban: fail2ban::Fail2ban,
     /// Automatic security updates.
     unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
+    /// Debian packages that must be installed or must not be.
+    packages: packages::Packages,
 }
 
 #[cfg(test)]

@@ -213,7 +213,6 @@ pub(crate) struct Config {
 const WHITESPACE: [char; 4] = [' ', '\t', '\r', '\n'];
 
 /// Splits a line into keyword and arguments as sshd does; `None` for blank and comment lines.
-
 pub(crate) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     let trimmed = line.trim_end_matches([' ', '\t', '\r', '\n', '\x0c']);
     let mut rest = trimmed.trim_start_matches([' ', '\t', '\r', '\n']);
