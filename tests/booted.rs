@@ -9,6 +9,7 @@ mod fleet;
 mod harness;
 pub(crate) mod package;
 mod seeds;
+mod services;
 mod sshd;
 mod units;
 

@@ -23,6 +23,7 @@ mod rollback;
 mod sandbox;
 mod schema;
 mod seeds;
+mod services;
 mod sshd;
 mod ufw;
 mod unattended_upgrades;

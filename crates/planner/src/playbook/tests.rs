@@ -161,6 +161,8 @@ fn every_section(comment: impl Fn(usize, &str) -> String) -> String {
         "  present: [debsums, apt-show-versions]",
         "  absent:",
         "    - telnet",
+        "services:",
+        "  cups: { enablement: masked, running: false }",
     ];
     let mut out = String::new();
     for (i, line) in LINES.iter().enumerate() {

@@ -9,6 +9,7 @@ pub mod fail2ban;
 pub mod files;
 pub mod groups;
 pub mod packages;
+pub mod services;
 pub mod sshd;
 pub mod ufw;
 pub mod unattended_upgrades;
@@ -139,6 +140,8 @@ registry! {
     unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
     /// Debian packages that must be installed or must not be.
     packages: packages::Packages,
+    /// systemd units that must be enabled, disabled or masked, running or stopped.
+    services: services::Services,
 }
 
 #[cfg(test)]
