@@ -18,6 +18,7 @@ mod examples;
 mod fail2ban;
 mod files;
 mod packages;
+mod pam;
 mod reliability;
 mod rollback;
 mod sandbox;

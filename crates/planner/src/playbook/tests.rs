@@ -163,6 +163,10 @@ fn every_section(comment: impl Fn(usize, &str) -> String) -> String {
         "    - telnet",
         "services:",
         "  cups: { enablement: masked, running: false }",
+        "pam:",
+        "  pwquality:",
+        "    minlen: 14",
+        "    enforce_for_root: true",
     ];
     let mut out = String::new();
     for (i, line) in LINES.iter().enumerate() {

@@ -9,6 +9,7 @@ pub mod fail2ban;
 pub mod files;
 pub mod groups;
 pub mod packages;
+pub mod pam;
 pub mod services;
 pub mod sshd;
 pub mod ufw;
@@ -142,6 +143,8 @@ registry! {
     packages: packages::Packages,
     /// systemd units that must be enabled, disabled or masked, running or stopped.
     services: services::Services,
+    /// Password quality through PAM, checked by a real login before it is kept.
+    pam: pam::Pam,
 }
 
 #[cfg(test)]
