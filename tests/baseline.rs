@@ -6,6 +6,8 @@ use crate::support::{keyed_admin, start_sshd};
 #[test]
 fn the_baseline_hardens_a_cloud_server_converges_and_keeps_key_logins() {
     let Some(sb) = crate::sandbox!() else { return };
+    // The baseline installs packages: from the local cache, as the copy has no network.
+    crate::support::apt_cache::use_in_sandbox(&sb);
     keyed_admin(&sb);
     sb.sh(
         "set -e; echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/50-cloud-init.conf; \

@@ -8,6 +8,7 @@ mod drift;
 mod fleet;
 mod harness;
 pub(crate) mod package;
+mod pam;
 mod seeds;
 mod services;
 mod sshd;
