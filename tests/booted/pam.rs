@@ -37,11 +37,19 @@ fn password_quality_and_packages_apply_offline_and_roll_back(os: Os) {
 
     m.write("/root/pb.yaml", PLAYBOOK);
     m.harden(&["apply", "/root/pb.yaml"]).assert_ok();
-    for package in ["libpam-pwquality", "pamtester", "debsums", "apt-show-versions"] {
+    for package in [
+        "libpam-pwquality",
+        "pamtester",
+        "debsums",
+        "apt-show-versions",
+    ] {
         assert!(installed(&m, package), "{package} on {os:?}");
     }
     let weak = m.sh_with_stdin("chpasswd", "admin:abc12\n");
-    assert!(!weak.success(), "a weak password was accepted on {os:?}: {weak}");
+    assert!(
+        !weak.success(),
+        "a weak password was accepted on {os:?}: {weak}"
+    );
     m.sh_with_stdin("chpasswd", &format!("admin:{STRONG}\n"))
         .assert_ok();
     let who = ssh_with_key(&peer, "admin", "id -un").assert_ok();
@@ -51,7 +59,12 @@ fn password_quality_and_packages_apply_offline_and_roll_back(os: Os) {
 
     m.harden(&["rollback"]).assert_ok();
     assert_eq!(m.read("/etc/pam.d/common-password"), stack_before);
-    for package in ["libpam-pwquality", "pamtester", "debsums", "apt-show-versions"] {
+    for package in [
+        "libpam-pwquality",
+        "pamtester",
+        "debsums",
+        "apt-show-versions",
+    ] {
         assert!(!installed(&m, package), "{package} stayed on {os:?}");
     }
     m.sh_with_stdin("chpasswd", "admin:abc12\n").assert_ok();

@@ -123,6 +123,9 @@ async fn probe<R: Resource>(
 }
 
 registry! {
+    /// Debian packages that must be installed or must not be (first: a package's files and
+    /// accounts are there before the sections that set their modes or use them).
+    packages: packages::Packages,
     /// Groups that must exist (before `users` and `files`, which may use them).
     groups: groups::Groups,
     /// Accounts that must exist, their shell, groups and password lock (before `files`).
@@ -139,8 +142,6 @@ registry! {
     fail2ban: fail2ban::Fail2ban,
     /// Automatic security updates.
     unattended_upgrades: unattended_upgrades::UnattendedUpgrades,
-    /// Debian packages that must be installed or must not be.
-    packages: packages::Packages,
     /// systemd units that must be enabled, disabled or masked, running or stopped.
     services: services::Services,
     /// Password quality through PAM, checked by a real login before it is kept.

@@ -60,6 +60,10 @@ const PAM_FILES: [&str; 11] = [
     "/var/lib/pam/seen",
 ];
 
+/// A plan writes nothing: apt's solver otherwise logs even a simulation to
+/// `/var/log/apt/eipp.log.xz`.
+const NO_PLANNER_LOG: &str = "Dir::Log::Planner=/dev/null";
+
 /// The account the check creates, changes the password of, authenticates and removes.
 const CHECK_USER: &str = "harden-pamcheck";
 
@@ -398,7 +402,17 @@ async fn simulate_install(
     host: &harden_host::Host,
     packages: &[String],
 ) -> Result<Result<Vec<String>, String>, Failure> {
-    let mut argv: Vec<&str> = vec!["env", "LC_ALL=C", "apt-get", "-s", "-q", "install", "--"];
+    let mut argv: Vec<&str> = vec![
+        "env",
+        "LC_ALL=C",
+        "apt-get",
+        "-s",
+        "-q",
+        "-o",
+        NO_PLANNER_LOG,
+        "install",
+        "--",
+    ];
     argv.extend(packages.iter().map(String::as_str));
     let out = host
         .run(&Command::new(argv).timeout(120))

@@ -11,6 +11,10 @@ use crate::resource::Failure;
 /// Bound on one dpkg or apt query (apt reads its lists, which takes a few seconds).
 const QUERY_TIMEOUT: u64 = 120;
 
+/// A plan writes nothing: apt's solver otherwise logs even a simulation to
+/// `/var/log/apt/eipp.log.xz`.
+pub(crate) const NO_PLANNER_LOG: &str = "Dir::Log::Planner=/dev/null";
+
 /// An installed package, as dpkg has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Installed {
@@ -111,7 +115,7 @@ pub(crate) async fn simulate_install(
     host: &Host,
     packages: &[&str],
 ) -> Result<Result<Vec<String>, String>, Failure> {
-    let mut argv = vec!["apt-get", "-s", "-q", "install", "--"];
+    let mut argv = vec!["apt-get", "-s", "-q", "-o", NO_PLANNER_LOG, "install", "--"];
     argv.extend(packages);
     let out = run(host, &c_locale(&argv)).await?;
     if !out.success() {
@@ -129,7 +133,7 @@ pub(crate) async fn simulate_removal(
     host: &Host,
     packages: &[&str],
 ) -> Result<Result<Removal, String>, Failure> {
-    let mut argv = vec!["apt-get", "-s", "-q", "remove", "--"];
+    let mut argv = vec!["apt-get", "-s", "-q", "-o", NO_PLANNER_LOG, "remove", "--"];
     argv.extend(packages);
     let out = run(host, &c_locale(&argv)).await?;
     if !out.success() {
@@ -140,6 +144,8 @@ pub(crate) async fn simulate_removal(
     let mut argv = vec![
         "apt-get",
         "-q",
+        "-o",
+        NO_PLANNER_LOG,
         "--print-uris",
         "install",
         "--reinstall",
