@@ -62,6 +62,35 @@ pub(crate) fn apt_reinstall(pinned: &[&str]) -> Command {
     apt_get("install", &args)
 }
 
+/// `apt-get -s install` of `packages` in the C locale: what apt would install, without
+/// installing it or writing its solver log (a plan writes nothing).
+pub(crate) fn apt_simulate_install(packages: &[&str]) -> Command {
+    let argv = [
+        "env",
+        "LC_ALL=C",
+        "apt-get",
+        "-s",
+        "-q",
+        "-o",
+        "Dir::Log::Planner=/dev/null",
+        "install",
+        "--",
+    ]
+    .into_iter()
+    .chain(packages.iter().copied());
+    Command::new(argv).timeout(120)
+}
+
+/// The packages the `Inst` lines of an [`apt_simulate_install`] name, in order.
+pub(crate) fn simulated_installs(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The files the shadow tools (`groupadd`, `useradd`, `usermod`, `gpasswd`) rewrite, with
 /// their backups and lock: a snapshot of these restores the user and group databases byte for
 /// byte.

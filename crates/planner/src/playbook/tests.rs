@@ -167,6 +167,9 @@ fn every_section(comment: impl Fn(usize, &str) -> String) -> String {
         "  pwquality:",
         "    minlen: 14",
         "    enforce_for_root: true",
+        "audit:",
+        "  rules:",
+        "    - -w /etc/passwd -p wa -k identity",
     ];
     let mut out = String::new();
     for (i, line) in LINES.iter().enumerate() {

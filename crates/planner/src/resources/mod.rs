@@ -4,6 +4,7 @@
 //! its merge and validation, and the planning loop that probes every present section
 //! concurrently and then diffs them in registry order.
 
+pub mod audit;
 pub mod env_files;
 pub mod fail2ban;
 pub mod files;
@@ -146,6 +147,8 @@ registry! {
     services: services::Services,
     /// Password quality through PAM, checked by a real login before it is kept.
     pam: pam::Pam,
+    /// auditd rules, merged by augenrules and loaded where auditd runs.
+    audit: audit::Audit,
 }
 
 #[cfg(test)]

@@ -60,10 +60,6 @@ const PAM_FILES: [&str; 11] = [
     "/var/lib/pam/seen",
 ];
 
-/// A plan writes nothing: apt's solver otherwise logs even a simulation to
-/// `/var/log/apt/eipp.log.xz`.
-const NO_PLANNER_LOG: &str = "Dir::Log::Planner=/dev/null";
-
 /// The account the check creates, changes the password of, authenticates and removes.
 const CHECK_USER: &str = "harden-pamcheck";
 
@@ -402,20 +398,9 @@ async fn simulate_install(
     host: &harden_host::Host,
     packages: &[String],
 ) -> Result<Result<Vec<String>, String>, Failure> {
-    let mut argv: Vec<&str> = vec![
-        "env",
-        "LC_ALL=C",
-        "apt-get",
-        "-s",
-        "-q",
-        "-o",
-        NO_PLANNER_LOG,
-        "install",
-        "--",
-    ];
-    argv.extend(packages.iter().map(String::as_str));
+    let names: Vec<&str> = packages.iter().map(String::as_str).collect();
     let out = host
-        .run(&Command::new(argv).timeout(120))
+        .run(&steps::apt_simulate_install(&names))
         .await
         .map_err(|e| Failure::Probe(format!("apt-get -s: {e}")))?;
     if !out.success() {
@@ -426,7 +411,7 @@ async fn simulate_install(
             .collect();
         return Ok(Err(errors.join("; ")));
     }
-    Ok(Ok(conf::installed_by_simulation(&out.stdout)))
+    Ok(Ok(steps::simulated_installs(&out.stdout)))
 }
 
 /// Installs what is missing (its postinst runs `pam-auth-update`), undone by purging all

@@ -7,6 +7,7 @@ use harden_host::Host;
 use harden_plan::Command;
 
 use crate::resource::Failure;
+use crate::steps;
 
 /// Bound on one dpkg or apt query (apt reads its lists, which takes a few seconds).
 const QUERY_TIMEOUT: u64 = 120;
@@ -115,9 +116,7 @@ pub(crate) async fn simulate_install(
     host: &Host,
     packages: &[&str],
 ) -> Result<Result<Vec<String>, String>, Failure> {
-    let mut argv = vec!["apt-get", "-s", "-q", "-o", NO_PLANNER_LOG, "install", "--"];
-    argv.extend(packages);
-    let out = run(host, &c_locale(&argv)).await?;
+    let out = run(host, &steps::apt_simulate_install(packages)).await?;
     if !out.success() {
         return Ok(Err(apt_errors(&out.stdout, &out.stderr)));
     }

@@ -139,13 +139,3 @@ pub fn runs_pwquality(common_password: &str) -> bool {
         words.next() == Some("password") && words.any(|w| w.ends_with("pam_pwquality.so"))
     })
 }
-
-/// The packages `Inst` lines of an `apt-get -s install` name.
-pub fn installed_by_simulation(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("Inst "))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .map(str::to_owned)
-        .collect()
-}
