@@ -6,6 +6,8 @@ use crate::support::{keyed_admin, start_sshd};
 #[test]
 fn the_baseline_hardens_a_cloud_server_converges_and_keeps_key_logins() {
     let Some(sb) = crate::sandbox!() else { return };
+    // The baseline installs packages: from the local cache, as the copy has no network.
+    crate::support::apt_cache::use_in_sandbox(&sb);
     keyed_admin(&sb);
     sb.sh(
         "set -e; echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/50-cloud-init.conf; \
@@ -87,9 +89,13 @@ fn the_baseline_hardens_a_cloud_server_converges_and_keeps_key_logins() {
     // The admin still logs in with the key; a password is refused.
     sb.sh("ssh -i /root/admin_key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null admin@127.0.0.1 true")
         .assert_ok();
-    sb.sh("echo 'admin:Secret-pass-1' | chpasswd").assert_ok();
+    // pam_pwquality refuses a weak password, even from root; a strong one is set.
+    sb.sh("echo 'admin:Secret-pass-1' | chpasswd")
+        .assert_fails();
+    sb.sh("echo 'admin:Vq7-Lp2_xR9.mZ4kW' | chpasswd")
+        .assert_ok();
     let password = sb.sh(
-        "timeout 20 sshpass -p Secret-pass-1 ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        "timeout 20 sshpass -p Vq7-Lp2_xR9.mZ4kW ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
          -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 admin@127.0.0.1 true",
     );
     assert_ne!(password.status, 0, "a password login worked: {password:?}");

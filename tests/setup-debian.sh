@@ -39,6 +39,20 @@ image_packages=(
     unattended-upgrades python3-systemd cloud-init sudo curl ca-certificates
     iproute2 procps sshpass netcat-openbsd python3 man-db bash-completion
 )
+# Packages the tests install inside their copies only (never on this machine: pwquality
+# and auditd would change its own PAM and audit setup). The copies have no network, so
+# each system gets a local flat apt repository of them (tests/support/apt_cache.rs points a
+# copy's apt at it): for Debian 12 what this machine lacks of them, downloaded here; for
+# Debian 13 what the image lacks (judged by the image's own dpkg database), downloaded
+# with the image's keyring into a directory beside the image, which stays untouched.
+# `tree` and `sl` are small harmless packages for the `packages` resource's tests.
+# `lynis` judges the baseline on Debian 13 (tests/booted/lynis.rs; this machine has it).
+cache_packages=(libpam-pwquality cracklib-runtime pamtester auditd libpam-tmpdir
+    apt-show-versions debsums needrestart tree sl lynis)
+cache_stamp="harden-test-apt-cache 1: ${cache_packages[*]}"
+bookworm_cache="$image_cache/apt-bookworm"
+trixie_cache="$image_cache/apt-trixie"
+
 # Written into the image last: an image without it (or with another list) is rebuilt.
 image_stamp="harden-test-image 1: trixie minbase + ${image_packages[*]}"
 
@@ -228,6 +242,70 @@ build_trixie_image() {
     flock -u 9
 }
 
+# Indexes the .deb files of `dir` as a flat repository (`deb [trusted=yes] file:<dir> ./`)
+# and writes the stamp last, so that an interrupted fill is redone by the next run.
+index_apt_cache() {
+    local dir=$1
+    (cd "$dir" && dpkg-scanpackages --multiversion . /dev/null > Packages.new 2>/dev/null)
+    mv "$dir/Packages.new" "$dir/Packages"
+    printf '%s\n' "$cache_stamp" > "$dir/.stamp"
+}
+
+apt_cache_is_current() {
+    [ -f "$1/.stamp" ] && [ "$(cat "$1/.stamp")" = "$cache_stamp" ] && [ -f "$1/Packages" ]
+}
+
+# Debian 12: what this machine lacks of cache_packages (its copies share its dpkg
+# database), through this machine's own apt sources and lists.
+fill_bookworm_cache() {
+    if apt_cache_is_current "$bookworm_cache"; then
+        echo "setup-debian.sh: the Debian 12 package cache is ready ($bookworm_cache)"
+        return
+    fi
+    mkdir -p "$image_cache" "$bookworm_cache/partial"
+    chmod 0700 "$image_cache"
+    chmod 0755 "$bookworm_cache"
+    local download=(apt-get "${apt_options[@]}" -o "Dir::Cache::archives=$bookworm_cache/"
+        install -y --download-only "${cache_packages[@]}")
+    "${download[@]}" || {
+        apt-get "${apt_options[@]}" update || true
+        "${download[@]}"
+    }
+    rm -rf "$bookworm_cache/partial" "$bookworm_cache/lock"
+    index_apt_cache "$bookworm_cache"
+    echo "setup-debian.sh: Debian 12 package cache: $(find "$bookworm_cache" -name '*.deb' | wc -l) packages"
+}
+
+# Debian 13: what the image lacks, resolved against the image's dpkg status, with lists and
+# apt state of their own in a temporary directory (neither this machine's nor the image's
+# are touched), and the image's keyring.
+fill_trixie_cache() {
+    if apt_cache_is_current "$trixie_cache"; then
+        echo "setup-debian.sh: the Debian 13 package cache is ready ($trixie_cache)"
+        return
+    fi
+    local mirror security tmp keyring="$image/usr/share/keyrings/debian-archive-keyring.gpg"
+    mirror=$(apt_source_uri Debian bookworm)
+    security=$(apt_source_uri Debian-Security bookworm-security)
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/parts" "$trixie_cache"
+    chmod 0755 "$trixie_cache"
+    printf 'deb [signed-by=%s] %s trixie trixie-updates main\ndeb [signed-by=%s] %s trixie-security main\n' \
+        "$keyring" "$mirror" "$keyring" "$security" > "$tmp/sources.list"
+    local apt=(apt-get "${apt_options[@]}" -o "Dir::Etc::SourceList=$tmp/sources.list"
+        -o "Dir::Etc::SourceParts=$tmp/parts" -o "Dir::State::Lists=$tmp/lists"
+        -o "Dir::State::status=$image/var/lib/dpkg/status"
+        -o "Dir::State::extended_states=$tmp/extended_states" -o "Dir::Cache=$tmp/cache"
+        -o "Dir::Cache::archives=$tmp/cache/archives/")
+    "${apt[@]}" update
+    "${apt[@]}" install -y --download-only "${cache_packages[@]}"
+    find "$trixie_cache" -name '*.deb' -delete
+    mv "$tmp"/cache/archives/*.deb "$trixie_cache/"
+    rm -rf -- "$tmp"
+    index_apt_cache "$trixie_cache"
+    echo "setup-debian.sh: Debian 13 package cache: $(find "$trixie_cache" -name '*.deb' | wc -l) packages"
+}
+
 missing=()
 for package in "${packages[@]}"; do
     is_installed "$package" || missing+=("$package")
@@ -243,4 +321,6 @@ else
     install_packages
 fi
 build_trixie_image
+fill_bookworm_cache
+fill_trixie_cache
 echo "setup-debian.sh: done"

@@ -10,6 +10,7 @@
 
 mod support;
 
+mod audit;
 mod baseline;
 mod booted;
 mod cli;
@@ -20,12 +21,15 @@ mod files;
 mod kernel_modules;
 mod limits;
 mod login_defs;
+mod packages;
+mod pam;
 mod reliability;
 mod rollback;
 mod sandbox;
 mod saved_plans;
 mod schema;
 mod seeds;
+mod services;
 mod sshd;
 mod sysctl;
 mod ufw;

@@ -17,6 +17,7 @@
 // Not every test module uses every helper.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+pub mod apt_cache;
 pub mod booted;
 pub mod fixtures;
 pub mod sandbox;

@@ -46,6 +46,51 @@ pub(crate) fn apt_purge(packages: &[&str]) -> Command {
     apt_get("purge", packages)
 }
 
+/// `apt-get remove` of `packages`: they go, their configuration files stay (so that a
+/// reinstall finds the administrator's settings again).
+pub(crate) fn apt_remove(packages: &[&str]) -> Command {
+    apt_get("remove", packages)
+}
+
+/// `apt-get install --reinstall` of pinned `name=version` specs: puts back exactly the
+/// versions a removal took (a downgrade if the archive moved on), to undo it.
+pub(crate) fn apt_reinstall(pinned: &[&str]) -> Command {
+    let args: Vec<&str> = ["--reinstall", "--allow-downgrades"]
+        .into_iter()
+        .chain(pinned.iter().copied())
+        .collect();
+    apt_get("install", &args)
+}
+
+/// `apt-get -s install` of `packages` in the C locale: what apt would install, without
+/// installing it or writing its solver log (a plan writes nothing).
+pub(crate) fn apt_simulate_install(packages: &[&str]) -> Command {
+    let argv = [
+        "env",
+        "LC_ALL=C",
+        "apt-get",
+        "-s",
+        "-q",
+        "-o",
+        "Dir::Log::Planner=/dev/null",
+        "install",
+        "--",
+    ]
+    .into_iter()
+    .chain(packages.iter().copied());
+    Command::new(argv).timeout(120)
+}
+
+/// The packages the `Inst` lines of an [`apt_simulate_install`] name, in order.
+pub(crate) fn simulated_installs(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The files the shadow tools (`groupadd`, `useradd`, `usermod`, `gpasswd`) rewrite, with
 /// their backups and lock: a snapshot of these restores the user and group databases byte for
 /// byte.
@@ -112,5 +157,13 @@ mod tests {
             "env NEEDRESTART_SUSPEND=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold fail2ban"
         );
         assert!(apt_purge(&["ufw"]).display().contains("apt-get purge -y"));
+        assert!(apt_remove(&["tree"])
+            .display()
+            .contains("apt-get remove -y"));
+        let reinstall = apt_reinstall(&["tree=2.1.0-1"]).display();
+        assert!(
+            reinstall.ends_with(" --reinstall --allow-downgrades tree=2.1.0-1"),
+            "{reinstall}"
+        );
     }
 }

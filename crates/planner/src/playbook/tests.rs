@@ -165,6 +165,19 @@ fn every_section(comment: impl Fn(usize, &str) -> String) -> String {
         "  PASS_MAX_DAYS: 365",
         "limits:",
         "  core_dumps: false",
+        "packages:",
+        "  present: [debsums, apt-show-versions]",
+        "  absent:",
+        "    - telnet",
+        "services:",
+        "  cups: { enablement: masked, running: false }",
+        "pam:",
+        "  pwquality:",
+        "    minlen: 14",
+        "    enforce_for_root: true",
+        "audit:",
+        "  rules:",
+        "    - -w /etc/passwd -p wa -k identity",
     ];
     let mut out = String::new();
     for (i, line) in LINES.iter().enumerate() {

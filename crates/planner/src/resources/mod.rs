@@ -4,6 +4,7 @@
 //! its merge and validation, and the planning loop that probes every present section
 //! concurrently and then diffs them in registry order.
 
+pub mod audit;
 pub mod env_files;
 pub mod fail2ban;
 pub mod files;
@@ -11,6 +12,9 @@ pub mod groups;
 pub mod kernel_modules;
 pub mod limits;
 pub mod login_defs;
+pub mod packages;
+pub mod pam;
+pub mod services;
 pub mod sshd;
 pub mod sysctl;
 pub mod ufw;
@@ -124,6 +128,9 @@ async fn probe<R: Resource>(
 }
 
 registry! {
+    /// Debian packages that must be installed or must not be (first: a package's files and
+    /// accounts are there before the sections that set their modes or use them).
+    packages: packages::Packages,
     /// Groups that must exist (before `users` and `files`, which may use them).
     groups: groups::Groups,
     /// Accounts that must exist, their shell, groups and password lock (before `files`).
@@ -148,6 +155,12 @@ registry! {
     login_defs: login_defs::LoginDefs,
     /// Core dumps off: pam_limits, systemd-coredump and `fs.suid_dumpable`.
     limits: limits::Limits,
+    /// systemd units that must be enabled, disabled or masked, running or stopped.
+    services: services::Services,
+    /// Password quality through PAM, checked by a real login before it is kept.
+    pam: pam::Pam,
+    /// auditd rules, merged by augenrules and loaded where auditd runs.
+    audit: audit::Audit,
 }
 
 #[cfg(test)]
