@@ -48,7 +48,7 @@ image_packages=(
 # `tree` and `sl` are small harmless packages for the `packages` resource's tests.
 # `lynis` judges the baseline on Debian 13 (tests/booted/lynis.rs; this machine has it).
 cache_packages=(libpam-pwquality cracklib-runtime pamtester auditd libpam-tmpdir
-    apt-show-versions debsums needrestart tree sl lynis)
+    apt-show-versions apt-listchanges debsums needrestart tree sl lynis)
 cache_stamp="harden-test-apt-cache 1: ${cache_packages[*]}"
 bookworm_cache="$image_cache/apt-bookworm"
 trixie_cache="$image_cache/apt-trixie"

@@ -20,6 +20,10 @@ use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 
 /// harden's file: sorts first, as modprobe keeps the first `install` line of a module.
 pub const DROP_IN: &str = "/etc/modprobe.d/00-harden.conf";
+
+/// Where modprobe reads its configuration; created with harden's file where it is missing
+/// (kmod not installed yet), so that a later kmod finds the modules blocked.
+const DIR: &str = "/etc/modprobe.d";
 const MARKER: &str = "# Managed by harden";
 /// What modprobe runs instead of loading a blocked module.
 const REFUSE: &str = "/bin/false";
@@ -167,6 +171,8 @@ pub struct Live {
     pub config: Option<ModprobeConfig>,
     /// Modules loaded now (`/proc/modules`; empty under `--root`).
     pub loaded: BTreeSet<String>,
+    /// `/etc/modprobe.d` does not exist (a system without kmod).
+    pub dir_missing: bool,
 }
 
 impl Resource for KernelModules {
@@ -217,10 +223,15 @@ impl Resource for KernelModules {
         } else {
             BTreeSet::new()
         };
+        let dir_missing = host
+            .stat(Path::new(DIR))
+            .map_err(|e| Failure::Probe(format!("{DIR}: {e}")))?
+            .is_none();
         Ok(Live {
             drop_in,
             config,
             loaded,
+            dir_missing,
         })
     }
 
@@ -319,12 +330,19 @@ fn file_change(blocked: &[&str], content: String, live: &Live) -> Change {
             desired: Some("blocked".into()),
         })
         .collect();
-    let mut steps = vec![Step::WriteFile {
+    let mut steps = Vec::new();
+    if live.dir_missing {
+        steps.push(Step::CreateDir {
+            path: PathBuf::from(DIR),
+            attrs: Attrs::root(0o755),
+        });
+    }
+    steps.push(Step::WriteFile {
         path: PathBuf::from(DROP_IN),
         content,
         attrs: Attrs::root(0o644),
         before: live.drop_in.clone(),
-    }];
+    });
     if live.config.is_some() && !blocked.is_empty() {
         steps.push(Step::Validate(check_command(blocked)));
     }
@@ -416,6 +434,21 @@ mod tests {
     }
 
     #[test]
+    fn a_system_without_modprobe_d_gets_the_directory_then_the_file() {
+        let live = Live {
+            dir_missing: true,
+            ..Live::default()
+        };
+        let diff = plan(PB, &live);
+        let steps = &diff.changes[0].steps;
+        assert!(
+            matches!(&steps[0], Step::CreateDir { path, .. } if path == Path::new(DIR)),
+            "{steps:?}"
+        );
+        assert!(matches!(&steps[1], Step::WriteFile { .. }), "{steps:?}");
+    }
+
+    #[test]
     fn a_second_plan_is_empty_when_modprobe_blocks_them() {
         let config = ModprobeConfig::parse(
             "blacklist dccp\nblacklist usb_storage\ninstall dccp /bin/false\ninstall usb_storage /bin/false\noptions x y=1\n",
@@ -440,6 +473,7 @@ mod tests {
             drop_in: Some(render(&[("dccp", "dccp"), ("usb_storage", "usb-storage")])),
             config: Some(config),
             loaded: ["usb_storage".to_owned()].into(),
+            dir_missing: false,
         };
         let diff = plan(PB, &live);
         let messages: Vec<&str> = diff.warnings.iter().map(|w| w.message.as_str()).collect();
