@@ -96,6 +96,34 @@ fn a_stack_that_cannot_run_pwquality_fails_the_login_check_and_rolls_back() {
     assert!(!sb.sh("getent passwd harden-pamcheck").success());
 }
 
+/// Every service of `check_services` gets a real login through PAM: one whose stack refuses
+/// every login fails the check, and the apply rolls back. (The check once drew its password
+/// with `set --`, which replaced the service list with leftover characters.)
+#[test]
+fn each_checked_service_gets_a_login_and_one_that_refuses_it_rolls_back() {
+    let Some(sb) = crate::sandbox!() else { return };
+    apt_cache::use_in_sandbox(&sb);
+    sb.write(
+        "/etc/pam.d/harden-test-deny",
+        "auth requisite pam_deny.so
+account requisite pam_deny.so
+",
+    );
+    sb.write(
+        "/tmp/pb.yaml",
+        &format!("{PLAYBOOK}  check_services: [sshd, harden-test-deny]\n"),
+    );
+    let run = sb.harden(&["apply", "/tmp/pb.yaml"]);
+    assert_eq!(run.status, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("a login through PAM service harden-test-deny failed"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("rolled back"), "{run}");
+    assert!(!sb.exists("/etc/security/pwquality.conf.d/zz-harden.conf"));
+}
+
 #[test]
 fn a_value_pwquality_conf_overrides_and_bad_values_are_located_errors() {
     let Some(sb) = crate::sandbox!() else { return };

@@ -555,16 +555,20 @@ case $weak in
   *"BAD PASSWORD"*) ;;
   *) echo "pam_pwquality did not judge a 3-character password (is it in the password stack?): $weak" >&2; exit 1 ;;
 esac
-pw=; i=0
-for b in $(od -An -N"$((groups * 4))" -tu1 /dev/urandom); do
-  case $((i % 4)) in
-    0) set -- A B C D E F G H J K L M N P Q R S T U V W X Y Z ;;
-    1) set -- a b c d e f g h i j k m n o p q r s t u v w x y z ;;
-    2) set -- 2 3 4 5 6 7 8 9 ;;
-    *) set -- - _ . , % + = @ ;;
-  esac
-  shift $((b % $#)); pw=$pw$1; i=$((i + 1))
-done
+# A function, so that its `set --` leaves the script's arguments (the services) alone.
+draw() {
+  pw=; i=0
+  for b in $(od -An -N"$((groups * 4))" -tu1 /dev/urandom); do
+    case $((i % 4)) in
+      0) set -- A B C D E F G H J K L M N P Q R S T U V W X Y Z ;;
+      1) set -- a b c d e f g h i j k m n o p q r s t u v w x y z ;;
+      2) set -- 2 3 4 5 6 7 8 9 ;;
+      *) set -- - _ . , % + = @ ;;
+    esac
+    shift $((b % $#)); pw=$pw$1; i=$((i + 1))
+  done
+}
+draw
 out=$(printf '%s\n%s\n' "$pw" "$pw" | pamtester passwd "$user" chauthtok 2>&1) || {
   echo "PAM refused to set a strong password: $out" >&2; exit 1; }
 case $out in *"BAD PASSWORD"*) echo "pam_pwquality judged a strong password bad: $out" >&2; exit 1 ;; esac
