@@ -5,8 +5,9 @@
 //! Run as root: `bash benches/setup.sh && cargo bench --bench speed` (the setup installs the
 //! pinned Ansible from PyPI into a virtual environment). `HARDEN_BENCH_LARGE=1` adds the
 //! 1,000,000-entry tree; `HARDEN_BENCH_TRACE=plan` (or `apply`) prints instead every program one
-//! run of harden starts, with times (strace), to show where its time goes. The table it prints is the README's
-//! speed table.
+//! run of harden starts, with times (strace), to show where its time goes;
+//! `HARDEN_BENCH_ONLY=playbook,ufw,tree` (any of them) runs only those parts. The table it
+//! prints is the README's speed table.
 
 #![allow(
     clippy::disallowed_methods,
@@ -371,10 +372,21 @@ fn main() {
         trace(&command);
         return;
     }
+    let only = std::env::var("HARDEN_BENCH_ONLY").ok();
+    let wanted = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
     let mut table = Table::default();
-    playbook_against_ansible(&mut table);
-    ufw_rules(&mut table);
-    tree_against_find_and_chmod(&mut table, 100, 1000);
+    if wanted("playbook") {
+        playbook_against_ansible(&mut table);
+    }
+    if wanted("ufw") {
+        ufw_rules(&mut table);
+    }
+    if wanted("tree") {
+        tree_against_find_and_chmod(&mut table, 100, 1000);
+    }
     if std::env::var_os("HARDEN_BENCH_LARGE").is_some() {
         tree_against_find_and_chmod(&mut table, 1000, 1000);
     }
