@@ -453,3 +453,49 @@ fn bad_values_are_plan_time_errors_with_file_line_and_column() {
         "plan wrote nothing"
     );
 }
+
+/// harden asks the server itself over its socket, at the path fail2ban's own configuration
+/// sets: a running server is reloaded; one killed without cleaning up (its socket left) is
+/// "not running" with the stale socket named, and a socket moved by `fail2ban.local` is
+/// followed.
+#[test]
+fn the_server_is_asked_over_the_socket_its_configuration_names() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh("touch /var/log/auth.log").assert_ok();
+    sb.write(
+        "/etc/fail2ban/fail2ban.local",
+        "[Definition]\nsocket = /run/f2b-test/server.sock\npidfile = /run/f2b-test/server.pid\n",
+    );
+    sb.sh("mkdir -p /run/f2b-test && fail2ban-client -x start >/dev/null 2>&1 && fail2ban-client ping")
+        .assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        "fail2ban:\n  jails:\n    sshd: { enabled: true, maxretry: 4 }\n",
+    );
+    let plan = sb
+        .harden(&["plan", "--format", "json", "/tmp/pb.yaml"])
+        .assert_ok();
+    let ops: Vec<String> = plan.json()["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .flat_map(|c| c["steps"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["op"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        ops.iter().any(|op| op == "reload"),
+        "a running server is reloaded: {ops:?}\n{plan}"
+    );
+    assert!(!plan.stdout.contains("not running"), "{plan}");
+
+    sb.sh(
+        "kill -9 $(cat /run/f2b-test/server.pid) && sleep 0.2 && test -S /run/f2b-test/server.sock",
+    )
+    .assert_ok();
+    let plan = sb.harden(&["plan", "/tmp/pb.yaml"]).assert_ok();
+    let text = plan.stdout.clone() + &plan.stderr;
+    assert!(
+        text.contains("fail2ban-server does not answer although /run/f2b-test/server.sock exists"),
+        "{plan}"
+    );
+}

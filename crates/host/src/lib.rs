@@ -12,6 +12,7 @@
 
 mod command;
 mod path;
+mod socket;
 mod stat;
 mod users;
 mod walk;
@@ -161,6 +162,26 @@ impl Host {
             "unknown".into()
         };
         Some(harden_plan::UnitState { enablement, active })
+    }
+
+    /// Sends `request` to the stream socket at `path` of the running system and reads the
+    /// answer up to and including `end` (or to the end of the stream), within `timeout`.
+    /// A daemon's socket is a question to that daemon, never a write to the system; under
+    /// `--root` there is no daemon to ask, so this is an error there.
+    pub async fn ask_socket(
+        &self,
+        path: &Path,
+        request: &[u8],
+        end: &[u8],
+        timeout: std::time::Duration,
+    ) -> io::Result<Vec<u8>> {
+        if !self.is_live() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the daemons of an image under --root do not run",
+            ));
+        }
+        socket::ask(path, request, end, timeout).await
     }
 
     /// Runs `cmd` inside the managed system (chrooted under `--root`) with its timeout.

@@ -24,6 +24,7 @@ mod compile;
 mod dump;
 mod duration;
 pub(crate) mod ini;
+mod server;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -244,10 +245,10 @@ const UNIT: &str = "fail2ban.service";
 pub struct Live {
     /// `fail2ban-client` is installed.
     pub installed: bool,
-    /// The server answers `fail2ban-client ping` (never checked under --root).
+    /// The server answers a ping on its socket (never checked under --root).
     pub running: bool,
-    /// The socket exists although the server does not answer.
-    pub stale_socket: bool,
+    /// The server's socket, when it exists although the server does not answer.
+    pub stale_socket: Option<PathBuf>,
     /// The managed system runs systemd (live only).
     pub systemd: bool,
     /// This is the running system, not an image under --root.
@@ -611,8 +612,8 @@ fn answering() -> Command {
 fn live_warnings(desired: &Desired, live: &Live, cx: &DiffContext<'_>, start: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     if live.live && !live.running && !start && live.installed {
-        warnings.push(if live.stale_socket {
-            "fail2ban-server does not answer although /run/fail2ban/fail2ban.sock exists; the configuration takes effect when it is restarted".into()
+        warnings.push(if let Some(socket) = &live.stale_socket {
+            format!("fail2ban-server does not answer although {} exists; the configuration takes effect when it is restarted", socket.display())
         } else {
             "fail2ban-server is not running: no jail is active until it starts (`fail2ban-client start`)".into()
         });
@@ -748,7 +749,7 @@ impl Fail2ban {
             },
             async {
                 if is_live {
-                    Some(ping(host).await)
+                    Some(server_state(host).await)
                 } else {
                     None
                 }
@@ -765,38 +766,18 @@ impl Fail2ban {
             Err(e) => live.dump_error = Some(e.to_string()),
         }
         if let Some(running) = running {
-            live.running = running?;
-            live.stale_socket = !live.running
-                && host
-                    .stat(Path::new("/run/fail2ban/fail2ban.sock"))
-                    .ok()
-                    .flatten()
-                    .is_some();
+            (live.running, live.stale_socket) = running?;
         }
         Ok(())
     }
 }
 
-/// Whether fail2ban-server answers; an error when the client cannot tell.
-async fn ping(host: &Host) -> Result<bool, Failure> {
-    let ping = host
-        .run(&Command::new(["fail2ban-client", "ping"]).timeout(15))
-        .await;
-    match ping {
-        Ok(out) if out.success() => Ok(true),
-        // The client's own word that no server answers on the socket.
-        Ok(out) if (out.stderr.clone() + &out.stdout).contains("Is fail2ban running?") => Ok(false),
-        // A busy server (past the timeout) or a broken client tells nothing: "not running"
-        // would plan no reload, and apply would report jails that the server does not run.
-        Ok(out) => Err(failed_ping(&last_error(&out.stderr, &out.stdout))),
-        Err(e) => Err(failed_ping(&e.to_string())),
-    }
-}
-
-fn failed_ping(why: &str) -> Failure {
-    Failure::Probe(format!(
-        "cannot tell whether fail2ban-server runs: `fail2ban-client ping` failed: {why}"
-    ))
+/// Whether the server answers, and its socket when that exists all the same.
+async fn server_state(host: &Host) -> Result<(bool, Option<PathBuf>), Failure> {
+    let socket = server::socket(host)?;
+    let running = server::ping(host, &socket).await?;
+    let stale = !running && host.stat(&socket).ok().flatten().is_some();
+    Ok((running, stale.then_some(socket)))
 }
 
 /// True when a failregex says where the address is.

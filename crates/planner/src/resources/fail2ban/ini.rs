@@ -128,23 +128,29 @@ fn strip_inline_comment(value: &str) -> &str {
 /// The files fail2ban reads for its jails, in the order it reads them, given the names in
 /// `jail.d/` (any order) and whether `jail.local` exists.
 pub fn merge_order(jail_d: &[String], jail_local: bool) -> Vec<String> {
-    let mut names: Vec<&String> = jail_d.iter().filter(|n| !n.starts_with('.')).collect();
+    merge_order_of("jail", jail_d, jail_local)
+}
+
+/// The same order for any of fail2ban's files: `BASE.conf`, `BASE.d/*.conf`, `BASE.local`,
+/// `BASE.d/*.local` (`fail2ban` for the server's own settings).
+pub fn merge_order_of(base: &str, names_in_d: &[String], local: bool) -> Vec<String> {
+    let mut names: Vec<&String> = names_in_d.iter().filter(|n| !n.starts_with('.')).collect();
     names.sort();
-    let mut paths = vec![format!("{ETC}/jail.conf")];
+    let mut paths = vec![format!("{ETC}/{base}.conf")];
     paths.extend(
         names
             .iter()
             .filter(|n| n.ends_with(".conf"))
-            .map(|n| format!("{ETC}/jail.d/{n}")),
+            .map(|n| format!("{ETC}/{base}.d/{n}")),
     );
-    if jail_local {
-        paths.push(format!("{ETC}/jail.local"));
+    if local {
+        paths.push(format!("{ETC}/{base}.local"));
     }
     paths.extend(
         names
             .iter()
             .filter(|n| n.ends_with(".local"))
-            .map(|n| format!("{ETC}/jail.d/{n}")),
+            .map(|n| format!("{ETC}/{base}.d/{n}")),
     );
     paths
 }
