@@ -346,12 +346,15 @@ fn format_entries(n: u64) -> String {
 }
 
 /// Where the time of `harden COMMAND /root/pb.yaml` goes: every program it starts, with
-/// the time it started and the time it ended.
+/// the time it started and the time it ended (`HARDEN_BENCH_STRACE` replaces the filter,
+/// `-e trace=all` for every system call).
 fn trace(command: &str) {
     let sb = server();
+    let filter = std::env::var("HARDEN_BENCH_STRACE")
+        .unwrap_or_else(|_| "-e trace=execve,exit_group".into());
     let out = sb
         .sh(&format!(
-            "strace -f -tt -e trace=execve,exit_group -e signal=none -o /tmp/trace {} >/dev/null; \
+            "strace -f -tt {filter} -e signal=none -o /tmp/trace {} >/dev/null; \
              grep -v -e resumed -e ENOENT /tmp/trace | cut -c1-150",
             harden(&format!("{command} /root/pb.yaml"))
         ))

@@ -2,7 +2,7 @@
 //! `modprobe -n -v` (a dry run: nothing is ever loaded or unloaded here) answers after apply,
 //! idempotence, an earlier install line that wins, rollback, located errors.
 
-use crate::support::Sandbox;
+use crate::support::{assert_located_errors, Sandbox};
 
 const FILE: &str = "/etc/modprobe.d/00-harden.conf";
 
@@ -89,32 +89,24 @@ fn an_earlier_install_line_fails_modprobe_s_check_and_the_apply_rolls_back() {
 #[test]
 fn bad_names_and_policies_are_plan_time_errors_with_file_line_and_column() {
     let Some(sb) = crate::sandbox!() else { return };
-    for (text, place, words) in [
-        (
-            "kernel_modules:\n  \"usb storage\": blocked\n",
-            "/tmp/bad.yaml:2:3",
-            "invalid module name",
-        ),
-        (
-            "kernel_modules:\n  dccp: disabled\n",
-            "/tmp/bad.yaml:2:9",
-            "unknown variant `disabled`",
-        ),
-        (
-            "kernel_modules: [dccp]\n",
-            "/tmp/bad.yaml:1:",
-            "expected a mapping",
-        ),
-    ] {
-        sb.write("/tmp/bad.yaml", text);
-        let run = sb.harden(&["plan", "/tmp/bad.yaml"]).assert_status(1);
-        assert!(
-            run.stderr.contains(place),
-            "expected {place} for {text:?}: {run}"
-        );
-        assert!(
-            run.stderr.contains(words),
-            "expected {words:?} for {text:?}: {run}"
-        );
-    }
+    assert_located_errors(
+        &sb,
+        &[
+            (
+                "kernel_modules:\n  \"usb storage\": blocked\n",
+                "/tmp/bad.yaml:2:3",
+                "invalid module name",
+            ),
+            (
+                "kernel_modules:\n  dccp: disabled\n",
+                "/tmp/bad.yaml:2:9",
+                "unknown variant `disabled`",
+            ),
+            (
+                "kernel_modules: [dccp]\n",
+                "/tmp/bad.yaml:1:",
+                "expected a mapping",
+            ),
+        ],
+    );
 }

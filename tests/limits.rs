@@ -2,7 +2,7 @@
 //! what `systemd-analyze cat-config` reads for systemd-coredump, `fs.suid_dumpable` (read-only
 //! in the sandbox, so applied at next boot), idempotence, rollback, located errors.
 
-use crate::support::{keyed_admin, start_sshd};
+use crate::support::{assert_located_errors, keyed_admin, start_sshd};
 
 const FILES: [&str; 3] = [
     "/etc/security/limits.d/60-harden-coredump.conf",
@@ -81,27 +81,19 @@ fn a_later_limits_file_that_allows_dumps_is_reported() {
 #[test]
 fn bad_values_are_plan_time_errors_with_file_line_and_column() {
     let Some(sb) = crate::sandbox!() else { return };
-    for (text, place, words) in [
-        (
-            "limits:\n  core_dumps: never\n",
-            "/tmp/bad.yaml:2:15",
-            "invalid boolean",
-        ),
-        (
-            "limits:\n  core: 0\n",
-            "/tmp/bad.yaml:2:3",
-            "unknown field `core`",
-        ),
-    ] {
-        sb.write("/tmp/bad.yaml", text);
-        let run = sb.harden(&["plan", "/tmp/bad.yaml"]).assert_status(1);
-        assert!(
-            run.stderr.contains(place),
-            "expected {place} for {text:?}: {run}"
-        );
-        assert!(
-            run.stderr.contains(words),
-            "expected {words:?} for {text:?}: {run}"
-        );
-    }
+    assert_located_errors(
+        &sb,
+        &[
+            (
+                "limits:\n  core_dumps: never\n",
+                "/tmp/bad.yaml:2:15",
+                "invalid boolean",
+            ),
+            (
+                "limits:\n  core: 0\n",
+                "/tmp/bad.yaml:2:3",
+                "unknown field `core`",
+            ),
+        ],
+    );
 }

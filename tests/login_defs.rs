@@ -1,6 +1,8 @@
 //! End-to-end tests of the `login_defs` resource with the shadow tools: what `useradd` and
 //! `chage` make of the edited file, the minimal edit, idempotence, rollback, located errors.
 
+use crate::support::assert_located_errors;
+
 const PLAYBOOK: &str = "login_defs:
   PASS_MAX_DAYS: 90
   PASS_MIN_DAYS: 1
@@ -82,47 +84,39 @@ fn new_accounts_get_the_aging_and_umask_and_every_other_line_stays() {
 #[test]
 fn bad_values_are_plan_time_errors_with_file_line_and_column() {
     let Some(sb) = crate::sandbox!() else { return };
-    for (text, place, words) in [
-        (
-            "login_defs:\n  PASS_MAX_DAYS: 100000\n",
-            "/tmp/bad.yaml:2:18",
-            "out of range",
-        ),
-        (
-            "login_defs:\n  UMASK: \"0888\"\n",
-            "/tmp/bad.yaml:2:10",
-            "invalid umask",
-        ),
-        (
-            "login_defs:\n  ENCRYPT_METHOD: MD5\n",
-            "/tmp/bad.yaml:2:19",
-            "unknown variant `MD5`",
-        ),
-        (
-            "login_defs:\n  SHA_CRYPT_MIN_ROUNDS: 10\n",
-            "/tmp/bad.yaml:2:25",
-            "out of range",
-        ),
-        (
-            "login_defs:\n  LOGIN_RETRIES: 3\n",
-            "/tmp/bad.yaml:2:3",
-            "unknown field `LOGIN_RETRIES`",
-        ),
-        (
-            "login_defs:\n  PASS_WARN_AGE: 30\n  PASS_MAX_DAYS: 7\n",
-            "/tmp/bad.yaml:2:18",
-            "PASS_WARN_AGE 30 is more than PASS_MAX_DAYS 7",
-        ),
-    ] {
-        sb.write("/tmp/bad.yaml", text);
-        let run = sb.harden(&["plan", "/tmp/bad.yaml"]).assert_status(1);
-        assert!(
-            run.stderr.contains(place),
-            "expected {place} for {text:?}: {run}"
-        );
-        assert!(
-            run.stderr.contains(words),
-            "expected {words:?} for {text:?}: {run}"
-        );
-    }
+    assert_located_errors(
+        &sb,
+        &[
+            (
+                "login_defs:\n  PASS_MAX_DAYS: 100000\n",
+                "/tmp/bad.yaml:2:18",
+                "out of range",
+            ),
+            (
+                "login_defs:\n  UMASK: \"0888\"\n",
+                "/tmp/bad.yaml:2:10",
+                "invalid umask",
+            ),
+            (
+                "login_defs:\n  ENCRYPT_METHOD: MD5\n",
+                "/tmp/bad.yaml:2:19",
+                "unknown variant `MD5`",
+            ),
+            (
+                "login_defs:\n  SHA_CRYPT_MIN_ROUNDS: 10\n",
+                "/tmp/bad.yaml:2:25",
+                "out of range",
+            ),
+            (
+                "login_defs:\n  LOGIN_RETRIES: 3\n",
+                "/tmp/bad.yaml:2:3",
+                "unknown field `LOGIN_RETRIES`",
+            ),
+            (
+                "login_defs:\n  PASS_WARN_AGE: 30\n  PASS_MAX_DAYS: 7\n",
+                "/tmp/bad.yaml:2:18",
+                "PASS_WARN_AGE 30 is more than PASS_MAX_DAYS 7",
+            ),
+        ],
+    );
 }

@@ -7,7 +7,7 @@
 //! everywhere else. Each test that applies also checks, from this process (the machine's own
 //! namespace), that the machine's values did not move.
 
-use crate::support::Sandbox;
+use crate::support::{assert_located_errors, Sandbox};
 
 const MARTIANS: &str = "net.ipv4.conf.all.log_martians";
 const REDIRECTS: &str = "net.ipv4.conf.default.send_redirects";
@@ -197,37 +197,29 @@ fn unknown_keys_are_errors_on_the_running_system_and_warnings_under_root() {
 #[test]
 fn bad_keys_and_values_are_plan_time_errors_with_file_line_and_column() {
     let Some(sb) = crate::sandbox!() else { return };
-    for (text, place, words) in [
-        (
-            "sysctl:\n  kernel: 1\n",
-            "/tmp/bad.yaml:2:3",
-            "invalid sysctl key",
-        ),
-        (
-            "sysctl:\n  net.ipv4.conf.*.rp_filter: 1\n",
-            "/tmp/bad.yaml:2:3",
-            "no globs",
-        ),
-        (
-            "sysctl:\n  kernel.sysrq: [0]\n",
-            "/tmp/bad.yaml:2:3",
-            "a sysctl value",
-        ),
-        (
-            "sysctl:\n  kernel.sysrq: \" \"\n",
-            "/tmp/bad.yaml:2:17",
-            "not blank",
-        ),
-    ] {
-        sb.write("/tmp/bad.yaml", text);
-        let run = sb.harden(&["plan", "/tmp/bad.yaml"]).assert_status(1);
-        assert!(
-            run.stderr.contains(place),
-            "expected {place} for {text:?}: {run}"
-        );
-        assert!(
-            run.stderr.contains(words),
-            "expected {words:?} for {text:?}: {run}"
-        );
-    }
+    assert_located_errors(
+        &sb,
+        &[
+            (
+                "sysctl:\n  kernel: 1\n",
+                "/tmp/bad.yaml:2:3",
+                "invalid sysctl key",
+            ),
+            (
+                "sysctl:\n  net.ipv4.conf.*.rp_filter: 1\n",
+                "/tmp/bad.yaml:2:3",
+                "no globs",
+            ),
+            (
+                "sysctl:\n  kernel.sysrq: [0]\n",
+                "/tmp/bad.yaml:2:3",
+                "a sysctl value",
+            ),
+            (
+                "sysctl:\n  kernel.sysrq: \" \"\n",
+                "/tmp/bad.yaml:2:17",
+                "not blank",
+            ),
+        ],
+    );
 }

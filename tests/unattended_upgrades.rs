@@ -1,7 +1,7 @@
 //! End-to-end tests of the `unattended_upgrades` resource: what APT reads after apply, what
 //! unattended-upgrade makes of it, the timers, idempotence, overrides, located errors.
 
-use crate::support::Sandbox;
+use crate::support::{assert_located_errors, Sandbox};
 
 const PLAYBOOK: &str = "unattended_upgrades:
   enabled: true
@@ -191,37 +191,29 @@ fn a_missing_unattended_upgrades_is_installed_by_a_visible_step() {
 #[test]
 fn bad_values_are_plan_time_errors_with_file_line_and_column() {
     let Some(sb) = crate::sandbox!() else { return };
-    for (text, place, words) in [
-        (
-            "unattended_upgrades:\n  automatic_reboot_time: \"2am\"\n",
-            "/tmp/bad.yaml:2:26",
-            "HH:MM",
-        ),
-        (
-            "unattended_upgrades:\n  origins: [Debian]\n",
-            "/tmp/bad.yaml:2:13",
-            "invalid origin",
-        ),
-        (
-            "unattended_upgrades:\n  bandwidth_limit: fast\n",
-            "/tmp/bad.yaml:2:20",
-            "bandwidth limit",
-        ),
-        (
-            "unattended_upgrades:\n  auto_reboot: true\n",
-            "/tmp/bad.yaml:2:3",
-            "unknown field `auto_reboot`",
-        ),
-    ] {
-        sb.write("/tmp/bad.yaml", text);
-        let run = sb.harden(&["plan", "/tmp/bad.yaml"]).assert_status(1);
-        assert!(
-            run.stderr.contains(place),
-            "expected {place} for {text:?}: {run}"
-        );
-        assert!(
-            run.stderr.contains(words),
-            "expected {words:?} for {text:?}: {run}"
-        );
-    }
+    assert_located_errors(
+        &sb,
+        &[
+            (
+                "unattended_upgrades:\n  automatic_reboot_time: \"2am\"\n",
+                "/tmp/bad.yaml:2:26",
+                "HH:MM",
+            ),
+            (
+                "unattended_upgrades:\n  origins: [Debian]\n",
+                "/tmp/bad.yaml:2:13",
+                "invalid origin",
+            ),
+            (
+                "unattended_upgrades:\n  bandwidth_limit: fast\n",
+                "/tmp/bad.yaml:2:20",
+                "bandwidth limit",
+            ),
+            (
+                "unattended_upgrades:\n  auto_reboot: true\n",
+                "/tmp/bad.yaml:2:3",
+                "unknown field `auto_reboot`",
+            ),
+        ],
+    );
 }

@@ -65,3 +65,20 @@ pub fn kernel_rules(sb: &Sandbox) -> String {
         .assert_ok()
         .stdout
 }
+
+/// Plans each `(playbook text, place, words)` from `/tmp/bad.yaml`: the plan exits 1 and its
+/// error names the place (`/tmp/bad.yaml:LINE:COLUMN`, or a prefix of it) and the words.
+pub fn assert_located_errors(sb: &Sandbox, cases: &[(&str, &str, &str)]) {
+    for (text, place, words) in cases {
+        sb.write("/tmp/bad.yaml", text);
+        let run = sb.harden(&["plan", "/tmp/bad.yaml"]).assert_status(1);
+        assert!(
+            run.stderr.contains(place),
+            "expected {place} for {text:?}: {run}"
+        );
+        assert!(
+            run.stderr.contains(words),
+            "expected {words:?} for {text:?}: {run}"
+        );
+    }
+}

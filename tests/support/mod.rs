@@ -22,7 +22,9 @@ pub mod booted;
 pub mod fixtures;
 pub mod sandbox;
 
-pub use fixtures::{assert_plan_schema, keyed_admin, sshd_t, start_sshd, wait_listening};
+pub use fixtures::{
+    assert_located_errors, assert_plan_schema, keyed_admin, sshd_t, start_sshd, wait_listening,
+};
 
 pub use sandbox::{
     is_root, root_available, Peer, Run, Sandbox, COMMAND_TIMEOUT, HARDEN_IN_SANDBOX, SANDBOX_PATH,
