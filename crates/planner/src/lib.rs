@@ -11,6 +11,7 @@
 //! system) points at the playbook just as a YAML error does.
 
 mod diagnostic;
+mod early;
 mod facts;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use harden_host::{Host, UserDb};
-use harden_plan::{Change, Warning};
+use harden_host::{CommandError, Host, Output, UserDb};
+use harden_plan::{Change, Command, Warning};
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::Invalid;
+use crate::early::Early;
 use crate::facts::Facts;
 use crate::guard::Guard;
 
@@ -38,6 +39,14 @@ pub(crate) trait Resource: DeserializeOwned + Sized {
         let _ = (section, host, users, facts);
     }
 
+    /// Commands the probe will run whatever the facts say, so that the planner starts them
+    /// beside the facts ([`crate::early`]); the probe takes their answers from
+    /// [`Context::run`].
+    fn early(&self, host: &Host) -> Vec<Command> {
+        let _ = host;
+        Vec::new()
+    }
+
     /// Reads the live state this section is about.
     async fn probe(&self, cx: &Context<'_>) -> Result<Self::Live, Failure>;
 
@@ -55,9 +64,16 @@ pub(crate) struct Context<'a> {
     pub facts: &'a Facts,
     /// Lockout guards the operator chose to override.
     pub overrides: &'a BTreeSet<String>,
+    /// The commands the probes asked to start early.
+    pub early: &'a Early,
 }
 
 impl<'a> Context<'a> {
+    /// Runs `command` on the managed system, or takes its answer when it was started early.
+    pub async fn run(&self, command: &Command) -> Result<Output, CommandError> {
+        self.early.run(self.host, command).await
+    }
+
     /// The context of the diffs that follow this probe: everything but the host.
     pub fn for_diff(&self) -> DiffContext<'a> {
         DiffContext {

@@ -391,9 +391,16 @@ impl Resource for Fail2ban {
         self.read_filters(host, &mut live)?;
         self.read_logs(cx, &mut live)?;
         if live.installed {
-            self.ask_fail2ban(host, &mut live).await?;
+            self.ask_fail2ban(cx, &mut live).await?;
         }
         Ok(live)
+    }
+
+    fn early(&self, host: &Host) -> Vec<Command> {
+        match host.which("fail2ban-client") {
+            Some(_) => vec![dump_command()],
+            None => Vec::new(),
+        }
     }
 
     fn diff(&self, live: &Live, cx: &DiffContext<'_>) -> Result<Diff, Failure> {
@@ -733,13 +740,15 @@ impl Fail2ban {
 
     /// The installed fail2ban's view: its compiler on the filters, its configuration dump,
     /// its unit, and whether the server answers.
-    async fn ask_fail2ban(&self, host: &Host, live: &mut Live) -> Result<(), Failure> {
-        // Each starts a Python interpreter or systemctl; they all run side by side.
-        let dump_command = Command::new(["fail2ban-client", "-d"]).timeout(60);
+    async fn ask_fail2ban(&self, cx: &Context<'_>, live: &mut Live) -> Result<(), Failure> {
+        // Each starts a Python interpreter or systemctl; they all run side by side (the dump
+        // since the plan began).
+        let host = cx.host;
+        let dump = dump_command();
         let (systemd, is_live) = (live.systemd, live.live);
         let (compiled, dumped, unit, running) = tokio::join!(
             self.compile(host),
-            host.run(&dump_command),
+            cx.run(&dump),
             async {
                 if systemd {
                     host.unit_state(UNIT).await
@@ -770,6 +779,11 @@ impl Fail2ban {
         }
         Ok(())
     }
+}
+
+/// fail2ban's dump of the configuration it would run with (no server needed).
+fn dump_command() -> Command {
+    Command::new(["fail2ban-client", "-d"]).timeout(60)
 }
 
 /// Whether the server answers, and its socket when that exists all the same.

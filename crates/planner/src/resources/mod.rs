@@ -28,6 +28,7 @@ use std::collections::BTreeSet;
 use harden_host::{Host, UserDb};
 
 use crate::diagnostic::Invalid;
+use crate::early::Early;
 use crate::facts::Facts;
 use crate::resource::{Context, Diff, Failure, Resource};
 
@@ -101,8 +102,11 @@ macro_rules! registry {
             users: &UserDb,
             overrides: &BTreeSet<String>,
         ) -> Vec<(&'static str, Result<Diff, Failure>)> {
+            let mut early = Vec::new();
+            $(early.extend(playbook.$field.as_ref().map(|s| s.early(host)).unwrap_or_default());)*
+            let early = &Early::start(host, early);
             let facts = publish_all(playbook, host, users).await;
-            let cx = &Context { host, users, facts: &facts, overrides };
+            let cx = &Context { host, users, facts: &facts, overrides, early };
             let ($($field,)*) = tokio::join!($(probe(playbook.$field.as_ref(), cx),)*);
             let dx = &cx.for_diff();
             let mut results = Vec::new();

@@ -456,6 +456,10 @@ impl Resource for UnattendedUpgrades {
         errors
     }
 
+    fn early(&self, _host: &harden_host::Host) -> Vec<Command> {
+        vec![dump_command()]
+    }
+
     async fn probe(&self, cx: &Context<'_>) -> Result<Live, Failure> {
         let host = cx.host;
         let failed = |what: &str, e: std::io::Error| Failure::Probe(format!("{what}: {e}"));
@@ -487,8 +491,8 @@ impl Resource for UnattendedUpgrades {
                 live.files.push((path, text));
             }
         }
-        let out = host
-            .run(&Command::new(["apt-config", "dump"]).timeout(60))
+        let out = cx
+            .run(&dump_command())
             .await
             .map_err(|e| Failure::Probe(e.to_string()))?;
         if !out.success() {
@@ -964,6 +968,11 @@ fn render(out: &mut String, setting: &Setting) {
             out.push_str("};\n");
         }
     }
+}
+
+/// APT's whole configuration, merged as APT merges it.
+fn dump_command() -> Command {
+    Command::new(["apt-config", "dump"]).timeout(60)
 }
 
 /// A checker that fails unless `apt-config dump` shows every value exactly as written.
