@@ -1322,7 +1322,8 @@ fn reason(planned: &Planned<'_>, live: &Live) -> String {
     }
 }
 
-/// A check that sshd runs and listens on every port, retried for up to five seconds.
+/// A check that sshd runs and listens on every port, retried for up to five seconds (every
+/// 20 ms: sshd usually listens again within milliseconds of its SIGHUP, and the apply waits).
 fn running_check(alive: &str, ports: &[u16], live: &Live) -> Command {
     let mut test = alive.to_owned();
     if live.has_ss {
@@ -1336,7 +1337,7 @@ fn running_check(alive: &str, ports: &[u16], live: &Live) -> Command {
         .collect::<Vec<_>>()
         .join(", ");
     let script = format!(
-        "i=0; while [ $i -lt 50 ]; do if {test}; then exit 0; fi; i=$((i+1)); sleep 0.1; done; echo 'sshd is not running, or not listening on port(s) {list}' >&2; exit 1"
+        "i=0; while [ $i -lt 250 ]; do if {test}; then exit 0; fi; i=$((i+1)); sleep 0.02; done; echo 'sshd is not running, or not listening on port(s) {list}' >&2; exit 1"
     );
     Command::new(["sh".to_owned(), "-c".to_owned(), script]).timeout(30)
 }
