@@ -14,7 +14,9 @@
 //! file) is found by the merge-order model ([`ini`]) and reported.
 //!
 //! Effective values come from `fail2ban-client -d`, which dumps the parsed configuration
-//! without a running server ([`dump`]); the plan shows them against the desired ones, and,
+//! without a running server ([`dump`]; it starts with the plan, beside the facts, being its
+//! slowest answer); whether the server runs is asked over its socket ([`server`]). The plan
+//! shows the effective values against the desired ones, and,
 //! when harden's files are already right, warns about any the daemon would still run
 //! differently. A filter file is a `.local`: alone it defines a new filter, beside a
 //! distribution `.conf` it overrides only the keys it sets, and it never replaces a file
