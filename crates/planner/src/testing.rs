@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use harden_host::{Host, UserDb};
 
 use crate::facts::Facts;
+use crate::resource::{Diff, DiffContext, Failure, Resource};
 use crate::resources::{publish_all, Playbook};
 
 /// A root that does not exist: a diff under test can reach no file, and every fact about the
@@ -23,4 +24,40 @@ pub(crate) fn facts(playbook: &Playbook, users: &UserDb) -> Facts {
 /// No lockout guard overridden.
 pub(crate) fn no_overrides() -> BTreeSet<String> {
     BTreeSet::new()
+}
+
+/// A user database with root alone.
+pub(crate) fn root_only() -> UserDb {
+    UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n")
+}
+
+/// Loads one playbook text as `pb.yaml`; the error is the diagnostics as printed.
+pub(crate) fn parse(yaml: &str) -> Result<Playbook, String> {
+    let source = crate::diagnostic::Source {
+        name: "pb.yaml".into(),
+        text: yaml.into(),
+    };
+    crate::playbook::load(vec![source])
+        .map(|l| l.playbook)
+        .map_err(|d| d.to_string())
+}
+
+/// The diff of the section `section` takes out of `yaml`, against `live`, for `users`, with
+/// the guards in `overrides` overridden.
+pub(crate) fn diff<R: Resource>(
+    yaml: &str,
+    section: impl FnOnce(Playbook) -> Option<R>,
+    live: &R::Live,
+    users: &UserDb,
+    overrides: &[&str],
+) -> Result<Diff, Failure> {
+    let playbook = parse(yaml).expect("playbook");
+    let facts = facts(&playbook, users);
+    let overrides = overrides.iter().map(|s| (*s).to_owned()).collect();
+    let cx = DiffContext {
+        users,
+        facts: &facts,
+        overrides: &overrides,
+    };
+    section(playbook).expect("the section").diff(live, &cx)
 }

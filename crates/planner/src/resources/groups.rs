@@ -189,7 +189,6 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::resources::Playbook;
     use crate::testing;
 
     fn db() -> UserDb {
@@ -200,30 +199,8 @@ mod tests {
         )
     }
 
-    fn parse(yaml: &str) -> Result<Playbook, String> {
-        let source = crate::diagnostic::Source {
-            name: "pb.yaml".into(),
-            text: yaml.into(),
-        };
-        crate::playbook::load(vec![source])
-            .map(|l| l.playbook)
-            .map_err(|d| d.to_string())
-    }
-
     fn plan(yaml: &str) -> Result<Diff, Failure> {
-        let playbook = parse(yaml).expect("playbook");
-        let users = db();
-        let facts = testing::facts(&playbook, &users);
-        let overrides = testing::no_overrides();
-        let cx = DiffContext {
-            users: &users,
-            facts: &facts,
-            overrides: &overrides,
-        };
-        playbook
-            .groups
-            .expect("groups")
-            .diff(&Live { groupadd: true }, &cx)
+        testing::diff(yaml, |p| p.groups, &Live { groupadd: true }, &db(), &[])
     }
 
     fn commands(diff: &Diff) -> Vec<String> {
@@ -291,7 +268,7 @@ mod tests {
             ("groups:\n  web: { gid: 4294967295 }\n", "out of range"),
             ("groups:\n  web: { colour: red }\n", "unknown field"),
         ] {
-            let err = parse(yaml).expect_err(yaml);
+            let err = testing::parse(yaml).expect_err(yaml);
             assert!(err.contains("pb.yaml:2:"), "{yaml}: {err}");
             assert!(err.contains(needle), "{yaml}: {err}");
         }

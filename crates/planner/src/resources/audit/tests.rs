@@ -1,32 +1,10 @@
 //! Unit tests of the `audit` diff and of the rule checks.
 
-use harden_host::UserDb;
-
 use super::*;
-use crate::resources::Playbook;
 use crate::testing;
 
-fn parse(yaml: &str) -> Result<Playbook, String> {
-    let source = crate::diagnostic::Source {
-        name: "pb.yaml".into(),
-        text: yaml.into(),
-    };
-    crate::playbook::load(vec![source])
-        .map(|l| l.playbook)
-        .map_err(|d| d.to_string())
-}
-
 fn diff(yaml: &str, live: &Live) -> Result<Diff, Failure> {
-    let playbook = parse(yaml).expect("playbook");
-    let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
-    let facts = testing::facts(&playbook, &users);
-    let overrides = testing::no_overrides();
-    let cx = DiffContext {
-        users: &users,
-        facts: &facts,
-        overrides: &overrides,
-    };
-    playbook.audit.expect("audit").diff(live, &cx)
+    testing::diff(yaml, |p| p.audit, live, &testing::root_only(), &[])
 }
 
 const PLAYBOOK: &str = "audit:
@@ -83,7 +61,7 @@ fn without_a_running_auditd_nothing_is_loaded_and_the_plan_says_so() {
 
 #[test]
 fn rules_in_place_and_merged_are_an_empty_plan() {
-    let playbook = parse(PLAYBOOK).expect("pb");
+    let playbook = testing::parse(PLAYBOOK).expect("pb");
     let rules = playbook.audit.expect("audit").rules;
     let live = Live {
         installed: true,
@@ -119,7 +97,7 @@ fn bad_rules_are_located_errors() {
         ("audit:\n  rules: [\"-w /etc/passwd\\n-e 2\"]\n", "one line"),
         ("audit:\n  watch: []\n", "unknown field"),
     ] {
-        let err = parse(yaml).expect_err(yaml);
+        let err = testing::parse(yaml).expect_err(yaml);
         assert!(err.contains("pb.yaml:2:"), "{yaml}: {err}");
         assert!(err.contains(needle), "{yaml}: {err}");
     }

@@ -16,17 +16,8 @@ const EXAMPLE: &str = "fail2ban:
     streaming-app: { failregex: ['Failed login from <HOST>'] }
 ";
 
-fn parse(text: &str) -> Result<Playbook, String> {
-    load(vec![Source {
-        name: "pb.yaml".into(),
-        text: text.into(),
-    }])
-    .map(|l| l.playbook)
-    .map_err(|d| d.to_string())
-}
-
 fn section(text: &str) -> Fail2ban {
-    parse(text)
+    crate::testing::parse(text)
         .expect("valid")
         .fail2ban
         .expect("fail2ban section")
@@ -142,65 +133,80 @@ fn the_design_example_parses() {
 
 #[test]
 fn bad_values_are_located_errors() {
-    let msg = first_line(parse("fail2ban:\n  defaults:\n    maxretry: -1\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("fail2ban:\n  defaults:\n    maxretry: -1\n").expect_err("invalid"),
+    );
     assert!(msg.starts_with("pb.yaml:3:"), "{msg}");
     assert!(msg.contains("at least 1"), "{msg}");
 
     let msg = first_line(
-        parse("fail2ban:\n  jails:\n    sshd: { bantime: soon }\n").expect_err("invalid"),
+        crate::testing::parse("fail2ban:\n  jails:\n    sshd: { bantime: soon }\n")
+            .expect_err("invalid"),
     );
     assert!(msg.starts_with("pb.yaml:3:"), "{msg}");
     assert!(msg.contains("invalid duration \"soon\""), "{msg}");
 
     let msg = first_line(
-        parse("fail2ban:\n  jails:\n    sshd:\n      enabled: true\n      maxretries: 3\n")
-            .expect_err("invalid"),
+        crate::testing::parse(
+            "fail2ban:\n  jails:\n    sshd:\n      enabled: true\n      maxretries: 3\n",
+        )
+        .expect_err("invalid"),
     );
     assert!(
         msg.starts_with("pb.yaml:5:7: unknown field `maxretries`"),
         "{msg}"
     );
 
-    let msg =
-        first_line(parse("fail2ban:\n  jails:\n    sshd: { port: 70000 }\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("fail2ban:\n  jails:\n    sshd: { port: 70000 }\n")
+            .expect_err("invalid"),
+    );
     assert!(msg.starts_with("pb.yaml:3:"), "{msg}");
 
     let msg = first_line(
-        parse("fail2ban:\n  jails:\n    sshd: { backend: journald }\n").expect_err("invalid"),
+        crate::testing::parse("fail2ban:\n  jails:\n    sshd: { backend: journald }\n")
+            .expect_err("invalid"),
     );
     assert!(
         msg.contains("expected one of auto, pyinotify, polling, systemd"),
         "{msg}"
     );
 
-    let msg =
-        first_line(parse("fail2ban:\n  jails:\n    \"bad name\": {}\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("fail2ban:\n  jails:\n    \"bad name\": {}\n").expect_err("invalid"),
+    );
     assert!(msg.starts_with("pb.yaml:3:"), "{msg}");
 
     let msg = first_line(
-        parse("fail2ban:\n  jails:\n    sshd: { ignoreip: [127.0.0.1/8, 10.0.0.0/40] }\n")
-            .expect_err("invalid"),
+        crate::testing::parse(
+            "fail2ban:\n  jails:\n    sshd: { ignoreip: [127.0.0.1/8, 10.0.0.0/40] }\n",
+        )
+        .expect_err("invalid"),
     );
     assert!(msg.contains("prefix length"), "{msg}");
 }
 
 #[test]
 fn validation_catches_what_types_cannot() {
-    let msg = first_line(parse("fail2ban:\n  defaults: { enabled: true }\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("fail2ban:\n  defaults: { enabled: true }\n").expect_err("invalid"),
+    );
     assert!(
         msg.starts_with("pb.yaml:2:") && msg.contains("belongs to a jail"),
         "{msg}"
     );
 
     let msg = first_line(
-        parse("fail2ban:\n  filters:\n    app: { failregex: 'Failed login' }\n")
+        crate::testing::parse("fail2ban:\n  filters:\n    app: { failregex: 'Failed login' }\n")
             .expect_err("invalid"),
     );
     assert!(msg.contains("does not say where the address is"), "{msg}");
 
     let msg = first_line(
-        parse("fail2ban:\n  jails:\n    app: { backend: systemd, logpath: /var/log/app.log }\n")
-            .expect_err("invalid"),
+        crate::testing::parse(
+            "fail2ban:\n  jails:\n    app: { backend: systemd, logpath: /var/log/app.log }\n",
+        )
+        .expect_err("invalid"),
     );
     assert!(msg.contains("ignores `logpath`"), "{msg}");
 }
@@ -527,7 +533,7 @@ fn multi_line_values_are_continuation_lines() {
 
 #[test]
 fn a_ufw_ban_action_is_flagged_when_ufw_is_managed() {
-    let playbook = parse(&format!("{EXAMPLE}ufw: {{}}\n")).expect("valid");
+    let playbook = crate::testing::parse(&format!("{EXAMPLE}ufw: {{}}\n")).expect("valid");
     let mut f = section(EXAMPLE);
     f.defaults.banaction = Some(Located::unplaced(Word("ufw".into())));
     let diff = run_with(&f, &debian12(), &playbook).expect("diff");

@@ -2,35 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use harden_host::UserDb;
 use harden_plan::Step;
 
 use super::apt::{names_package, not_reinstallable, parse_query, parse_simulation, parse_uris};
 use super::*;
-use crate::resources::Playbook;
 use crate::testing;
 
-fn parse(yaml: &str) -> Result<Playbook, String> {
-    let source = crate::diagnostic::Source {
-        name: "pb.yaml".into(),
-        text: yaml.into(),
-    };
-    crate::playbook::load(vec![source])
-        .map(|l| l.playbook)
-        .map_err(|d| d.to_string())
-}
-
 fn diff_with(yaml: &str, live: &Live, overrides: &[&str]) -> Result<Diff, Failure> {
-    let playbook = parse(yaml).expect("playbook");
-    let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
-    let facts = testing::facts(&playbook, &users);
-    let overrides = overrides.iter().map(|s| (*s).to_owned()).collect();
-    let cx = DiffContext {
-        users: &users,
-        facts: &facts,
-        overrides: &overrides,
-    };
-    playbook.packages.expect("packages").diff(live, &cx)
+    testing::diff(yaml, |p| p.packages, live, &testing::root_only(), overrides)
 }
 
 fn installed(names: &[(&str, &str)]) -> BTreeMap<String, Installed> {
@@ -280,7 +259,7 @@ fn bad_input_is_located() {
             4,
         ),
     ] {
-        let err = parse(yaml).expect_err(yaml);
+        let err = testing::parse(yaml).expect_err(yaml);
         assert!(err.contains(&format!("pb.yaml:{line}:")), "{yaml}: {err}");
         assert!(err.contains(needle), "{yaml}: {err}");
     }

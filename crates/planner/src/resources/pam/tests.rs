@@ -1,33 +1,11 @@
 //! Unit tests of the `pam` diff and of the pwquality and PAM file readers.
 
-use harden_host::UserDb;
-
 use super::conf::runs_pwquality;
 use super::*;
-use crate::resources::Playbook;
 use crate::testing;
 
-fn parse(yaml: &str) -> Result<Playbook, String> {
-    let source = crate::diagnostic::Source {
-        name: "pb.yaml".into(),
-        text: yaml.into(),
-    };
-    crate::playbook::load(vec![source])
-        .map(|l| l.playbook)
-        .map_err(|d| d.to_string())
-}
-
 fn diff(yaml: &str, live: &Live) -> Result<Diff, Failure> {
-    let playbook = parse(yaml).expect("playbook");
-    let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
-    let facts = testing::facts(&playbook, &users);
-    let overrides = testing::no_overrides();
-    let cx = DiffContext {
-        users: &users,
-        facts: &facts,
-        overrides: &overrides,
-    };
-    playbook.pam.expect("pam").diff(live, &cx)
+    testing::diff(yaml, |p| p.pam, live, &testing::root_only(), &[])
 }
 
 const PLAYBOOK: &str = "pam:
@@ -80,7 +58,7 @@ fn the_drop_in_holds_the_settings_and_a_login_check_follows() {
 #[test]
 fn a_system_as_asked_is_an_empty_plan() {
     let mut live = ready();
-    let settings = parse(PLAYBOOK)
+    let settings = testing::parse(PLAYBOOK)
         .expect("pb")
         .pam
         .expect("pam")
@@ -211,7 +189,7 @@ fn bad_input_is_located() {
         ),
         ("pam:\n  check_services: []\n", "check no login"),
     ] {
-        let err = parse(yaml).expect_err(yaml);
+        let err = testing::parse(yaml).expect_err(yaml);
         assert!(err.contains("pb.yaml:2:"), "{yaml}: {err}");
         assert!(err.contains(needle), "{yaml}: {err}");
     }

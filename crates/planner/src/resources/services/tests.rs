@@ -1,21 +1,9 @@
 //! Unit tests of the `services` diff, its guard and its located errors.
 
-use harden_host::UserDb;
 use harden_plan::{Enablement, Step, UnitAction, UnitState};
 
 use super::*;
-use crate::resources::Playbook;
 use crate::testing;
-
-fn parse(yaml: &str) -> Result<Playbook, String> {
-    let source = crate::diagnostic::Source {
-        name: "pb.yaml".into(),
-        text: yaml.into(),
-    };
-    crate::playbook::load(vec![source])
-        .map(|l| l.playbook)
-        .map_err(|d| d.to_string())
-}
 
 fn unit(enablement: &str, active: &str, serves_ssh: bool) -> Unit {
     Unit {
@@ -29,15 +17,6 @@ fn unit(enablement: &str, active: &str, serves_ssh: bool) -> Unit {
 }
 
 fn diff_with(yaml: &str, units: &[(&str, Unit)], overrides: &[&str]) -> Result<Diff, Failure> {
-    let playbook = parse(yaml).expect("playbook");
-    let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
-    let facts = testing::facts(&playbook, &users);
-    let overrides = overrides.iter().map(|s| (*s).to_owned()).collect();
-    let cx = DiffContext {
-        users: &users,
-        facts: &facts,
-        overrides: &overrides,
-    };
     let live = Live {
         units: units
             .iter()
@@ -46,7 +25,13 @@ fn diff_with(yaml: &str, units: &[(&str, Unit)], overrides: &[&str]) -> Result<D
         systemctl: true,
         systemd: true,
     };
-    playbook.services.expect("services").diff(&live, &cx)
+    testing::diff(
+        yaml,
+        |p| p.services,
+        &live,
+        &testing::root_only(),
+        overrides,
+    )
 }
 
 fn unit_step(change: &Change) -> &UnitStep {
@@ -226,7 +211,7 @@ fn bad_input_is_located() {
             "cannot run while masked",
         ),
     ] {
-        let err = parse(yaml).expect_err(yaml);
+        let err = testing::parse(yaml).expect_err(yaml);
         assert!(err.contains("pb.yaml:2:"), "{yaml}: {err}");
         assert!(err.contains(needle), "{yaml}: {err}");
     }

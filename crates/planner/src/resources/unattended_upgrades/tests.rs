@@ -3,8 +3,6 @@
 use harden_host::UserDb;
 
 use super::*;
-use crate::diagnostic::Source;
-use crate::playbook::load;
 use crate::resources::Playbook;
 
 const EXAMPLE: &str = "unattended_upgrades:
@@ -14,17 +12,8 @@ const EXAMPLE: &str = "unattended_upgrades:
   remove_unused_dependencies: true
 ";
 
-fn parse(text: &str) -> Result<Playbook, String> {
-    load(vec![Source {
-        name: "pb.yaml".into(),
-        text: text.into(),
-    }])
-    .map(|l| l.playbook)
-    .map_err(|d| d.to_string())
-}
-
 fn section(text: &str) -> UnattendedUpgrades {
-    parse(text)
+    crate::testing::parse(text)
         .expect("valid")
         .unattended_upgrades
         .expect("section")
@@ -113,30 +102,38 @@ fn the_design_example_parses() {
 #[test]
 fn bad_values_are_located() {
     let msg = first_line(
-        parse("unattended_upgrades:\n  automatic_reboot_time: \"25:00\"\n").expect_err("invalid"),
+        crate::testing::parse("unattended_upgrades:\n  automatic_reboot_time: \"25:00\"\n")
+            .expect_err("invalid"),
     );
     assert!(
         msg.starts_with("pb.yaml:2:") && msg.contains("HH:MM"),
         "{msg}"
     );
-    let msg =
-        first_line(parse("unattended_upgrades:\n  origins: [\"Debian\"]\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("unattended_upgrades:\n  origins: [\"Debian\"]\n")
+            .expect_err("invalid"),
+    );
     assert!(
         msg.starts_with("pb.yaml:2:") && msg.contains("invalid origin"),
         "{msg}"
     );
     let msg = first_line(
-        parse("unattended_upgrades:\n  origins: [\"origin=Debian,suit=x\"]\n")
+        crate::testing::parse("unattended_upgrades:\n  origins: [\"origin=Debian,suit=x\"]\n")
             .expect_err("invalid"),
     );
     assert!(msg.contains("unknown key \"suit\""), "{msg}");
-    let msg =
-        first_line(parse("unattended_upgrades:\n  bandwidth_limit: -5\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("unattended_upgrades:\n  bandwidth_limit: -5\n")
+            .expect_err("invalid"),
+    );
     assert!(msg.starts_with("pb.yaml:2:"), "{msg}");
-    let msg =
-        first_line(parse("unattended_upgrades:\n  mail: \"root; rm\"\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("unattended_upgrades:\n  mail: \"root; rm\"\n").expect_err("invalid"),
+    );
     assert!(msg.starts_with("pb.yaml:2:"), "{msg}");
-    let msg = first_line(parse("unattended_upgrades:\n  reboot: true\n").expect_err("invalid"));
+    let msg = first_line(
+        crate::testing::parse("unattended_upgrades:\n  reboot: true\n").expect_err("invalid"),
+    );
     assert!(
         msg.starts_with("pb.yaml:2:3: unknown field `reboot`"),
         "{msg}"

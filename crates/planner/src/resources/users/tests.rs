@@ -7,11 +7,8 @@ use harden_host::UserDb;
 use harden_plan::Step;
 
 use super::*;
-use crate::diagnostic::Source;
 use crate::facts::KeyLogins;
-use crate::playbook::load;
 use crate::resource::Refusal;
-use crate::resources::Playbook;
 use crate::testing;
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash
@@ -29,15 +26,6 @@ systemd-network:x:998:
 
 fn db() -> UserDb {
     UserDb::parse(false, PASSWD, GROUP)
-}
-
-fn parse(text: &str) -> Result<Playbook, String> {
-    load(vec![Source {
-        name: "pb.yaml".into(),
-        text: text.into(),
-    }])
-    .map(|l| l.playbook)
-    .map_err(|d| d.to_string())
 }
 
 /// A live state where every shell exists and admin's password is usable.
@@ -75,7 +63,7 @@ fn keyed(keyed: &[(&str, u32)], allow: &'static [&'static str]) -> KeyLogins {
 }
 
 fn plan_with(yaml: &str, key_logins: KeyLogins, allow: &[&str]) -> Result<Diff, Failure> {
-    let playbook = parse(yaml).expect("valid playbook");
+    let playbook = crate::testing::parse(yaml).expect("valid playbook");
     let users = db();
     let mut facts = testing::facts(&playbook, &users);
     facts.sshd.key_logins = key_logins;
@@ -272,7 +260,7 @@ fn bad_input_is_a_located_error() {
             "invalid name",
         ),
     ] {
-        let err = parse(yaml).expect_err(yaml);
+        let err = crate::testing::parse(yaml).expect_err(yaml);
         assert!(err.contains(&format!("pb.yaml:{place}")), "{yaml}: {err}");
         assert!(err.contains(needle), "{yaml}: {err}");
     }
@@ -290,7 +278,7 @@ fn bad_input_is_a_located_error() {
 #[test]
 fn files_own_paths_by_accounts_the_plan_creates() {
     let yaml = "groups:\n  web: {}\nusers:\n  app: { group: web }\nfiles:\n  - { path: /srv/app, directory: true, owner: app, group: web }\n";
-    let playbook = parse(yaml).expect("valid");
+    let playbook = crate::testing::parse(yaml).expect("valid");
     let facts = testing::facts(&playbook, &db());
     let attrs = &facts.file_attrs[&PathBuf::from("/srv/app")];
     assert_eq!((attrs.uid, attrs.gid), (Some(1002), Some(1002)));
