@@ -383,18 +383,8 @@ mod tests {
     use crate::resources::Playbook;
     use crate::testing;
 
-    fn load(yaml: &str) -> Result<Playbook, String> {
-        let source = crate::diagnostic::Source {
-            name: "pb.yaml".into(),
-            text: yaml.into(),
-        };
-        crate::playbook::load(vec![source])
-            .map(|l| l.playbook)
-            .map_err(|d| d.to_string())
-    }
-
     fn plan(yaml: &str, live: &Live) -> Diff {
-        let section = load(yaml)
+        let section = testing::parse(yaml)
             .expect("playbook")
             .kernel_modules
             .expect("section");
@@ -494,7 +484,7 @@ mod tests {
             ),
             ("kernel_modules:\n  dccp: disabled\n", "unknown variant"),
         ] {
-            let err = load(yaml).expect_err(yaml);
+            let err = testing::parse(yaml).expect_err(yaml);
             assert!(err.contains("pb.yaml:2:"), "{yaml}: {err}");
             assert!(err.contains(needle), "{yaml}: {err}");
         }
