@@ -14,6 +14,7 @@ pub mod fs;
 mod lock;
 mod precondition;
 mod snapshot;
+mod tree;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -27,8 +28,9 @@ use snapshot::Request;
 
 pub use confirm::{unit_name, Confirmation, State as ConfirmState};
 pub use lock::Lock;
-pub use precondition::{sha256_hex, Found, PathState, Preconditions};
-pub use snapshot::{Entry, Manifest, Outcome, Reactivation, Saved, SavedUnit, KEEP};
+pub use precondition::{sha256_hex, Found, PathState, Preconditions, TreeState};
+pub use snapshot::{Entry, Manifest, Outcome, Reactivation, Saved, SavedTree, SavedUnit, KEEP};
+pub use tree::TreeProgress;
 
 /// Where harden keeps its state on the managed system.
 pub const STATE_DIR: &str = "/var/lib/harden";
@@ -72,6 +74,8 @@ pub enum Event<'a> {
         /// Its exit code.
         code: Option<i32>,
     },
+    /// A tree step is under way (reported every few thousand entries, and at its end).
+    Tree(TreeProgress<'a>),
     /// A command was skipped: a reload under `--root`, a unit's run state where systemd
     /// does not run.
     Skipped {
@@ -266,7 +270,12 @@ impl Executor {
                 .find(|m| m.purpose == "apply")
                 .ok_or_else(|| Error::NoSnapshot("(no apply has taken one yet)".into()))?,
         };
-        let before = snapshot::take(&self.host, &self.state, Request::to_undo(&target)).await?;
+        let before = snapshot::take(
+            &self.host,
+            &self.state,
+            Request::to_undo(&target, &self.state),
+        )
+        .await?;
         self.write_journal(&before, None)?;
         let restored = self.restore(&target, None, on).await;
         audit_restore(&target, &restored, "rollback");
@@ -659,9 +668,36 @@ impl Transaction<'_> {
                     run_step(host, command, on).await.map_err(fail)?
                 }
                 Step::Unit(unit) => run_unit(host, unit, on).await.map_err(fail)?,
+                Step::SetTreeAttrs(step) => {
+                    self.apply_tree(index - 1, step, stop, on)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Runs the tree step of index `index` among the plan's steps, logging to its log in
+    /// the snapshot.
+    fn apply_tree(
+        &self,
+        index: usize,
+        step: &harden_plan::TreeStep,
+        stop: &AtomicBool,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> std::io::Result<u64> {
+        let saved = self
+            .manifest
+            .trees
+            .iter()
+            .find(|t| t.step == index)
+            .ok_or_else(|| std::io::Error::other("the snapshot has no log for this tree"))?;
+        let log = snapshot::root_dir(&self.executor.state)
+            .join(&self.manifest.id)
+            .join(&saved.log);
+        tree::apply(&self.executor.host, step, &log, stop, &mut |p| {
+            on(Event::Tree(p))
+        })
     }
 
     /// The audit record of a change about to start.
@@ -814,6 +850,12 @@ fn restored_targets(manifest: &Manifest) -> Vec<String> {
         .iter()
         .map(|e| e.path.display().to_string())
         .collect();
+    targets.extend(
+        manifest
+            .trees
+            .iter()
+            .map(|t| format!("{}/ (below)", t.root.display())),
+    );
     targets.extend(manifest.units.iter().map(|u| u.unit.clone()));
     targets
 }
