@@ -185,6 +185,50 @@ pub fn set_tree_attrs(fd: &OwnedFd, kind: TreeKind, now: &Stat, to: Attrs) -> io
     Ok(())
 }
 
+/// True when only root can add, remove or rename entries of the directory whose status is
+/// `dir`: owned by root, writable by neither group nor others. With an ACL the group bits
+/// are its mask, so no named user or group may write either. In such a directory an entry
+/// harden just looked at cannot be swapped for a symlink by anyone else, so it may be
+/// changed by name.
+pub fn only_root_writes(dir: &Stat) -> bool {
+    dir.kind == Kind::Dir && dir.uid == 0 && dir.mode & 0o022 == 0
+}
+
+/// Gives the entry `name` of the directory `dir`, which [`only_root_writes`], whose status
+/// is `now`, the attributes `to`, by name: the owner without following it, then the mode
+/// (`fchmodat` has no way not to follow before Linux 6.6; nobody but root can have made it
+/// a symlink since `now` was read).
+pub fn set_tree_attrs_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    now: &Stat,
+    to: Attrs,
+) -> io::Result<()> {
+    let mut mode = now.mode;
+    if (now.uid, now.gid) != (to.uid, to.gid) {
+        fchownat(
+            dir,
+            name,
+            Some(Uid::from_raw(to.uid)),
+            Some(Gid::from_raw(to.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        match stat_name(dir, name)? {
+            Some(s) if s.kind != Kind::Symlink => mode = s.mode,
+            _ => return Err(io::Error::other("changed while harden changed it")),
+        }
+    }
+    if mode != to.mode {
+        fchmodat(
+            dir,
+            name,
+            Mode::from_bits_truncate(to.mode),
+            FchmodatFlags::FollowSymlink,
+        )?;
+    }
+    Ok(())
+}
+
 /// Opens one of harden's own files to append to it (a tree's log in a snapshot).
 pub fn open_append(host: &Host, path: &Path) -> io::Result<std::fs::File> {
     open_final(host, path, OFlag::O_WRONLY | OFlag::O_APPEND).map(std::fs::File::from)

@@ -32,6 +32,8 @@ pub enum Visit<'a> {
     Done {
         /// The directory.
         dir: BorrowedFd<'a>,
+        /// Its status when it was opened.
+        stat: Stat,
     },
 }
 
@@ -40,6 +42,8 @@ pub enum Visit<'a> {
 pub struct TreeEntry<'a> {
     /// The directory it is in.
     pub dir: BorrowedFd<'a>,
+    /// That directory's status when it was opened.
+    pub dir_stat: Stat,
     /// Its name there.
     pub name: &'a OsStr,
     /// Its absolute path on the managed system.
@@ -73,7 +77,8 @@ pub(crate) fn walk_tree(
             format!("{}: not a directory, or gone", root.display()),
         ));
     };
-    let dev = Stat::from_raw(&fstat(&fd)?).dev;
+    let stat = Stat::from_raw(&fstat(&fd)?);
+    let dev = stat.dev;
     let mut walker = Walker {
         dev,
         skip,
@@ -82,7 +87,7 @@ pub(crate) fn walk_tree(
         digest: Sha256::new(),
         entries: 0,
     };
-    walker.dir(fd, visit)?;
+    walker.dir(fd, stat, visit)?;
     Ok(TreeSummary {
         entries: walker.entries,
         digest: hex(&walker.digest.finalize()),
@@ -104,6 +109,7 @@ impl Walker<'_> {
     fn dir(
         &mut self,
         fd: OwnedFd,
+        stat: Stat,
         visit: &mut dyn FnMut(Visit<'_>) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut dir = nix::dir::Dir::from_fd(fd)?;
@@ -112,13 +118,13 @@ impl Walker<'_> {
         let mut subdirs: Vec<(&OsString, u64)> = Vec::new();
         for name in &names {
             self.path.push(name);
-            let result = self.entry(dir_fd, name, visit);
+            let result = self.entry(dir_fd, &stat, name, visit);
             self.path.pop();
             if let Some(ino) = result? {
                 subdirs.push((name, ino));
             }
         }
-        visit(Visit::Done { dir: dir_fd })?;
+        visit(Visit::Done { dir: dir_fd, stat })?;
         for (name, ino) in subdirs {
             let Some(sub) = open_dir(dir_fd, name)? else {
                 continue;
@@ -129,7 +135,7 @@ impl Walker<'_> {
                 continue;
             }
             self.path.push(name);
-            let result = self.dir(sub, visit);
+            let result = self.dir(sub, now, visit);
             self.path.pop();
             result?;
         }
@@ -140,6 +146,7 @@ impl Walker<'_> {
     fn entry(
         &mut self,
         dir: BorrowedFd<'_>,
+        dir_stat: &Stat,
         name: &OsStr,
         visit: &mut dyn FnMut(Visit<'_>) -> io::Result<()>,
     ) -> io::Result<Option<u64>> {
@@ -153,6 +160,7 @@ impl Walker<'_> {
             self.entries += 1;
             visit(Visit::Entry(TreeEntry {
                 dir,
+                dir_stat: *dir_stat,
                 name,
                 path: &self.path,
                 stat,
