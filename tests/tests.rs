@@ -32,6 +32,7 @@ mod seeds;
 mod services;
 mod sshd;
 mod sysctl;
+mod tree;
 mod ufw;
 mod unattended_upgrades;
 mod users;

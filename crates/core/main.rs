@@ -363,11 +363,13 @@ async fn plan_only(
 }
 
 pub(crate) fn progress(args: &Args) -> impl FnMut(Event<'_>) + '_ {
+    let mut tree = TreeReports::new();
     move |event| {
         if args.format != Format::Text {
             return;
         }
         match event {
+            Event::Tree(p) => tree.report(&p),
             Event::Step {
                 number,
                 total,
@@ -393,8 +395,51 @@ pub(crate) fn progress(args: &Args) -> impl FnMut(Event<'_>) + '_ {
     }
 }
 
+/// When to report a tree step's progress on stderr: every second on a terminal, every 30
+/// seconds otherwise (a log stays readable), and at the end of a tree that was reported.
+struct TreeReports {
+    every: Duration,
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+impl TreeReports {
+    fn new() -> Self {
+        use std::io::IsTerminal as _;
+        let terminal = std::io::stderr().is_terminal();
+        TreeReports {
+            every: Duration::from_secs(if terminal { 1 } else { 30 }),
+            started: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    fn report(&mut self, p: &harden_executor::TreeProgress<'_>) {
+        let now = std::time::Instant::now();
+        let since = self.last.unwrap_or(self.started);
+        let end = p.walked >= p.entries;
+        if now.duration_since(since) < self.every && !(end && self.last.is_some()) {
+            return;
+        }
+        self.last = Some(now);
+        anstream::eprintln!(
+            "  files: {} of {} entries under {} ({} changed)",
+            render::grouped(p.walked),
+            render::grouped(p.entries),
+            p.root.display(),
+            render::grouped(p.changed)
+        );
+    }
+}
+
 fn step_text(step: &Step) -> String {
     match step {
+        Step::SetTreeAttrs(tree) => format!(
+            "set the attributes of {} of {} entries below {}",
+            render::grouped(tree.changes),
+            render::grouped(tree.entries),
+            tree.root.display()
+        ),
         Step::WriteFile { path, .. } => format!("write {}", path.display()),
         Step::SetAttrs { path, to, .. } => format!(
             "set {} to mode {:04o}, owner {}:{}",

@@ -107,6 +107,7 @@ fn step_text(
             writeln!(out, "    {} -> {}", attrs_text(from), attrs_text(to))?;
         }
         Step::SetAttrs { .. } => {}
+        Step::SetTreeAttrs(tree) => tree_text(out, tree)?,
         Step::CreateDir { path, attrs } => writeln!(
             out,
             "    create directory {} {}",
@@ -186,6 +187,44 @@ fn env_edit_text(path: &Path, attrs: &Attrs, edits: &[EnvEdit]) -> String {
         attrs_text(attrs),
         keys.join(", ")
     )
+}
+
+/// A tree step: how many entries change, and a few of them.
+fn tree_text(out: &mut dyn Write, tree: &harden_plan::TreeStep) -> io::Result<()> {
+    writeln!(
+        out,
+        "    {} of {} entries below {} change, for example:",
+        grouped(tree.changes),
+        grouped(tree.entries),
+        tree.root.display()
+    )?;
+    for e in &tree.examples {
+        writeln!(
+            out,
+            "    {}: {DEL}{}{DEL:#} -> {ADD}{}{ADD:#}",
+            e.path.display(),
+            attrs_text(&e.from),
+            attrs_text(&e.to)
+        )?;
+    }
+    let more = tree.changes.saturating_sub(tree.examples.len() as u64);
+    if more > 0 {
+        writeln!(out, "    {DIM}and {} more{DIM:#}", grouped(more))?;
+    }
+    Ok(())
+}
+
+/// `1,000,101`: a count with its thousands grouped.
+pub(crate) fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn attrs_text(a: &Attrs) -> String {

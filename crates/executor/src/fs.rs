@@ -9,12 +9,12 @@
 
 use std::ffi::OsStr;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use harden_host::{stat_at, Host, Kind, Links, Stat};
-use harden_plan::Attrs;
+use harden_plan::{Attrs, TreeKind};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
 use nix::sys::stat::{fchmod, fchmodat, fstat, mkdirat, FchmodatFlags, Mode};
@@ -138,6 +138,100 @@ fn chmod_fd(fd: &OwnedFd, mode: u32) -> io::Result<()> {
         FchmodatFlags::FollowSymlink,
     )?;
     Ok(())
+}
+
+/// Opens the entry `name` of a tree's directory `dir` to change it, never following it:
+/// files and directories for reading (the descriptor `fchmod` needs), anything else as an
+/// `O_PATH` descriptor (a device or FIFO is never really opened). `None` when it is gone or
+/// is now a symlink.
+pub fn open_tree_entry(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: TreeKind,
+) -> io::Result<Option<OwnedFd>> {
+    let base = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let flags = match kind {
+        TreeKind::File => base | OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        TreeKind::Dir => base | OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        _ => base | OFlag::O_PATH,
+    };
+    match openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives the tree entry open as `fd` (see [`open_tree_entry`]), whose status is `now`, the
+/// attributes `to`: owner first (chown may clear setuid bits), then the mode.
+pub fn set_tree_attrs(fd: &OwnedFd, kind: TreeKind, now: &Stat, to: Attrs) -> io::Result<()> {
+    let mut mode = now.mode;
+    if (now.uid, now.gid) != (to.uid, to.gid) {
+        fchownat(
+            fd,
+            "",
+            Some(Uid::from_raw(to.uid)),
+            Some(Gid::from_raw(to.gid)),
+            AtFlags::AT_EMPTY_PATH,
+        )?;
+        mode = Stat::from_raw(&fstat(fd)?).mode;
+    }
+    if mode != to.mode {
+        match kind {
+            TreeKind::File | TreeKind::Dir => fchmod(fd, Mode::from_bits_truncate(to.mode))?,
+            _ => chmod_fd(fd, to.mode)?,
+        }
+    }
+    Ok(())
+}
+
+/// True when only root can add, remove or rename entries of the directory whose status is
+/// `dir`: owned by root, writable by neither group nor others. With an ACL the group bits
+/// are its mask, so no named user or group may write either. In such a directory an entry
+/// harden just looked at cannot be swapped for a symlink by anyone else, so it may be
+/// changed by name.
+pub fn only_root_writes(dir: &Stat) -> bool {
+    dir.kind == Kind::Dir && dir.uid == 0 && dir.mode & 0o022 == 0
+}
+
+/// Gives the entry `name` of the directory `dir`, which [`only_root_writes`], whose status
+/// is `now`, the attributes `to`, by name: the owner without following it, then the mode
+/// (`fchmodat` has no way not to follow before Linux 6.6; nobody but root can have made it
+/// a symlink since `now` was read).
+pub fn set_tree_attrs_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    now: &Stat,
+    to: Attrs,
+) -> io::Result<()> {
+    let mut mode = now.mode;
+    if (now.uid, now.gid) != (to.uid, to.gid) {
+        fchownat(
+            dir,
+            name,
+            Some(Uid::from_raw(to.uid)),
+            Some(Gid::from_raw(to.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        match stat_name(dir, name)? {
+            Some(s) if s.kind != Kind::Symlink => mode = s.mode,
+            _ => return Err(io::Error::other("changed while harden changed it")),
+        }
+    }
+    if mode != to.mode {
+        fchmodat(
+            dir,
+            name,
+            Mode::from_bits_truncate(to.mode),
+            FchmodatFlags::FollowSymlink,
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens one of harden's own files to append to it (a tree's log in a snapshot).
+pub fn open_append(host: &Host, path: &Path) -> io::Result<std::fs::File> {
+    open_final(host, path, OFlag::O_WRONLY | OFlag::O_APPEND).map(std::fs::File::from)
 }
 
 /// Creates the directory `path` with `attrs`; its parent must exist.

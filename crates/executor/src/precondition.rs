@@ -9,8 +9,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use harden_host::{Host, Kind};
-use harden_plan::{Plan, UnitState};
+use harden_host::{Host, Kind, Links};
+use harden_plan::{Plan, TreeSkip, UnitState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,23 @@ pub struct Preconditions {
     /// Every unit the plan changes, with its enablement and run state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<SavedUnit>,
+    /// Every tree a tree step changes, as its walk found it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trees: Vec<TreeState>,
+}
+
+/// A tree as the plan found it: what a walk of it counts and hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeState {
+    /// The tree's root.
+    pub root: PathBuf,
+    /// What its walk leaves to deeper entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<TreeSkip>,
+    /// Entries below the root.
+    pub entries: u64,
+    /// The walk's digest of them.
+    pub digest: String,
 }
 
 /// One path as the plan found it.
@@ -70,7 +87,41 @@ pub(crate) async fn record(host: &Host, plan: &Plan) -> Result<Preconditions, Er
             state: unit_state(host, unit).await?,
         });
     }
-    Ok(Preconditions { paths, units })
+    // The plan's own walk found the tree: its count and digest are what the plan assumed.
+    let trees = plan
+        .trees()
+        .map(|t| TreeState {
+            root: t.root.clone(),
+            skip: t.skip.clone(),
+            entries: t.entries,
+            digest: t.digest.clone(),
+        })
+        .collect();
+    Ok(Preconditions {
+        paths,
+        units,
+        trees,
+    })
+}
+
+/// How the tree of `then` differs from what the plan found, in words; `None` when it does
+/// not.
+fn tree_difference(host: &Host, then: &TreeState) -> Result<Option<String>, Error> {
+    let walked = host.walk_tree(&then.root, Links::Any, &then.skip, &mut |_| Ok(()));
+    let now = match walked {
+        Ok(now) => now,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Some("the tree's directory is gone".into()))
+        }
+        Err(e) => return Err(Error::Io(e)),
+    };
+    if now.digest == then.digest {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "entries below it changed ({} entries when planned, {} now)",
+        then.entries, now.entries
+    )))
 }
 
 /// Every way the system differs from `recorded`, one line per changed path or unit.
@@ -81,6 +132,11 @@ pub(crate) async fn stale(host: &Host, recorded: &Preconditions) -> Result<Vec<S
         let now = found(host, &expected.path, with_content).map_err(Error::Io)?;
         if let Some(why) = path_difference(expected.found.as_ref(), now.as_ref()) {
             changed.push(format!("{}: {why}", expected.path.display()));
+        }
+    }
+    for tree in &recorded.trees {
+        if let Some(why) = tree_difference(host, tree)? {
+            changed.push(format!("{}: {why}", tree.root.display()));
         }
     }
     for saved in &recorded.units {

@@ -8,8 +8,8 @@ use harden_host::{Host, Kind, Links};
 use harden_plan::{Attrs, Command, Plan, Step, UnitState};
 use serde::{Deserialize, Serialize};
 
-use crate::fs;
 use crate::Error;
+use crate::{fs, tree};
 
 /// How many snapshots are kept; older ones are deleted after each run.
 pub const KEEP: usize = 20;
@@ -32,6 +32,9 @@ pub struct Manifest {
     /// The saved state of every unit the plan changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<SavedUnit>,
+    /// The trees of the plan's tree steps, each with the log of the entries it changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trees: Vec<SavedTree>,
     /// What makes services take up restored files, change by change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactivate: Vec<Reactivation>,
@@ -51,6 +54,18 @@ pub struct Reactivation {
     pub checks: Vec<Command>,
     /// The reload (or restart) commands.
     pub commands: Vec<Command>,
+}
+
+/// A tree step's log: the old attributes of every entry the step changed, appended (and
+/// synced) before each change, in the snapshot directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedTree {
+    /// Index of the step among the plan's steps.
+    pub step: usize,
+    /// The tree's root.
+    pub root: PathBuf,
+    /// File name of the log in the snapshot directory.
+    pub log: String,
 }
 
 /// A unit as it was.
@@ -108,6 +123,8 @@ pub(crate) struct Request {
     /// attributes otherwise: a mode change on 100,000 files copies no file).
     paths: BTreeMap<PathBuf, bool>,
     units: Vec<String>,
+    /// Tree steps: the step's index and root, and for an undo the log whose entries to save.
+    trees: Vec<(usize, PathBuf, Option<PathBuf>)>,
     reactivate: Vec<Reactivation>,
     after_restore: Vec<Command>,
 }
@@ -149,6 +166,14 @@ impl Request {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
+            trees: plan
+                .steps()
+                .enumerate()
+                .filter_map(|(i, (_, step))| match step {
+                    Step::SetTreeAttrs(tree) => Some((i, tree.root.clone(), None)),
+                    _ => None,
+                })
+                .collect(),
             reactivate,
             after_restore: Vec::new(),
         }
@@ -166,7 +191,8 @@ impl Request {
 
     /// What restoring `target` will change, so that the restore can itself be undone: the
     /// content of files it rewrites or removes, the attributes of the rest, and the units.
-    pub(crate) fn to_undo(target: &Manifest) -> Request {
+    pub(crate) fn to_undo(target: &Manifest, state: &Path) -> Request {
+        let dir = root_dir(state).join(&target.id);
         let paths = target
             .entries
             .iter()
@@ -181,6 +207,11 @@ impl Request {
             changes: target.changes,
             paths,
             units: target.units.iter().map(|u| u.unit.clone()).collect(),
+            trees: target
+                .trees
+                .iter()
+                .map(|t| (t.step, t.root.clone(), Some(dir.join(&t.log))))
+                .collect(),
             reactivate: target.reactivate.clone(),
             after_restore: target.after_restore.clone(),
         }
@@ -241,6 +272,15 @@ pub(crate) async fn take(host: &Host, state: &Path, request: Request) -> Result<
         };
         entries.push(Entry { path, saved });
     }
+    let mut trees = Vec::new();
+    for (n, (step, root, from)) in request.trees.into_iter().enumerate() {
+        let log = format!("tree-{n:03}");
+        fs::write_private(host, &dir.join(&log), b"").map_err(Error::Io)?;
+        if let Some(from) = from {
+            tree::save_current(host, &root, &from, &dir.join(&log)).map_err(Error::Io)?;
+        }
+        trees.push(SavedTree { step, root, log });
+    }
     let manifest = Manifest {
         id,
         created: jiff::Timestamp::now(),
@@ -249,6 +289,7 @@ pub(crate) async fn take(host: &Host, state: &Path, request: Request) -> Result<
         changes: request.changes,
         entries,
         units,
+        trees,
         reactivate: request.reactivate,
         after_restore: request.after_restore,
     };
@@ -368,6 +409,10 @@ pub(crate) struct PathsRestored {
 pub(crate) fn restore(host: &Host, state: &Path, manifest: &Manifest) -> PathsRestored {
     let dir = root_dir(state).join(&manifest.id);
     let mut outcome = PathsRestored::default();
+    // Trees first: their entries are below the paths saved one by one.
+    for saved in manifest.trees.iter().rev() {
+        tree::restore(host, &saved.root, &dir.join(&saved.log), &mut outcome);
+    }
     // Children before parents, so directories a plan created are empty when removed.
     for entry in manifest.entries.iter().rev() {
         let path = &entry.path;

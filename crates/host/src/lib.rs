@@ -14,6 +14,7 @@ mod command;
 mod path;
 mod socket;
 mod stat;
+mod tree;
 mod users;
 mod walk;
 
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 pub use command::{CommandError, Output};
 pub use path::Links;
 pub use stat::{stat_at, Kind, Stat};
+pub use tree::{classify, TreeEntry, TreeSummary, Visit};
 pub use users::{Account, Group, UserDb};
 pub use walk::WalkEntry;
 
@@ -110,6 +112,21 @@ impl Host {
         visit: impl FnMut(WalkEntry) -> io::Result<()>,
     ) -> io::Result<()> {
         walk::walk(self, path, visit)
+    }
+
+    /// Walks the tree below the directory `root` (resolved with `links`), calling `visit`
+    /// for every entry that no `skip` names, each directory's entries in byte order and
+    /// before its subdirectories, and once each directory's entries are done. Never
+    /// follows a symlink and never enters another filesystem; the summary counts and
+    /// hashes the entries visited.
+    pub fn walk_tree(
+        &self,
+        root: &Path,
+        links: Links,
+        skip: &[harden_plan::TreeSkip],
+        visit: &mut dyn FnMut(Visit<'_>) -> io::Result<()>,
+    ) -> io::Result<TreeSummary> {
+        tree::walk_tree(self, root, links, skip, visit)
     }
 
     /// The user and group database of the managed system.

@@ -72,6 +72,14 @@ impl Plan {
         units
     }
 
+    /// Every tree step, in execution order.
+    pub fn trees(&self) -> impl Iterator<Item = &TreeStep> {
+        self.steps().filter_map(|(_, s)| match s {
+            Step::SetTreeAttrs(tree) => Some(tree),
+            _ => None,
+        })
+    }
+
     /// Every path a step may modify; the snapshot must hold all of them.
     pub fn touched_paths(&self) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = self
@@ -164,7 +172,7 @@ pub struct Detail {
 
 /// Ownership and permission bits of a file, numerically.
 #[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Attrs {
     /// Permission bits including setuid, setgid and sticky (`0o7777` mask).
     pub mode: u32,
@@ -262,6 +270,211 @@ pub enum Step {
         /// The keys to set, in order.
         edits: Vec<EnvEdit>,
     },
+    /// Give every entry below a directory the attributes `rule` computes from its own,
+    /// in one walk: the plan holds counts, a digest and a few examples, never the entries.
+    SetTreeAttrs(TreeStep),
+}
+
+/// A recursive entry's tree: what [`Step::SetTreeAttrs`] changes below `root` and what the
+/// plan found there.
+///
+/// The walk never follows a symlink and never leaves `root`'s filesystem (a mount point
+/// below it is neither changed nor entered); symlinks and regular files with more than one
+/// hard link are never changed ([`TreeStep::target`]).
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeStep {
+    /// The directory; itself is not part of the step (its own change is a `set_attrs`).
+    pub root: PathBuf,
+    /// The attributes each entry gets.
+    pub rule: TreeRule,
+    /// Paths below `root` that deeper playbook entries manage, left to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<TreeSkip>,
+    /// Entries found below `root` when planning (skipped ones not counted).
+    pub entries: u64,
+    /// How many of them change.
+    pub changes: u64,
+    /// Hex sha256 of every entry found (relative path, kind and attributes) in walk order:
+    /// a saved plan is stale when the tree no longer hashes to it.
+    pub digest: String,
+    /// A few of the entries that change, for display.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<TreeExample>,
+}
+
+/// A path below a tree's root that the tree leaves alone.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeSkip {
+    /// The path (absolute).
+    pub path: PathBuf,
+    /// Whether everything below it is left alone too (its entry recurses).
+    pub below: bool,
+}
+
+/// One entry of a tree that changes, for display.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeExample {
+    /// The path.
+    pub path: PathBuf,
+    /// Attributes before.
+    pub from: Attrs,
+    /// Attributes after.
+    pub to: Attrs,
+}
+
+/// The attributes a tree's entries get: a mode computed from each entry's own, and owner
+/// and group when given.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeRule {
+    /// The mode, when the entry sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ModeRule>,
+    /// Owner uid, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Group gid, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+impl TreeRule {
+    /// The attributes an entry that is `is_dir` and has `from` now gets.
+    pub fn apply(&self, from: Attrs, is_dir: bool) -> Attrs {
+        Attrs {
+            mode: self
+                .mode
+                .as_ref()
+                .map_or(from.mode, |m| m.apply(from.mode, is_dir)),
+            uid: self.uid.unwrap_or(from.uid),
+            gid: self.gid.unwrap_or(from.gid),
+        }
+    }
+}
+
+/// What a tree's walk meets: enough of an entry to decide whether it changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TreeFound {
+    /// Regular file, directory or anything else that may change.
+    pub kind: TreeKind,
+    /// Its attributes.
+    pub attrs: Attrs,
+    /// A regular file with more than one hard link: it may be a file outside the tree.
+    pub hardlinked: bool,
+}
+
+/// The kinds of entry a tree's walk tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TreeKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A socket, FIFO or device: its attributes change, it is never opened.
+    Special,
+    /// A symbolic link: never changed, never followed.
+    Symlink,
+    /// A mount point of another filesystem: never changed, never entered.
+    Mount,
+}
+
+impl TreeStep {
+    /// The attributes `found` gets, or `None` when it is left as it is: a symlink, a mount
+    /// point, a hard-linked file, or an entry already right.
+    pub fn target(&self, found: &TreeFound) -> Option<Attrs> {
+        match found.kind {
+            TreeKind::Symlink | TreeKind::Mount => None,
+            TreeKind::File if found.hardlinked => None,
+            kind => {
+                let to = self.rule.apply(found.attrs, kind == TreeKind::Dir);
+                (to != found.attrs).then_some(to)
+            }
+        }
+    }
+
+    /// True when the tree leaves `path` (absolute, below the root) to a deeper entry.
+    pub fn skips(&self, path: &std::path::Path) -> bool {
+        self.skip
+            .iter()
+            .any(|s| path == s.path || s.below && path.starts_with(&s.path))
+    }
+}
+
+/// A mode as `chmod` applies it: exact bits, or clauses applied in order to the current
+/// mode (`u=rwX,g=rX,o=`).
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeRule {
+    /// Exactly these bits (`0o7777` mask).
+    Exact(u32),
+    /// Clauses applied in order, as `chmod` does.
+    Clauses(Vec<ModeClause>),
+}
+
+impl ModeRule {
+    /// The mode an entry with `current` bits ends up with.
+    pub fn apply(&self, current: u32, is_dir: bool) -> u32 {
+        match self {
+            ModeRule::Exact(bits) => *bits,
+            ModeRule::Clauses(clauses) => clauses
+                .iter()
+                .fold(current & 0o7777, |mode, c| c.apply(mode, is_dir)),
+        }
+    }
+}
+
+/// One `who op perms` clause of a symbolic mode.
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeClause {
+    /// The bits of the classes it names (`u` is `0o4700`, `a` is `0o7777`).
+    pub who: u32,
+    /// `+`, `-` or `=`.
+    pub op: ModeOp,
+    /// The bits its permissions name for every class (`r` is `0o444`, `s` is `0o6000`).
+    pub perms: u32,
+    /// `X`: search for directories, execute only where someone may already execute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub search: bool,
+}
+
+/// The operator of a [`ModeClause`].
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeOp {
+    /// `+`.
+    Add,
+    /// `-`.
+    Remove,
+    /// `=`.
+    Set,
+}
+
+impl ModeClause {
+    /// The mode after this clause, from `mode`.
+    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
+        let search = self.search && (is_dir || mode & 0o111 != 0);
+        let bits = (self.perms | if search { 0o111 } else { 0 }) & self.who;
+        match self.op {
+            ModeOp::Add => mode | bits,
+            ModeOp::Remove => mode & !bits,
+            // `=` clears the who-bits it names (but not setuid/setgid on directories, as
+            // chmod does, unless it names `s`).
+            ModeOp::Set => {
+                let keep = if is_dir {
+                    0o6000 & !(self.perms & 0o6000)
+                } else {
+                    0
+                };
+                (mode & !(self.who & !keep)) | bits
+            }
+        }
+    }
 }
 
 /// One key of a dotenv file and the value it gets.
@@ -487,7 +700,10 @@ impl Step {
             | Step::RemoveFile { path, .. }
             | Step::EditEnv { path, .. } => vec![path],
             Step::Run(cmd) => cmd.touches.iter().collect(),
-            Step::Validate(_) | Step::Reload { .. } | Step::Unit(_) => Vec::new(),
+            // A tree's entries are saved one by one as its walk changes them.
+            Step::Validate(_) | Step::Reload { .. } | Step::Unit(_) | Step::SetTreeAttrs(_) => {
+                Vec::new()
+            }
         }
     }
 

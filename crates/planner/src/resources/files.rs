@@ -6,12 +6,15 @@
 
 mod mode;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use harden_host::{Host, Kind, Links, Stat, UserDb};
-use harden_plan::{Attrs, Change, Detail, Step, Warning};
+use harden_host::{Host, Kind, Links, Stat, UserDb, Visit};
+use harden_plan::{
+    Attrs, Change, Detail, Step, TreeExample, TreeFound, TreeKind, TreeRule, TreeSkip, TreeStep,
+    Warning,
+};
 use serde::Deserialize;
 
 pub use mode::Mode;
@@ -116,8 +119,8 @@ pub struct EntryLive {
     pub stat: Option<Stat>,
     /// Current content, read only for entries that manage it.
     pub content: Option<Vec<u8>>,
-    /// Everything below it, for recursive entries.
-    pub below: Vec<(PathBuf, Stat)>,
+    /// What is below it, for recursive entries: counts, never the entries themselves.
+    pub tree: Option<TreeLive>,
     /// Whether its nearest existing ancestor is a directory (checked only when the path is
     /// missing; the parent itself unless the entry creates parents).
     pub parent_is_dir: bool,
@@ -125,6 +128,44 @@ pub struct EntryLive {
     pub missing_parents: Vec<PathBuf>,
     /// Why writes to this path would be refused, when they would be.
     pub unsafe_path: Option<String>,
+}
+
+/// What a recursive entry's walk found below its path, in memory bounded by the number of
+/// distinct kinds and attributes met, not by the number of entries.
+#[derive(Clone, Debug, Default)]
+pub struct TreeLive {
+    /// Entries walked (those deeper entries manage not counted).
+    pub entries: u64,
+    /// The walk's digest of every entry, for a saved plan to check.
+    pub digest: String,
+    /// How many entries have each kind and attributes, with the first few paths of each.
+    pub found: HashMap<TreeFound, Bucket>,
+}
+
+/// The entries of a tree that share a kind and attributes.
+#[derive(Clone, Debug, Default)]
+pub struct Bucket {
+    /// How many.
+    pub count: u64,
+    /// The first few of them, for the plan's examples.
+    pub examples: Vec<PathBuf>,
+}
+
+/// Example paths kept per bucket, and buckets that keep any: enough for a plan to show a
+/// few of each kind of change, however many entries and attributes the tree has.
+const EXAMPLES_PER_BUCKET: usize = 2;
+const BUCKETS_WITH_EXAMPLES: usize = 256;
+
+impl TreeLive {
+    /// Counts one entry.
+    fn add(&mut self, found: TreeFound, path: &Path) {
+        let with_examples = self.found.len() < BUCKETS_WITH_EXAMPLES;
+        let bucket = self.found.entry(found).or_default();
+        bucket.count += 1;
+        if with_examples && bucket.examples.len() < EXAMPLES_PER_BUCKET {
+            bucket.examples.push(path.to_path_buf());
+        }
+    }
 }
 
 impl Resource for Files {
@@ -241,14 +282,9 @@ impl Resource for Files {
                 found.content = cx.host.read(path).map_err(failed)?;
             }
             if entry.recurse && matches!(stat, Some(s) if s.kind == Kind::Dir) {
-                cx.host
-                    .walk(path, |e| {
-                        if e.depth > 0 {
-                            found.below.push((e.path, e.stat));
-                        }
-                        Ok(())
-                    })
-                    .map_err(failed)?;
+                found.tree = Some(
+                    probe_tree(cx.host, path, &Others::new(&self.0).skips(path)).map_err(failed)?,
+                );
             }
             live.push(found);
         }
@@ -272,6 +308,20 @@ impl Resource for Files {
             Err(Failure::Invalid(errors))
         }
     }
+}
+
+/// Walks the tree below `root`, keeping counts of what it finds.
+fn probe_tree(host: &Host, root: &Path, skip: &[TreeSkip]) -> std::io::Result<TreeLive> {
+    let mut tree = TreeLive::default();
+    let summary = host.walk_tree(root, Links::Any, skip, &mut |visit| {
+        if let Visit::Entry(e) = visit {
+            tree.add(e.found, e.path);
+        }
+        Ok(())
+    })?;
+    tree.entries = summary.entries;
+    tree.digest = summary.digest;
+    Ok(tree)
 }
 
 /// The combinations of `ensure`, `parents` and the other keys that contradict each other.
@@ -390,15 +440,18 @@ impl Others {
             .map(|(claimed, _)| claimed.as_path())
     }
 
-    /// True when another entry, deeper than `own`, manages `path` below `own`'s tree: the
-    /// more specific entry decides, whatever the order (otherwise the two would undo each
-    /// other on every run).
-    fn claim_below(&self, own: &Path, path: &Path) -> bool {
-        self.claims.iter().any(|(claimed, recurse)| {
-            claimed.as_path() != own
-                && claimed.starts_with(own)
-                && (path == claimed || *recurse && path.starts_with(claimed))
-        })
+    /// What the tree of the entry for `own` leaves to deeper entries: the more specific
+    /// entry decides, whatever the order (otherwise the two would undo each other on every
+    /// run).
+    fn skips(&self, own: &Path) -> Vec<TreeSkip> {
+        self.claims
+            .iter()
+            .filter(|(claimed, _)| claimed.as_path() != own && claimed.starts_with(own))
+            .map(|(claimed, recurse)| TreeSkip {
+                path: claimed.clone(),
+                below: *recurse,
+            })
+            .collect()
     }
 }
 
@@ -521,20 +574,55 @@ struct Walk<'a> {
     root: &'a Path,
 }
 
+/// Examples a tree's change shows.
+const TREE_EXAMPLES: usize = 5;
+
 impl Walk<'_> {
-    /// Attributes for everything below the root, except what a deeper entry manages,
-    /// symlinks, and files with more than one hard link (counted in a warning).
+    /// One change for everything below the root that differs, except what a deeper entry
+    /// manages, symlinks, mount points, and files with more than one hard link (counted in
+    /// a warning).
     fn below(&self, found: &EntryLive, others: &Others, diff: &mut Diff) {
+        let Some(tree) = &found.tree else { return };
+        let mut step = TreeStep {
+            root: self.root.to_path_buf(),
+            rule: TreeRule {
+                mode: self.entry.mode.as_ref().map(|m| m.value.rule()),
+                uid: self.ids.0,
+                gid: self.ids.1,
+            },
+            skip: others.skips(self.root),
+            entries: tree.entries,
+            changes: 0,
+            digest: tree.digest.clone(),
+            examples: Vec::new(),
+        };
         let mut hardlinked = 0u64;
-        for (child, stat) in &found.below {
-            if others.claim_below(self.root, child) {
+        let mut differ = BTreeSet::new();
+        let mut buckets: Vec<(&TreeFound, &Bucket)> = tree.found.iter().collect();
+        // Examples in a stable order: by kind, then by attributes.
+        buckets.sort_by_key(|(f, _)| (f.kind, f.attrs.mode, f.attrs.uid, f.attrs.gid));
+        for (found, bucket) in buckets {
+            let Some(to) = step.target(found) else {
+                let would = step.rule.apply(found.attrs, false) != found.attrs;
+                if found.hardlinked {
+                    hardlinked += if would { bucket.count } else { 0 };
+                } else if !matches!(found.kind, TreeKind::Symlink | TreeKind::Mount) {
+                    diff.unchanged += bucket.count;
+                }
                 continue;
+            };
+            step.changes += bucket.count;
+            for d in attr_details(&found.attrs, &to, self.users) {
+                differ.insert(d.name);
             }
-            let to = desired(self.entry, self.ids, stat);
-            match stat.kind {
-                Kind::Symlink => {}
-                Kind::File if stat.nlink > 1 => hardlinked += u64::from(to != attrs_of(stat)),
-                _ => set_attrs(child, stat, to, self.users, diff),
+            for path in &bucket.examples {
+                if step.examples.len() < TREE_EXAMPLES {
+                    step.examples.push(TreeExample {
+                        path: path.clone(),
+                        from: found.attrs,
+                        to,
+                    });
+                }
             }
         }
         if hardlinked > 0 {
@@ -546,7 +634,24 @@ impl Walk<'_> {
                 ),
             });
         }
+        if step.changes > 0 {
+            diff.changes.push(tree_change(step, &differ));
+        }
     }
+}
+
+/// The change of a tree: `1,000 of 100,100 entries below /srv/www differ in mode`.
+fn tree_change(step: TreeStep, differ: &BTreeSet<String>) -> Change {
+    let names: Vec<&str> = differ.iter().map(String::as_str).collect();
+    let reason = format!(
+        "{} of {} entries below {} differ in {}",
+        step.changes,
+        step.entries,
+        step.root.display(),
+        names.join(" and ")
+    );
+    let target = format!("{}/ (below)", step.root.display());
+    Change::new(Files::NAME, target, reason, vec![Step::SetTreeAttrs(step)])
 }
 
 /// Why an entry cannot create its path: the directory it would go in is missing or is not
@@ -912,8 +1017,26 @@ mod tests {
         assert_eq!(diff.unchanged, 1);
     }
 
+    /// A probed tree of `entries`, each a path and what the walk found there.
+    fn tree(entries: &[(&str, TreeKind, u32, bool)]) -> TreeLive {
+        let mut tree = TreeLive {
+            entries: entries.len() as u64,
+            digest: "d".into(),
+            ..TreeLive::default()
+        };
+        for (path, kind, mode, hardlinked) in entries {
+            let found = TreeFound {
+                kind: *kind,
+                attrs: Attrs::root(*mode),
+                hardlinked: *hardlinked,
+            };
+            tree.add(found, Path::new(path));
+        }
+        tree
+    }
+
     #[test]
-    fn recursion_skips_symlinks_and_hard_links() {
+    fn recursion_is_one_step_that_skips_symlinks_mounts_and_hard_links() {
         let mut e = entry("/srv/www");
         e.recurse = true;
         e.mode = Some(Located::unplaced(
@@ -921,42 +1044,51 @@ mod tests {
         ));
         let found = EntryLive {
             stat: Some(stat(Kind::Dir, 0o755, 0, 0, 2)),
-            content: None,
             parent_is_dir: true,
-            missing_parents: Vec::new(),
-            unsafe_path: None,
-            below: vec![
-                (
-                    "/srv/www/index.html".into(),
-                    stat(Kind::File, 0o644, 0, 0, 1),
-                ),
-                (
-                    "/srv/www/shadow-link".into(),
-                    stat(Kind::Symlink, 0o777, 0, 0, 1),
-                ),
-                (
-                    "/srv/www/shadow-hard".into(),
-                    stat(Kind::File, 0o640, 0, 42, 2),
-                ),
-            ],
+            tree: Some(tree(&[
+                ("/srv/www/index.html", TreeKind::File, 0o644, false),
+                ("/srv/www/about.html", TreeKind::File, 0o644, false),
+                ("/srv/www/ok.html", TreeKind::File, 0o640, false),
+                ("/srv/www/shadow-link", TreeKind::Symlink, 0o777, false),
+                ("/srv/www/mnt", TreeKind::Mount, 0o755, false),
+                ("/srv/www/shadow-hard", TreeKind::File, 0o640, true),
+            ])),
+            ..EntryLive::default()
         };
         let diff = run(&e, &found).expect("diff");
         let targets: Vec<&str> = diff.changes.iter().map(|c| c.target.as_str()).collect();
-        assert_eq!(targets, vec!["/srv/www", "/srv/www/index.html"]);
+        assert_eq!(targets, vec!["/srv/www", "/srv/www/ (below)"]);
+        let Step::SetTreeAttrs(step) = &diff.changes[1].steps[0] else {
+            panic!("not a tree step: {:?}", diff.changes[1]);
+        };
+        assert_eq!((step.changes, step.entries), (2, 6));
+        assert_eq!(step.examples.len(), 2);
+        assert_eq!(step.examples[0].to, Attrs::root(0o640));
+        assert_eq!(
+            diff.changes[1].reason,
+            "2 of 6 entries below /srv/www differ in mode"
+        );
+        assert_eq!(
+            diff.unchanged, 1,
+            "ok.html: links, mounts and hard links are not managed"
+        );
         assert_eq!(
             diff.warnings.len(),
             0,
             "the hard link already has the desired mode"
         );
         let found = EntryLive {
-            below: vec![(
-                "/srv/www/shadow-hard".into(),
-                stat(Kind::File, 0o644, 0, 42, 2),
-            )],
+            tree: Some(tree(&[(
+                "/srv/www/shadow-hard",
+                TreeKind::File,
+                0o644,
+                true,
+            )])),
             ..found
         };
         let diff = run(&e, &found).expect("diff");
         assert_eq!(diff.warnings.len(), 1);
+        assert_eq!(diff.changes.len(), 1, "only the root changes");
     }
 
     #[test]

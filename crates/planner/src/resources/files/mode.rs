@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use harden_plan::{ModeClause, ModeOp, ModeRule};
 use serde::{Deserialize, Deserializer};
 
 /// A mode to set: absolute bits, or `chmod`-style clauses applied to the current mode.
@@ -10,22 +11,7 @@ pub enum Mode {
     /// Exactly these bits (`0o7777` mask).
     Octal(u32),
     /// Clauses applied in order, as `chmod` does.
-    Symbolic(Vec<Clause>),
-}
-
-/// One `who op perms` clause of a symbolic mode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Clause {
-    who: u32,
-    op: Op,
-    perms: Vec<char>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Add,
-    Remove,
-    Set,
+    Symbolic(Vec<ModeClause>),
 }
 
 const USER: u32 = 0o4700;
@@ -43,45 +29,13 @@ impl Mode {
                 .fold(current & ALL, |mode, c| c.apply(mode, is_dir)),
         }
     }
-}
 
-impl Clause {
-    fn apply(&self, mode: u32, is_dir: bool) -> u32 {
-        let mut bits = 0;
-        for p in &self.perms {
-            bits |= match p {
-                'r' => 0o444,
-                'w' => 0o222,
-                'x' => 0o111,
-                // X: search for directories, execute only where someone may already execute.
-                'X' if is_dir || mode & 0o111 != 0 => 0o111,
-                's' => 0o6000,
-                't' => 0o1000,
-                _ => 0,
-            };
+    /// The same mode as a plan carries it, for the executor to apply entry by entry.
+    pub fn rule(&self) -> ModeRule {
+        match self {
+            Mode::Octal(bits) => ModeRule::Exact(*bits),
+            Mode::Symbolic(clauses) => ModeRule::Clauses(clauses.clone()),
         }
-        let bits = bits & self.who;
-        match self.op {
-            Op::Add => mode | bits,
-            Op::Remove => mode & !bits,
-            // `=` clears the who-bits it names (but not setuid/setgid on directories, as chmod).
-            Op::Set => {
-                let keep = if is_dir {
-                    0o6000 & !bits_named_special(&self.perms)
-                } else {
-                    0
-                };
-                (mode & !(self.who & !keep)) | bits
-            }
-        }
-    }
-}
-
-fn bits_named_special(perms: &[char]) -> u32 {
-    if perms.contains(&'s') {
-        0o6000
-    } else {
-        0
     }
 }
 
@@ -117,7 +71,7 @@ pub fn parse(text: &str) -> Result<Mode, String> {
     Ok(Mode::Symbolic(clauses))
 }
 
-fn parse_clause(part: &str) -> Result<Clause, String> {
+fn parse_clause(part: &str) -> Result<ModeClause, String> {
     let op_at = part
         .find(['+', '-', '='])
         .ok_or_else(|| format!("clause \"{part}\" has no +, - or ="))?;
@@ -141,9 +95,9 @@ fn parse_clause(part: &str) -> Result<Clause, String> {
     }
     let mut chars = rest.chars();
     let op = match chars.next() {
-        Some('+') => Op::Add,
-        Some('-') => Op::Remove,
-        _ => Op::Set,
+        Some('+') => ModeOp::Add,
+        Some('-') => ModeOp::Remove,
+        _ => ModeOp::Set,
     };
     let perms: Vec<char> = chars.collect();
     if let Some(bad) = perms.iter().find(|c| !"rwxXst".contains(**c)) {
@@ -154,7 +108,22 @@ fn parse_clause(part: &str) -> Result<Clause, String> {
     if perms.iter().any(|c| "+-=".contains(*c)) {
         return Err(format!("\"{part}\": separate clauses with commas"));
     }
-    Ok(Clause { who, op, perms })
+    let bits = perms.iter().fold(0, |bits, p| {
+        bits | match p {
+            'r' => 0o444,
+            'w' => 0o222,
+            'x' => 0o111,
+            's' => 0o6000,
+            't' => 0o1000,
+            _ => 0,
+        }
+    });
+    Ok(ModeClause {
+        who,
+        op,
+        perms: bits,
+        search: perms.contains(&'X'),
+    })
 }
 
 impl<'de> Deserialize<'de> for Mode {

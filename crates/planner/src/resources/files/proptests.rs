@@ -232,7 +232,7 @@ fn stat_of(node: &Node) -> Stat {
 }
 
 /// What [`Files::probe`] would find for `entry` in `tree`.
-fn probe(tree: &Tree, entry: &Entry) -> EntryLive {
+fn probe(tree: &Tree, entry: &Entry, skip: &[TreeSkip]) -> EntryLive {
     let path = Path::new(&entry.path.value);
     let node = tree.get(path);
     let mut found = EntryLive {
@@ -253,16 +253,55 @@ fn probe(tree: &Tree, entry: &Entry) -> EntryLive {
             found.content = n.content.clone();
         }
         Some(n) if n.kind == Kind::Dir && entry.recurse => {
-            let prefix = format!("{}/", path.display());
-            found.below = tree
-                .iter()
-                .filter(|(p, _)| p.to_string_lossy().starts_with(&prefix))
-                .map(|(p, n)| (p.clone(), stat_of(n)))
-                .collect();
+            let mut live = TreeLive::default();
+            for (p, n) in below(tree, path, skip) {
+                live.entries += 1;
+                live.add(found_of(n), p);
+            }
+            found.tree = Some(live);
         }
         Some(_) => {}
     }
     found
+}
+
+/// The entries below `root` that a tree's walk visits: everything but what `skip` names.
+fn below<'t>(
+    tree: &'t Tree,
+    root: &Path,
+    skip: &[TreeSkip],
+) -> impl Iterator<Item = (&'t PathBuf, &'t Node)> {
+    let step = TreeStep {
+        root: root.to_path_buf(),
+        rule: TreeRule {
+            mode: None,
+            uid: None,
+            gid: None,
+        },
+        skip: skip.to_vec(),
+        entries: 0,
+        changes: 0,
+        digest: String::new(),
+        examples: Vec::new(),
+    };
+    let prefix = format!("{}/", root.display());
+    tree.iter()
+        .filter(move |(p, _)| p.to_string_lossy().starts_with(&prefix) && !step.skips(p))
+}
+
+/// What a tree's walk finds at `node` (the tree is one filesystem).
+fn found_of(node: &Node) -> TreeFound {
+    let kind = match node.kind {
+        Kind::File => TreeKind::File,
+        Kind::Dir => TreeKind::Dir,
+        Kind::Symlink => TreeKind::Symlink,
+        _ => TreeKind::Special,
+    };
+    TreeFound {
+        kind,
+        attrs: node.attrs,
+        hardlinked: node.kind == Kind::File && node.nlink > 1,
+    }
 }
 
 /// The plan for `entries` over `tree`, as [`Files::diff`] makes it; `None` when the
@@ -274,7 +313,7 @@ fn plan(tree: &Tree, entries: &[Entry]) -> Option<Diff> {
     for entry in entries {
         diff_entry(
             entry,
-            &probe(tree, entry),
+            &probe(tree, entry, &others.skips(Path::new(&entry.path.value))),
             &crate::facts::accounts::Accounts::existing(&users),
             &mut others,
             &mut diff,
@@ -364,6 +403,22 @@ fn apply(tree: &mut Tree, step: &Step) -> Result<(), TestCaseError> {
             };
             // As the executor: a file already there is left alone.
             tree.entry(path.clone()).or_insert(node);
+        }
+        Step::SetTreeAttrs(step) => {
+            let changes: Vec<(PathBuf, Attrs)> = below(tree, &step.root, &step.skip)
+                .filter_map(|(p, n)| step.target(&found_of(n)).map(|to| (p.clone(), to)))
+                .collect();
+            prop_assert_eq!(
+                changes.len() as u64,
+                step.changes,
+                "stale count for {}",
+                step.root.display()
+            );
+            for (path, to) in changes {
+                if let Some(node) = tree.get_mut(&path) {
+                    node.attrs = to;
+                }
+            }
         }
         other => prop_assert!(false, "files planned a step it never plans: {other:?}"),
     }
