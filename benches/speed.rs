@@ -312,7 +312,7 @@ fn tree_against_find_and_chmod(table: &mut Table, dirs: u32, files: u32) {
         "0",
         &harden("plan --detailed-exitcode /root/tree.yaml"),
     );
-    let n = format_entries(entries);
+    let n = harden_plan::grouped(entries);
     table.row(
         &format!("plan, {n}-entry tree"),
         plan,
@@ -331,18 +331,6 @@ fn tree_against_find_and_chmod(table: &mut Table, dirs: u32, files: u32) {
         Some(("`find -printf`", find)),
         "harden ≤ 1.2× it",
     );
-}
-
-fn format_entries(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Where the time of `harden COMMAND /root/pb.yaml` goes: every program it starts, with

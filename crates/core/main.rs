@@ -424,10 +424,10 @@ impl TreeReports {
         self.last = Some(now);
         anstream::eprintln!(
             "  files: {} of {} entries under {} ({} changed)",
-            render::grouped(p.walked),
-            render::grouped(p.entries),
+            harden_plan::grouped(p.walked),
+            harden_plan::grouped(p.entries),
             p.root.display(),
-            render::grouped(p.changed)
+            harden_plan::grouped(p.changed)
         );
     }
 }
@@ -436,8 +436,8 @@ fn step_text(step: &Step) -> String {
     match step {
         Step::SetTreeAttrs(tree) => format!(
             "set the attributes of {} of {} entries below {}",
-            render::grouped(tree.changes),
-            render::grouped(tree.entries),
+            harden_plan::grouped(tree.changes),
+            harden_plan::grouped(tree.entries),
             tree.root.display()
         ),
         Step::WriteFile { path, .. } => format!("write {}", path.display()),

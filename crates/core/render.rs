@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
-use harden_plan::{Attrs, Change, Command, EnvEdit, EnvValue, Plan, Step};
+use harden_plan::{grouped, Attrs, Change, Command, EnvEdit, EnvValue, Plan, Step};
 use similar::{ChangeTag, TextDiff};
 
 const ADD: Style = AnsiColor::Green.on_default();
@@ -212,19 +212,6 @@ fn tree_text(out: &mut dyn Write, tree: &harden_plan::TreeStep) -> io::Result<()
         writeln!(out, "    {DIM}and {} more{DIM:#}", grouped(more))?;
     }
     Ok(())
-}
-
-/// `1,000,101`: a count with its thousands grouped.
-pub(crate) fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn attrs_text(a: &Attrs) -> String {

@@ -303,6 +303,19 @@ pub struct TreeStep {
     pub examples: Vec<TreeExample>,
 }
 
+/// `1,000,101`: a count with its thousands grouped, as the plan's texts show counts.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A path below a tree's root that the tree leaves alone.
 #[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

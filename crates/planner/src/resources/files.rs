@@ -645,8 +645,8 @@ fn tree_change(step: TreeStep, differ: &BTreeSet<String>) -> Change {
     let names: Vec<&str> = differ.iter().map(String::as_str).collect();
     let reason = format!(
         "{} of {} entries below {} differ in {}",
-        step.changes,
-        step.entries,
+        harden_plan::grouped(step.changes),
+        harden_plan::grouped(step.entries),
         step.root.display(),
         names.join(" and ")
     );
