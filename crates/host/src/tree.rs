@@ -13,13 +13,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use harden_plan::{Attrs, TreeFound, TreeKind, TreeSkip};
-use nix::errno::Errno;
-use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::{fstat, Mode};
+use nix::sys::stat::fstat;
 use sha2::{Digest, Sha256};
 
 use crate::path::Links;
 use crate::stat::{stat_at, Kind, Stat};
+use crate::walk::{open_dir, sorted_names};
 use crate::Host;
 
 /// What [`Host::walk_tree`] reports.
@@ -214,29 +213,6 @@ pub fn classify(stat: &Stat, dev: u64) -> TreeFound {
             gid: stat.gid,
         },
         hardlinked: stat.kind == Kind::File && stat.nlink > 1,
-    }
-}
-
-fn sorted_names(dir: &mut nix::dir::Dir) -> io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in dir.iter() {
-        let entry = entry?;
-        let name = OsStr::from_bytes(entry.file_name().to_bytes());
-        if name != "." && name != ".." {
-            names.push(name.to_owned());
-        }
-    }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    Ok(names)
-}
-
-fn open_dir<Fd: AsFd>(parent: Fd, name: &OsStr) -> io::Result<Option<OwnedFd>> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    match openat(parent, name, flags, Mode::empty()) {
-        Ok(fd) => Ok(Some(fd)),
-        // Gone, or replaced by a symlink since we looked: skip it, never follow it.
-        Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }
 

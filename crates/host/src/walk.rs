@@ -55,16 +55,8 @@ pub(crate) fn walk(
     };
     let mut stack: Vec<(OwnedFd, PathBuf, usize)> = vec![(fd, path.to_path_buf(), 1)];
     while let Some((fd, dir_path, depth)) = stack.pop() {
-        let mut names: Vec<OsString> = Vec::new();
         let mut dir = nix::dir::Dir::from_fd(fd)?;
-        for entry in dir.iter() {
-            let entry = entry?;
-            let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name != "." && name != ".." {
-                names.push(name.to_owned());
-            }
-        }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let names = sorted_names(&mut dir)?;
         let dir_fd = dir.as_fd();
         let mut subdirs = Vec::new();
         for name in names {
@@ -89,7 +81,23 @@ pub(crate) fn walk(
     Ok(())
 }
 
-fn open_dir<Fd: AsFd>(parent: Fd, name: &OsStr) -> io::Result<Option<OwnedFd>> {
+/// The names in `dir` but `.` and `..`, sorted bytewise.
+pub(crate) fn sorted_names(dir: &mut nix::dir::Dir) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// Opens the directory `name` in `parent` without following it; `None` when it is gone or
+/// is no longer a directory.
+pub(crate) fn open_dir<Fd: AsFd>(parent: Fd, name: &OsStr) -> io::Result<Option<OwnedFd>> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match openat(parent, name, flags, Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
