@@ -17,6 +17,7 @@ mod cli;
 mod env_files;
 mod examples;
 mod fail2ban;
+mod fail2ban_reader;
 mod files;
 mod kernel_modules;
 mod limits;

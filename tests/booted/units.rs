@@ -2,6 +2,7 @@
 //! and the rollback puts the unit's enablement and run state back through systemctl.
 
 use crate::support::booted::{Booted, Os};
+use crate::support::HARDEN_IN_SANDBOX;
 
 /// A fail2ban section whose jail is valid: only the service itself will refuse to start.
 const JAIL: &str = "fail2ban:
@@ -62,6 +63,15 @@ fn a_unit_that_will_not_start_is_rolled_back_to_its_state(os: Os) {
         .assert_ok();
     m.harden(&["apply", "/root/f2b.yaml"]).assert_ok();
     assert_eq!(state(&m), ("enabled".into(), true));
+    // harden's own reading of fail2ban's configuration agrees with this release's fail2ban.
+    m.exec(&[
+        "env",
+        "HARDEN_FAIL2BAN_READER=compare",
+        HARDEN_IN_SANDBOX,
+        "plan",
+        "/root/f2b.yaml",
+    ])
+    .assert_ok();
     // And `harden rollback` takes the unit back to disabled and stopped.
     m.harden(&["rollback"]).assert_ok();
     assert_eq!(state(&m), before);

@@ -13,9 +13,12 @@
 //! options, the playbook's defaults included. What can still override it (a later-sorting
 //! file) is found by the merge-order model ([`ini`]) and reported.
 //!
-//! Effective values come from `fail2ban-client -d`, which dumps the parsed configuration
-//! without a running server ([`dump`]; it starts with the plan, beside the facts, being its
-//! slowest answer); whether the server runs is asked over its socket ([`server`]). The plan
+//! Effective values come from harden's own reading of the configuration ([`reader`]: fail2ban's
+//! merge, include and interpolation rules, without starting Python), or from
+//! `fail2ban-client -d` ([`dump`]) when the playbook needs what only fail2ban evaluates (its
+//! filters) or the configuration holds something the reader does not follow;
+//! `HARDEN_FAIL2BAN_READER=fail2ban` always asks fail2ban, `=compare` reads both ways and stops
+//! on any difference. Whether the server runs is asked over its socket ([`server`]). The plan
 //! shows the effective values against the desired ones, and,
 //! when harden's files are already right, warns about any the daemon would still run
 //! differently. A filter file is a `.local`: alone it defines a new filter, beside a
@@ -23,9 +26,11 @@
 //! the package owns.
 
 mod compile;
+mod configparser;
 mod dump;
 mod duration;
 pub(crate) mod ini;
+mod reader;
 mod server;
 mod values;
 
@@ -399,9 +404,12 @@ impl Resource for Fail2ban {
     }
 
     fn early(&self, host: &Host) -> Vec<Command> {
-        match host.which("fail2ban-client") {
-            Some(_) => vec![dump_command()],
-            None => Vec::new(),
+        if host.which("fail2ban-client").is_none() {
+            return Vec::new();
+        }
+        match (Reading::chosen(), self.own_reading(host)) {
+            (Reading::Harden, Ok(_)) => Vec::new(),
+            _ => vec![dump_command()],
         }
     }
 
@@ -740,17 +748,29 @@ impl Fail2ban {
         Ok(())
     }
 
-    /// The installed fail2ban's view: its compiler on the filters, its configuration dump,
-    /// its unit, and whether the server answers.
+    /// The installed fail2ban's view: its compiler on the filters, its configuration (read
+    /// by harden, or dumped by fail2ban), its unit, and whether the server answers.
     async fn ask_fail2ban(&self, cx: &Context<'_>, live: &mut Live) -> Result<(), Failure> {
         // Each starts a Python interpreter or systemctl; they all run side by side (the dump
         // since the plan began).
         let host = cx.host;
+        let reading = Reading::chosen();
+        let own = match reading {
+            Reading::Fail2ban => None,
+            _ => Some(self.own_reading(host)),
+        };
+        let ask_dump = reading != Reading::Harden || !matches!(own, Some(Ok(_)));
         let dump = dump_command();
         let (systemd, is_live) = (live.systemd, live.live);
         let (compiled, dumped, unit, running) = tokio::join!(
             self.compile(host),
-            cx.run(&dump),
+            async {
+                if ask_dump {
+                    Some(cx.run(&dump).await)
+                } else {
+                    None
+                }
+            },
             async {
                 if systemd {
                     host.unit_state(UNIT).await
@@ -769,17 +789,95 @@ impl Fail2ban {
         live.compiled = compiled;
         live.unit = unit;
         match dumped {
-            Ok(out) if out.success() => match dump::parse(&out.stdout, &out.stderr) {
+            None => {}
+            Some(Ok(out)) if out.success() => match dump::parse(&out.stdout, &out.stderr) {
                 Ok(d) => live.dump = Some(d),
                 Err(e) => live.dump_error = Some(e),
             },
-            Ok(out) => live.dump_error = Some(last_error(&out.stderr, &out.stdout)),
-            Err(e) => live.dump_error = Some(e.to_string()),
+            Some(Ok(out)) => live.dump_error = Some(last_error(&out.stderr, &out.stdout)),
+            Some(Err(e)) => live.dump_error = Some(e.to_string()),
+        }
+        match (reading, own) {
+            (Reading::Harden, Some(Ok(own))) => live.dump = Some(own),
+            (Reading::Compare, Some(own)) => compare(own, live)?,
+            _ => {}
         }
         if let Some(running) = running {
             (live.running, live.stale_socket) = running?;
         }
         Ok(())
+    }
+
+    /// harden's own reading of fail2ban's configuration, when it answers everything this
+    /// playbook compares.
+    fn own_reading(&self, host: &Host) -> Result<dump::Dump, configparser::Unsupported> {
+        if !self.filters.is_empty() {
+            return configparser::unsupported!(
+                "the playbook's filters are compared with the expressions fail2ban runs"
+            );
+        }
+        let sets = |o: &JailOptions| o.usedns.is_some() || o.maxlines.is_some();
+        if sets(&self.defaults) || self.jails.values().any(sets) {
+            return configparser::unsupported!(
+                "usedns and maxlines run through fail2ban's filters"
+            );
+        }
+        let dump = reader::read(host, ini::ETC)?;
+        for name in self.jails.keys() {
+            if let Some(key) = dump
+                .jails
+                .get(&name.value)
+                .and_then(|j| j.unresolved.first())
+            {
+                return configparser::unsupported!(
+                    "jail {}: {key} comes from its action's own file",
+                    name.value
+                );
+            }
+        }
+        Ok(dump)
+    }
+}
+
+/// How fail2ban's effective configuration is read (`HARDEN_FAIL2BAN_READER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// harden's reader, fail2ban's dump where it cannot answer (the default).
+    Harden,
+    /// `fail2ban-client -d` only (`fail2ban`).
+    Fail2ban,
+    /// Both, stopping the plan on any difference (`compare`).
+    Compare,
+}
+
+impl Reading {
+    fn chosen() -> Self {
+        match std::env::var("HARDEN_FAIL2BAN_READER").as_deref() {
+            Ok("fail2ban") => Reading::Fail2ban,
+            Ok("compare") => Reading::Compare,
+            _ => Reading::Harden,
+        }
+    }
+}
+
+/// `HARDEN_FAIL2BAN_READER=compare`: harden's reading must agree with fail2ban's dump on
+/// everything it covers, and must cover the configuration.
+fn compare(own: Result<dump::Dump, configparser::Unsupported>, live: &Live) -> Result<(), Failure> {
+    let theirs = match (&live.dump, &live.dump_error) {
+        (Some(d), _) => d,
+        (None, Some(e)) => return Err(Failure::Probe(format!("fail2ban-client -d: {e}"))),
+        (None, None) => return Err(Failure::Probe("fail2ban-client -d gave nothing".into())),
+    };
+    let own = own
+        .map_err(|e| Failure::Probe(format!("harden cannot read fail2ban's configuration: {e}")))?;
+    let differences = reader::differences(&own, theirs);
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Probe(format!(
+            "harden's reading of fail2ban's configuration differs from fail2ban-client -d: {}",
+            differences.join("; ")
+        )))
     }
 }
 

@@ -5,7 +5,7 @@
 //! server, one Python list per line: `['set', 'sshd', 'maxretry', 5]`. It needs no running
 //! server, so it is the probe of the effective configuration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A value of Python's literal syntax, as far as the dump uses it.
 #[derive(Clone, Debug, PartialEq)]
@@ -225,6 +225,9 @@ pub struct Jail {
     pub actions: Vec<Action>,
     /// True when the dump starts it.
     pub started: bool,
+    /// Options harden's own reading ([`super::reader`]) could not resolve (`port`,
+    /// `protocol` given by the action's own file); empty in fail2ban's dump.
+    pub unresolved: BTreeSet<String>,
 }
 
 impl Jail {
