@@ -4,7 +4,8 @@
 //!
 //! Run as root: `bash benches/setup.sh && cargo bench --bench speed` (the setup installs the
 //! pinned Ansible from PyPI into a virtual environment). `HARDEN_BENCH_LARGE=1` adds the
-//! 1,000,000-entry tree; `HARDEN_BENCH_TRACE=plan` (or `apply`) prints instead every program one
+//! 1,000,000-entry tree; `HARDEN_BENCH_TRACE=plan` (or `apply`, or `converged`: the plan after
+//! an apply) prints instead every program one
 //! run of harden starts, with times (strace), to show where its time goes;
 //! `HARDEN_BENCH_ONLY=playbook,ufw,tree` (any of them) runs only those parts. The table it
 //! prints is the README's speed table.
@@ -338,15 +339,31 @@ fn tree_against_find_and_chmod(table: &mut Table, dirs: u32, files: u32) {
 /// `-e trace=all` for every system call).
 fn trace(command: &str) {
     let sb = server();
-    let filter = std::env::var("HARDEN_BENCH_STRACE")
-        .unwrap_or_else(|_| "-e trace=execve,exit_group".into());
-    let out = sb
-        .sh(&format!(
-            "strace -f -tt {filter} -e signal=none -o /tmp/trace {} >/dev/null; \
-             grep -v -e resumed -e ENOENT /tmp/trace | cut -c1-150",
-            harden(&format!("{command} /root/pb.yaml"))
-        ))
-        .assert_ok();
+    // `converged`: the plan after an apply, when there is nothing to do.
+    let command = if command == "converged" {
+        sb.sh(&harden("apply /root/pb.yaml")).assert_ok();
+        "plan"
+    } else {
+        command
+    };
+    let run = harden(&format!("{command} /root/pb.yaml"));
+    // `HARDEN_BENCH_PROFILE=1`: where harden's own processor time goes (perf, harden's
+    // process only, not the programs it starts).
+    let script = if std::env::var_os("HARDEN_BENCH_PROFILE").is_some() {
+        format!(
+            "perf stat -e task-clock --no-inherit {run} 2>&1 >/dev/null | grep -e task-clock -e elapsed; \
+             perf record -q --no-inherit -F 20000 -g -o /tmp/perf.data {run} >/dev/null 2>&1; \
+             perf report -i /tmp/perf.data --children --sort symbol -g none 2>/dev/null | grep '%' | head -50 | cut -c1-150"
+        )
+    } else {
+        let filter = std::env::var("HARDEN_BENCH_STRACE")
+            .unwrap_or_else(|_| "-e trace=execve,exit_group".into());
+        format!(
+            "strace --seccomp-bpf -f -tt {filter} -e signal=none -o /tmp/trace {run} >/dev/null; \
+             grep -v -e resumed -e ENOENT /tmp/trace | cut -c1-150"
+        )
+    };
+    let out = sb.sh(&script).assert_ok();
     println!("{}", out.stdout);
 }
 

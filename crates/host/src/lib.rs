@@ -11,6 +11,7 @@
 //! the image, and the executor can refuse links it does not trust.
 
 mod command;
+mod listening;
 mod path;
 mod socket;
 mod stat;
@@ -70,6 +71,15 @@ impl Host {
     /// never followed. `links` decides which symlinks on the way may be followed.
     pub fn open_parent(&self, path: &Path, links: Links) -> io::Result<(OwnedFd, OsString)> {
         path::open_parent(&self.root, path, links)
+    }
+
+    /// Ports of listening TCP sockets (IPv4 and IPv6) of the live system's network, from the
+    /// kernel; an error under `--root`, where the image has no network of its own.
+    pub fn listening_tcp_ports(&self) -> io::Result<std::collections::BTreeSet<u16>> {
+        if !self.is_live() {
+            return Err(io::Error::other("an image under --root has no sockets"));
+        }
+        listening::tcp_ports()
     }
 
     /// Status of `path` without following a final symlink; `None` when it does not exist.

@@ -404,12 +404,14 @@ impl Resource for Fail2ban {
     }
 
     fn early(&self, host: &Host) -> Vec<Command> {
-        if host.which("fail2ban-client").is_none() {
-            return Vec::new();
-        }
-        match (Reading::chosen(), self.own_reading(host)) {
-            (Reading::Harden, Ok(_)) => Vec::new(),
-            _ => vec![dump_command()],
+        // harden's own reading runs in the probe, beside `sshd -T`; fail2ban's dump starts
+        // now only when it is sure to be needed (a configuration harden's reader does not
+        // follow asks for it later, at the probe).
+        let needed = Reading::chosen() != Reading::Harden || self.needs_dump().is_some();
+        if needed && host.which("fail2ban-client").is_some() {
+            vec![dump_command()]
+        } else {
+            Vec::new()
         }
     }
 
@@ -811,16 +813,8 @@ impl Fail2ban {
     /// harden's own reading of fail2ban's configuration, when it answers everything this
     /// playbook compares.
     fn own_reading(&self, host: &Host) -> Result<dump::Dump, configparser::Unsupported> {
-        if !self.filters.is_empty() {
-            return configparser::unsupported!(
-                "the playbook's filters are compared with the expressions fail2ban runs"
-            );
-        }
-        let sets = |o: &JailOptions| o.usedns.is_some() || o.maxlines.is_some();
-        if sets(&self.defaults) || self.jails.values().any(sets) {
-            return configparser::unsupported!(
-                "usedns and maxlines run through fail2ban's filters"
-            );
+        if let Some(why) = self.needs_dump() {
+            return Err(configparser::Unsupported(why.to_owned()));
         }
         let dump = reader::read(host, ini::ETC)?;
         for name in self.jails.keys() {
@@ -836,6 +830,20 @@ impl Fail2ban {
             }
         }
         Ok(dump)
+    }
+}
+
+impl Fail2ban {
+    /// Why this playbook needs fail2ban's own dump whatever the files hold.
+    fn needs_dump(&self) -> Option<&'static str> {
+        let sets = |o: &JailOptions| o.usedns.is_some() || o.maxlines.is_some();
+        if !self.filters.is_empty() {
+            Some("the playbook's filters are compared with the expressions fail2ban runs")
+        } else if sets(&self.defaults) || self.jails.values().any(sets) {
+            Some("usedns and maxlines run through fail2ban's filters")
+        } else {
+            None
+        }
     }
 }
 
