@@ -19,7 +19,7 @@ use harden_host::UserDb;
 use crate::diagnostic::{yaml_lines, Source};
 use crate::facts::Facts;
 use crate::resource::{DiffContext, Resource};
-use crate::resources::fail2ban::{ini, render_value};
+use crate::resources::fail2ban::{configparser, ini, render_value};
 use crate::resources::sshd::{config, keywords};
 use crate::resources::ufw::rule::{self, Family, Net, Ports};
 use crate::resources::ufw::{self, state};
@@ -248,7 +248,8 @@ fn check_settings(conf: &str, defaults: &str, before: &state::Settings) {
 ///
 /// Properties: each file's option sections, rendered back the way harden writes its jail
 /// file (continuation lines included), parse to the same sections and values; the merge
-/// model answers for every section and key without panicking.
+/// model answers for every section and key without panicking; so do fail2ban's own parser
+/// and interpolation as harden reproduces them.
 pub fn fail2ban_ini(data: &[u8]) {
     let Some(texts) = files(data) else { return };
     let names: Vec<String> = (1..texts.len())
@@ -262,6 +263,20 @@ pub fn fail2ban_ini(data: &[u8]) {
         .collect();
     for file in &parsed {
         check_ini_round_trip(file);
+    }
+    // fail2ban's own reading: the strict parser and the interpolation answer (or give up)
+    // without panicking, whatever the references.
+    let mut config = configparser::Config::default();
+    for parsed in texts.iter().filter_map(|t| configparser::parse("/fuzz", t).ok()) {
+        config.defaults.extend(parsed.defaults);
+        for (name, options) in parsed.sections {
+            config.sections.entry(name).or_default().extend(options);
+        }
+    }
+    for (section, options) in &config.sections {
+        for key in options.keys().take(QUERIES) {
+            let _ = config.get(section, key);
+        }
     }
     let merged = ini::Config { files: parsed };
     let Some(last) = merged.files.last().map(|f| f.path.clone()) else {

@@ -26,7 +26,7 @@
 //! the package owns.
 
 mod compile;
-mod configparser;
+pub(crate) mod configparser;
 mod dump;
 mod duration;
 pub(crate) mod ini;

@@ -146,6 +146,10 @@ fn header(value: &str) -> Option<&str> {
 /// Python's `MAX_INTERPOLATION_DEPTH`.
 const MAX_DEPTH: usize = 10;
 
+/// Longest interpolated value this reader builds: references ten levels deep can multiply a
+/// value's length past any real configuration (fail2ban itself would not finish either).
+const MAX_VALUE: usize = 1 << 20;
+
 /// Merged sections with fail2ban's interpolation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -184,6 +188,9 @@ impl Config {
     ) -> Result<(), Unsupported> {
         if depth > MAX_DEPTH {
             return unsupported!("[{section}] {option}: interpolation deeper than {MAX_DEPTH}");
+        }
+        if out.len() > MAX_VALUE {
+            return unsupported!("[{section}] {option}: interpolates to over {MAX_VALUE} bytes");
         }
         let mut extra = extra.clone();
         extra.insert("__name__".to_owned(), section.to_owned());

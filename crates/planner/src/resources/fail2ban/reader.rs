@@ -297,9 +297,9 @@ static OPTION_EXTRACT: LazyLock<Result<Regex, fancy_regex::Error>> = LazyLock::n
     ))
 });
 static OPTION_SPLIT: LazyLock<Result<Regex, fancy_regex::Error>> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r#"(?s)(?:[^\[\s]+(?:\s*\[\s*(?:[\w\-_\.]+=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?=\n\s*|\s+|\n?\z)"#
-    ))
+    Regex::new(
+        r#"(?s)(?:[^\[\s]+(?:\s*\[\s*(?:[\w\-_\.]+=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?=\n\s*|\s+|\n?\z)"#,
+    )
 });
 
 fn regex(
