@@ -267,7 +267,10 @@ pub fn fail2ban_ini(data: &[u8]) {
     // fail2ban's own reading: the strict parser and the interpolation answer (or give up)
     // without panicking, whatever the references.
     let mut config = configparser::Config::default();
-    for parsed in texts.iter().filter_map(|t| configparser::parse("/fuzz", t).ok()) {
+    for parsed in texts
+        .iter()
+        .filter_map(|t| configparser::parse("/fuzz", t).ok())
+    {
         config.defaults.extend(parsed.defaults);
         for (name, options) in parsed.sections {
             config.sections.entry(name).or_default().extend(options);
