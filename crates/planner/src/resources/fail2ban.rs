@@ -753,8 +753,8 @@ impl Fail2ban {
     /// The installed fail2ban's view: its compiler on the filters, its configuration (read
     /// by harden, or dumped by fail2ban), its unit, and whether the server answers.
     async fn ask_fail2ban(&self, cx: &Context<'_>, live: &mut Live) -> Result<(), Failure> {
-        // Each starts a Python interpreter or systemctl; they all run side by side (the dump
-        // since the plan began).
+        // Each starts a Python interpreter or systemctl; they all run side by side (the dump,
+        // when it is needed, may have started with the plan).
         let host = cx.host;
         let reading = Reading::chosen();
         let own = match reading {
@@ -831,9 +831,7 @@ impl Fail2ban {
         }
         Ok(dump)
     }
-}
 
-impl Fail2ban {
     /// Why this playbook needs fail2ban's own dump whatever the files hold.
     fn needs_dump(&self) -> Option<&'static str> {
         let sets = |o: &JailOptions| o.usedns.is_some() || o.maxlines.is_some();
@@ -1047,42 +1045,16 @@ fn log_exists(host: &Host, pattern: &str) -> std::io::Result<bool> {
         .any(|entry| glob_match(&name, &entry.to_string_lossy())))
 }
 
-/// Shell-style matching of one path component: `*`, `?` and `[...]`.
+/// Shell-style matching of one path component (`*`, `?`, `[...]`) as fail2ban's glob
+/// matches it: a `*` or `?` does not match a leading dot. A pattern the glob crate refuses
+/// counts as matching: fail2ban's own check (`-t`) covers it.
 fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(close) = p.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) else {
-                    return n.first() == Some(&'[') && go(&p[1..], &n[1..]);
-                };
-                let Some(c) = n.first() else { return false };
-                let class = &p[1..close];
-                let (negate, class) = match class.first() {
-                    Some('!') | Some('^') => (true, &class[1..]),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= *c && *c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != negate && go(&p[close + 1..], &n[1..])
-            }
-            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    glob::Pattern::new(pattern).map_or(true, |p| p.matches_with(name, options))
 }
 
 fn last_error(stderr: &str, stdout: &str) -> String {

@@ -551,6 +551,10 @@ fn globs_match_one_component() {
     assert!(glob_match("app-[0-9].log", "app-7.log"));
     assert!(!glob_match("app-[!0-9].log", "app-7.log"));
     assert!(!glob_match("*.log", "app.txt"));
+    assert!(
+        !glob_match("*.log", ".hidden.log"),
+        "fail2ban's glob skips hidden names"
+    );
 }
 
 #[test]
