@@ -81,17 +81,37 @@ pub(crate) async fn run(root: &Path, cmd: &Command) -> Result<Output, CommandErr
     spawn_and_wait(root, cmd).await
 }
 
+/// The search path every command runs with.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `program` found in [`PATH`] as `execvp` would find it; itself when it names a path or is
+/// not found (the spawn then fails as it would have). A program given by its path is
+/// started with `posix_spawn`; a bare name with a `PATH` of the command's own would make
+/// the standard library fork the whole process instead.
+fn resolve(program: &str) -> String {
+    if program.contains('/') {
+        return program.to_owned();
+    }
+    PATH.split(':')
+        .map(|dir| format!("{dir}/{program}"))
+        .find(|path| {
+            Path::new(path).is_file()
+                && nix::unistd::access(path.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
+        })
+        .unwrap_or_else(|| program.to_owned())
+}
+
 async fn spawn_and_wait(root: &Path, cmd: &Command) -> Result<Output, CommandError> {
     let Some(program) = cmd.argv.first() else {
         return Err(CommandError::Empty);
     };
     let mut process = if root == Path::new("/") {
-        let mut p = tokio::process::Command::new(program);
-        p.args(&cmd.argv[1..]);
+        let mut p = tokio::process::Command::new(resolve(program));
+        p.arg0(program).args(&cmd.argv[1..]);
         p
     } else {
-        let mut p = tokio::process::Command::new("chroot");
-        p.arg(root).args(&cmd.argv);
+        let mut p = tokio::process::Command::new(resolve("chroot"));
+        p.arg0("chroot").arg(root).args(&cmd.argv);
         p
     };
     process
@@ -100,10 +120,7 @@ async fn spawn_and_wait(root: &Path, cmd: &Command) -> Result<Output, CommandErr
         .stderr(Stdio::piped())
         .env("LC_ALL", "C")
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
+        .env("PATH", PATH)
         .kill_on_drop(true);
     let child = process.spawn().map_err(|source| CommandError::Spawn {
         command: cmd.display(),
@@ -333,6 +350,22 @@ mod tests {
     #[tokio::test]
     async fn a_missing_program_is_a_spawn_error() {
         let err = run(Path::new("/"), &Command::new(["/nonexistent/tool"]))
+            .await
+            .expect_err("spawn");
+        assert!(matches!(err, CommandError::Spawn { .. }));
+    }
+
+    /// A bare name is found in the search path and started under its own name, as `execvp`
+    /// starts it; one found nowhere fails to spawn.
+    #[tokio::test]
+    async fn bare_names_are_found_and_keep_their_name() {
+        let sh = resolve("sh");
+        assert!(sh.starts_with('/') && sh.ends_with("/sh"), "{sh}");
+        let out = run(Path::new("/"), &Command::new(["cat", "/proc/self/cmdline"]))
+            .await
+            .expect("run");
+        assert_eq!(out.stdout, "cat\0/proc/self/cmdline\0");
+        let err = run(Path::new("/"), &Command::new(["no-such-harden-tool"]))
             .await
             .expect_err("spawn");
         assert!(matches!(err, CommandError::Spawn { .. }));

@@ -7,8 +7,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use nix::errno::Errno;
-use nix::fcntl::{openat, readlinkat, OFlag, AT_FDCWD};
+use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use nix::sys::stat::Mode;
 
 use crate::stat::{stat_at, Kind};
@@ -55,6 +57,55 @@ fn components(path: &Path) -> io::Result<Vec<OsString>> {
     Ok(parts)
 }
 
+/// Set once the kernel has refused `openat2` (older than 5.6, or a seccomp filter that does
+/// not know it), so that every later lookup walks at once.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// Opens the directory `parts` names inside `root` in one lookup: `openat2` resolves every
+/// symlink as if `root` were `/`, as the component walk below does for [`Links::Any`] with
+/// one system call per component. (One difference: a `..` inside a link's target is applied
+/// to the directory the link led to, as the kernel applies it for the daemon that reads the
+/// file, where the walk applies it to the path.) `None` when the walk must answer instead:
+/// the kernel refused `openat2`, or any error but a missing component (the walk words them).
+fn open_dir_in_root(root: &Path, parts: &[OsString]) -> Option<io::Result<OwnedFd>> {
+    if NO_OPENAT2.load(Ordering::Relaxed) {
+        return None;
+    }
+    let how = OpenHow::new()
+        .flags(dir_flags() & !OFlag::O_NOFOLLOW)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let relative: PathBuf = parts.iter().collect();
+    let relative = if parts.is_empty() {
+        Path::new(".")
+    } else {
+        relative.as_path()
+    };
+    let opened = if root == Path::new("/") {
+        openat2(AT_FDCWD, &Path::new("/").join(relative), how)
+    } else {
+        let dir = match openat(AT_FDCWD, root, dir_flags(), Mode::empty()) {
+            Ok(dir) => dir,
+            Err(e) => return Some(Err(e.into())),
+        };
+        openat2(&dir, relative, how)
+    };
+    match opened {
+        Ok(fd) => Some(Ok(fd)),
+        Err(Errno::ENOENT) => Some(Err(io::Error::from(io::ErrorKind::NotFound))),
+        Err(Errno::ENOSYS | Errno::EPERM | Errno::E2BIG) => {
+            NO_OPENAT2.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// True when `path` has a `..`: the walk applies it lexically, before any symlink, where the
+/// kernel would apply it to the directory a symlink led to.
+fn has_parent_dir(path: &Path) -> bool {
+    path.components().any(|c| c == Component::ParentDir)
+}
+
 /// Opens the directory that holds `path` and returns it with the final name.
 pub(crate) fn open_parent(
     root: &Path,
@@ -62,9 +113,26 @@ pub(crate) fn open_parent(
     links: Links,
 ) -> io::Result<(OwnedFd, OsString)> {
     let mut pending = components(path)?;
-    let Some(mut name) = pending.pop() else {
+    let Some(name) = pending.pop() else {
         return Err(invalid(path, "the root itself has no parent"));
     };
+    if links == Links::Any && !has_parent_dir(path) {
+        if let Some(opened) = open_dir_in_root(root, &pending) {
+            return opened.map(|dir| (dir, name));
+        }
+    }
+    walk_parent(root, path, links, pending, name)
+}
+
+/// [`open_parent`] one component at a time, each opened without following it, so that every
+/// symlink on the way is seen and judged by `links`.
+fn walk_parent(
+    root: &Path,
+    path: &Path,
+    links: Links,
+    mut pending: Vec<OsString>,
+    mut name: OsString,
+) -> io::Result<(OwnedFd, OsString)> {
     let mut followed = 0;
     'restart: loop {
         let mut dir = openat(AT_FDCWD, root, dir_flags(), Mode::empty())?;
@@ -263,6 +331,49 @@ mod tests {
         std::fs::write(dir.path().join("run/B"), "").expect("write");
         let names = read_dir(dir.path(), Path::new("/var/run")).expect("read_dir");
         assert_eq!(names, vec!["B", "b", "docker.sock"]);
+    }
+
+    /// The one-lookup path and the walk open the same directory, or fail alike, for links
+    /// absolute, relative, escaping, chained and dangling, and a file on the way.
+    #[test]
+    fn one_lookup_and_the_walk_agree() {
+        let dir = tree();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("srv/app/conf")).expect("mkdir");
+        std::fs::write(root.join("srv/app/file"), "").expect("write");
+        symlink("app/conf", root.join("srv/conf")).expect("symlink");
+        symlink("/srv/conf", root.join("srv/chain")).expect("symlink");
+        symlink("/nowhere", root.join("srv/dangling")).expect("symlink");
+        let paths = [
+            "/etc/ssh/sshd_config",
+            "/var/run/docker.sock",
+            "/etc/escape/sshd_config",
+            "/srv/conf/x",
+            "/srv/chain/x",
+            "/srv/dangling/x",
+            "/srv/app/file/x",
+            "/srv/missing/x",
+            "/x",
+        ];
+        let identity = |fd: &OwnedFd| {
+            let st = nix::sys::stat::fstat(fd).expect("fstat");
+            (st.st_dev, st.st_ino)
+        };
+        for path in paths {
+            let path = Path::new(path);
+            let mut parts = components(path).expect("components");
+            let name = parts.pop().expect("a name");
+            let walked = walk_parent(root, path, Links::Any, parts.clone(), name.clone());
+            let looked_up = open_dir_in_root(root, &parts);
+            match (walked, looked_up) {
+                (Ok((a, _)), Some(Ok(b))) => assert_eq!(identity(&a), identity(&b), "{path:?}"),
+                (Err(a), Some(Err(b))) => assert_eq!(a.kind(), b.kind(), "{path:?}"),
+                (Err(_), None) => {}
+                (walked, looked_up) => {
+                    panic!("{path:?}: the walk gave {walked:?}, the lookup {looked_up:?}")
+                }
+            }
+        }
     }
 
     #[test]

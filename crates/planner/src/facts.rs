@@ -1,27 +1,29 @@
-//! What one resource needs to know about another, gathered before any probe or diff.
+//! What one resource needs to know about another, gathered before any probe or beside them.
 //!
 //! Resources never import each other. Instead each may publish facts
 //! ([`crate::resource::Resource::publish`]) about its own section and the part of the live
-//! system it understands: sshd its listening ports (from the one `sshd -T` of the plan), the
-//! firewall its verdict on those ports, the files section the attributes it will set, the groups and users sections the accounts
-//! they create (with the ids chosen for them) and sshd the accounts that can log in with a key. The
-//! registry asks every registered resource, in registry order and whether the playbook has
-//! its section or not, then hands the facts to every probe and diff. A fact is plain data
+//! system it understands: the files section the attributes it will set, the groups and users
+//! sections the accounts they create (with the ids chosen for them), sysctl what boot sets.
+//! Those are in before any probe starts. Facts that need a daemon's answer are
+//! [`LiveFacts`] ([`crate::resource::Resource::publish_live`]): sshd its listening ports and
+//! the accounts that can log in with a key (from the one `sshd -T` of the plan), the firewall
+//! its verdict on those ports. They are gathered while the probes run: a probe that needs
+//! them waits for them ([`Pending`]), and the probes that do not run beside `sshd -T`.
+//! The registry asks every registered resource, in registry order and whether the playbook
+//! has its section or not, then hands the facts to every probe and diff. A fact is plain data
 //! owned by no resource, so a new resource can consume it without touching its producer.
 
 pub(crate) mod accounts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// Everything resources tell each other about one plan.
-#[derive(Clone, Default)]
+use tokio::sync::Notify;
+
+/// What resources tell each other about one plan from the playbook and the files alone.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Facts {
-    /// sshd: how it listens now and after the plan.
-    pub sshd: SshdFacts,
-    /// The firewall: whether the playbook manages one, and its verdict on sshd's ports.
-    pub firewall: FirewallFacts,
     /// Attributes the playbook's `files` section gives paths, for other resources that write
     /// the same files (so that the two agree and the re-plan is empty).
     pub file_attrs: BTreeMap<PathBuf, PlannedAttrs>,
@@ -33,6 +35,43 @@ pub(crate) struct Facts {
     /// What boot sets through `sysctl.d`, for resources that write a kernel setting of their
     /// own (`limits`: `fs.suid_dumpable`) and must report a file that overrides it.
     pub sysctl_boot: Vec<SysctlEntry>,
+}
+
+/// What resources tell each other from a daemon's answers (`sshd -T`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LiveFacts {
+    /// sshd: how it listens now and after the plan.
+    pub sshd: SshdFacts,
+    /// The firewall: whether the playbook manages one, and its verdict on sshd's ports.
+    pub firewall: FirewallFacts,
+}
+
+/// The live facts of one plan while they are gathered: a probe that needs them waits in
+/// [`Pending::get`] until [`Pending::set`].
+#[derive(Default)]
+pub(crate) struct Pending {
+    facts: OnceLock<LiveFacts>,
+    ready: Notify,
+}
+
+impl Pending {
+    /// Hands the facts to every probe waiting for them, and to those that ask later.
+    pub(crate) fn set(&self, facts: LiveFacts) {
+        let _ = self.facts.set(facts);
+        self.ready.notify_waiters();
+    }
+
+    /// The facts, once they are set.
+    pub(crate) async fn get(&self) -> &LiveFacts {
+        loop {
+            // Registered before the check, so that a `set` between the two still wakes it.
+            let ready = self.ready.notified();
+            if let Some(facts) = self.facts.get() {
+                return facts;
+            }
+            ready.await;
+        }
+    }
 }
 
 /// One `key = value` line of a `sysctl.d` file, as the sysctl resource read it.
@@ -151,15 +190,40 @@ impl std::fmt::Debug for PlannedAttrs {
     }
 }
 
-impl std::fmt::Debug for Facts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Facts")
-            .field("sshd", &self.sshd)
-            .field("firewall", &self.firewall)
-            .field("file_attrs", &self.file_attrs)
-            .field("created_paths", &self.created_paths)
-            .field("accounts", &self.accounts)
-            .field("sysctl_boot", &self.sysctl_boot)
-            .finish()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe waiting for the live facts wakes when they are set, one asking later has
+    /// them at once, and neither sees them before.
+    #[test]
+    fn pending_facts_wake_the_probes_waiting_for_them() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let pending = Pending::default();
+        let order = std::sync::Mutex::new(Vec::new());
+        runtime.block_on(async {
+            let waiting = async {
+                let facts = pending.get().await;
+                order.lock().expect("order").push("waiter");
+                facts.sshd.live_ports.clone()
+            };
+            let publishing = async {
+                tokio::task::yield_now().await;
+                order.lock().expect("order").push("set");
+                pending.set(LiveFacts {
+                    sshd: SshdFacts {
+                        live_ports: vec![2222],
+                        ..SshdFacts::default()
+                    },
+                    ..LiveFacts::default()
+                });
+            };
+            let (ports, ()) = tokio::join!(waiting, publishing);
+            assert_eq!(ports, [2222]);
+            assert_eq!(pending.get().await.sshd.live_ports, [2222]);
+        });
+        assert_eq!(*order.lock().expect("order"), ["set", "waiter"]);
     }
 }

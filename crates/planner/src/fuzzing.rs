@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use harden_host::UserDb;
 
 use crate::diagnostic::{yaml_lines, Source};
-use crate::facts::Facts;
+use crate::facts::{Facts, LiveFacts};
 use crate::resource::{DiffContext, Resource};
 use crate::resources::fail2ban::{configparser, ini, render_value};
 use crate::resources::sshd::{config, keywords};
@@ -417,11 +417,12 @@ fn with_context(f: impl FnOnce(&DiffContext<'_>)) {
         "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/bash\n",
         "root:x:0:\nalice:x:1000:\n",
     );
-    let facts = Facts::default();
+    let (facts, live) = (Facts::default(), LiveFacts::default());
     let overrides = BTreeSet::new();
     f(&DiffContext {
         users: &users,
         facts: &facts,
+        live: &live,
         overrides: &overrides,
     });
 }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::diagnostic::Invalid;
 use crate::early::Early;
-use crate::facts::Facts;
+use crate::facts::{Facts, LiveFacts, Pending};
 use crate::guard::Guard;
 
 /// One section of a playbook and the code that brings the system to it.
@@ -32,11 +32,24 @@ pub(crate) trait Resource: DeserializeOwned + Sized {
     fn validate(&self) -> Vec<Invalid>;
 
     /// Tells the other resources what they need to know (see [`crate::facts`]), before any
-    /// probe. Called for every registered resource; `section` is `None` when the playbook
-    /// has none, and facts about the live system are still due then (sshd's port matters to
-    /// a playbook that only manages the firewall).
+    /// probe, from the playbook and the files: nothing here waits for a daemon. Called for
+    /// every registered resource; `section` is `None` when the playbook has none.
     async fn publish(section: Option<&Self>, host: &Host, users: &UserDb, facts: &mut Facts) {
         let _ = (section, host, users, facts);
+    }
+
+    /// Tells the other resources what a daemon's answers say, while the other resources
+    /// publish and the probes that need none of it run. Called for every registered
+    /// resource, in registry order (each may read the live facts before it); facts about the
+    /// live system are due without a section too (sshd's port matters to a playbook that
+    /// only manages the firewall).
+    async fn publish_live(
+        section: Option<&Self>,
+        host: &Host,
+        users: &UserDb,
+        live: &mut LiveFacts,
+    ) {
+        let _ = (section, host, users, live);
     }
 
     /// Commands the probe will run whatever the facts say, so that the planner starts them
@@ -62,8 +75,8 @@ pub(crate) struct Context<'a> {
     pub users: &'a UserDb,
     /// What the resources published about themselves for this plan.
     pub facts: &'a Facts,
-    /// Lockout guards the operator chose to override.
-    pub overrides: &'a BTreeSet<String>,
+    /// What they publish from the daemons' answers, while this probe runs: see [`Self::live`].
+    pub pending: &'a Pending,
     /// The commands the probes asked to start early.
     pub early: &'a Early,
 }
@@ -74,13 +87,10 @@ impl<'a> Context<'a> {
         self.early.run(self.host, command).await
     }
 
-    /// The context of the diffs that follow this probe: everything but the host.
-    pub fn for_diff(&self) -> DiffContext<'a> {
-        DiffContext {
-            users: self.users,
-            facts: self.facts,
-            overrides: self.overrides,
-        }
+    /// The facts from the daemons' answers: a probe awaits them only where it needs them,
+    /// after its own reading, so that the reading runs beside `sshd -T`.
+    pub async fn live(&self) -> &'a LiveFacts {
+        self.pending.get().await
     }
 }
 
@@ -91,6 +101,8 @@ pub(crate) struct DiffContext<'a> {
     pub users: &'a UserDb,
     /// What the resources published about themselves for this plan.
     pub facts: &'a Facts,
+    /// What they published from the daemons' answers.
+    pub live: &'a LiveFacts,
     /// Lockout guards the operator chose to override.
     pub overrides: &'a BTreeSet<String>,
 }

@@ -4,21 +4,25 @@ use std::collections::BTreeSet;
 
 use harden_host::{Host, UserDb};
 
-use crate::facts::Facts;
+use crate::facts::{Facts, LiveFacts};
 use crate::resource::{Diff, DiffContext, Failure, Resource};
-use crate::resources::{publish_all, Playbook};
+use crate::resources::{publish_all, publish_live_all, Playbook};
 
 /// A root that does not exist: a diff under test can reach no file, and every fact about the
 /// live system comes out empty (no sshd, no active firewall).
 pub(crate) const NO_ROOT: &str = "/nonexistent-harden-test-root";
 
 /// The facts the registry would gather for `playbook` on a host with nothing installed.
-pub(crate) fn facts(playbook: &Playbook, users: &UserDb) -> Facts {
+pub(crate) fn facts(playbook: &Playbook, users: &UserDb) -> (Facts, LiveFacts) {
     let host = Host::new(NO_ROOT);
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a test runtime")
-        .block_on(publish_all(playbook, &host, users))
+        .block_on(async {
+            let facts = publish_all(playbook, &host, users).await;
+            let live = publish_live_all(playbook, &host, users).await;
+            (facts, live)
+        })
 }
 
 /// No lockout guard overridden.
@@ -52,11 +56,12 @@ pub(crate) fn diff<R: Resource>(
     overrides: &[&str],
 ) -> Result<Diff, Failure> {
     let playbook = parse(yaml).expect("playbook");
-    let facts = facts(&playbook, users);
+    let (facts, live_facts) = facts(&playbook, users);
     let overrides = overrides.iter().map(|s| (*s).to_owned()).collect();
     let cx = DiffContext {
         users,
         facts: &facts,
+        live: &live_facts,
         overrides: &overrides,
     };
     section(playbook).expect("the section").diff(live, &cx)

@@ -400,6 +400,9 @@ impl Resource for Fail2ban {
         if live.installed {
             self.ask_fail2ban(cx, &mut live).await?;
         }
+        if self.sshd_jail_follows_sshd() {
+            live.sshd_ports = cx.live().await.sshd.final_ports().to_vec();
+        }
         Ok(live)
     }
 
@@ -645,7 +648,7 @@ fn live_warnings(desired: &Desired, live: &Live, cx: &DiffContext<'_>, start: bo
             "`fail2ban-client -d` failed, so the plan cannot show what fail2ban runs with: {error}"
         ));
     }
-    if cx.facts.firewall.managed {
+    if cx.live.firewall.managed {
         let settings = desired
             .defaults
             .iter()
@@ -730,15 +733,21 @@ impl Fail2ban {
         Ok(())
     }
 
-    /// sshd's ports for the sshd jail, and the enabled jails' logs that do not exist (a
-    /// log the playbook's `files` section creates exists before fail2ban starts).
+    /// True when the playbook enables the sshd jail without a port: it takes sshd's ports.
+    fn sshd_jail_follows_sshd(&self) -> bool {
+        self.jails.iter().any(|(name, jail)| {
+            name.value == "sshd"
+                && jail.port.is_none()
+                && jail.enabled.as_ref().is_none_or(|e| e.value)
+        })
+    }
+
+    /// The enabled jails' logs that do not exist (a log the playbook's `files` section
+    /// creates exists before fail2ban starts).
     fn read_logs(&self, cx: &Context<'_>, live: &mut Live) -> Result<(), Failure> {
-        for (name, jail) in &self.jails {
+        for jail in self.jails.values() {
             if jail.enabled.as_ref().is_some_and(|e| !e.value) {
                 continue;
-            }
-            if name.value == "sshd" && jail.port.is_none() && live.sshd_ports.is_empty() {
-                live.sshd_ports = cx.facts.sshd.final_ports().to_vec();
             }
             for pattern in jail.logpath.iter().flat_map(|l| l.value.0.iter()) {
                 let created = cx.facts.created_paths.contains(Path::new(pattern));

@@ -1240,11 +1240,13 @@ mod tests {
         let section = Files(vec![dir, log]);
         let live = vec![missing_in_dir(), EntryLive::default()];
         let users = users();
-        let facts = crate::testing::facts(&crate::resources::Playbook::default(), &users);
+        let (facts, live_facts) =
+            crate::testing::facts(&crate::resources::Playbook::default(), &users);
         let overrides = crate::testing::no_overrides();
         let cx = DiffContext {
             users: &users,
             facts: &facts,
+            live: &live_facts,
             overrides: &overrides,
         };
         let diff = section.diff(&live, &cx).expect("both created");

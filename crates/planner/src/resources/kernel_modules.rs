@@ -390,11 +390,12 @@ mod tests {
             .expect("section");
         let playbook = Playbook::default();
         let users = UserDb::parse(false, "", "");
-        let facts = testing::facts(&playbook, &users);
+        let (facts, live_facts) = testing::facts(&playbook, &users);
         let overrides = testing::no_overrides();
         let cx = DiffContext {
             users: &users,
             facts: &facts,
+            live: &live_facts,
             overrides: &overrides,
         };
         section.diff(live, &cx).expect("diff")

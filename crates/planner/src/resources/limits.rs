@@ -423,12 +423,13 @@ mod tests {
             .playbook;
         let section = playbook.limits.clone().expect("section");
         let users = UserDb::parse(false, "", "");
-        let mut facts = testing::facts(&Playbook::default(), &users);
+        let (mut facts, live_facts) = testing::facts(&Playbook::default(), &users);
         facts.sysctl_boot = boot;
         let overrides = testing::no_overrides();
         let cx = DiffContext {
             users: &users,
             facts: &facts,
+            live: &live_facts,
             overrides: &overrides,
         };
         section.diff(live, &cx).expect("diff")

@@ -29,8 +29,8 @@ use harden_host::{Host, UserDb};
 
 use crate::diagnostic::Invalid;
 use crate::early::Early;
-use crate::facts::Facts;
-use crate::resource::{Context, Diff, Failure, Resource};
+use crate::facts::{Facts, LiveFacts, Pending};
+use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
 
 macro_rules! registry {
     ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
@@ -87,6 +87,17 @@ macro_rules! registry {
             facts
         }
 
+        /// Every resource's facts from the daemons' answers, in registry order.
+        pub(crate) async fn publish_live_all(
+            playbook: &Playbook,
+            host: &Host,
+            users: &UserDb,
+        ) -> LiveFacts {
+            let mut live = LiveFacts::default();
+            $(<$ty as Resource>::publish_live(playbook.$field.as_ref(), host, users, &mut live).await;)*
+            live
+        }
+
         /// Every resource's lockout guards, in registry order.
         pub(crate) fn guards() -> Vec<&'static crate::guard::Guard> {
             let mut all = Vec::new();
@@ -95,7 +106,7 @@ macro_rules! registry {
         }
 
         /// Gathers every resource's facts in registry order, probes every present section
-        /// concurrently, then diffs each, in registry order.
+        /// concurrently, beside the facts from the daemons, then diffs each, in registry order.
         pub(crate) async fn plan_all(
             playbook: &Playbook,
             host: &Host,
@@ -105,10 +116,21 @@ macro_rules! registry {
             let mut early = Vec::new();
             $(early.extend(playbook.$field.as_ref().map(|s| s.early(host)).unwrap_or_default());)*
             let early = &Early::start(host, early);
-            let facts = publish_all(playbook, host, users).await;
-            let cx = &Context { host, users, facts: &facts, overrides, early };
-            let ($($field,)*) = tokio::join!($(probe(playbook.$field.as_ref(), cx),)*);
-            let dx = &cx.for_diff();
+            let pending = &Pending::default();
+            // Polled first, so that `sshd -T`, the answer the most probes wait for, starts first.
+            let publishing = async { pending.set(publish_live_all(playbook, host, users).await) };
+            let probing = async {
+                // On the one thread, the early commands' tasks start their processes only
+                // when this task waits: let them, before the reading below holds the thread.
+                tokio::task::yield_now().await;
+                let facts = publish_all(playbook, host, users).await;
+                let cx = &Context { host, users, facts: &facts, pending, early };
+                let lives = tokio::join!($(probe(playbook.$field.as_ref(), cx),)*);
+                (facts, lives)
+            };
+            let ((), (facts, ($($field,)*))) = tokio::join!(publishing, probing);
+            let (facts, live) = (&facts, pending.get().await);
+            let dx = &DiffContext { users, facts, live, overrides };
             let mut results = Vec::new();
             $(
                 if let (Some(section), Some(live)) = (playbook.$field.as_ref(), $field) {

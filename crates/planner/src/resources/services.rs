@@ -243,7 +243,7 @@ impl Resource for Services {
         if !live.systemctl {
             return Ok(live);
         }
-        let ports = cx.facts.sshd.final_ports().to_vec();
+        let ports = cx.live().await.sshd.final_ports().to_vec();
         for name in self.0.keys() {
             let Some(state) = host.unit_state(&name.value).await else {
                 continue;

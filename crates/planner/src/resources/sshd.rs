@@ -41,7 +41,7 @@ use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::diagnostic::Invalid;
-use crate::facts::{Facts, SshdFacts};
+use crate::facts::{LiveFacts, SshdFacts};
 use crate::guard::Guard;
 use crate::located::Located;
 use crate::resource::{Context, Diff, DiffContext, Failure, Resource};
@@ -310,7 +310,12 @@ impl Resource for Sshd {
         errors
     }
 
-    async fn publish(section: Option<&Self>, host: &Host, users: &UserDb, facts: &mut Facts) {
+    async fn publish_live(
+        section: Option<&Self>,
+        host: &Host,
+        users: &UserDb,
+        live: &mut LiveFacts,
+    ) {
         let dump = current_dump(host).await;
         let key_logins = keyed::key_logins(host, users, dump.as_ref(), section);
         let live_ports = live_ports(host, dump.as_ref());
@@ -320,7 +325,7 @@ impl Resource for Sshd {
         interest.extend(section.map(listen_address_ports).unwrap_or_default());
         interest.sort_unstable();
         interest.dedup();
-        facts.sshd = SshdFacts {
+        live.sshd = SshdFacts {
             dump,
             live_ports,
             planned_ports,

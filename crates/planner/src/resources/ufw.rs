@@ -46,7 +46,7 @@ use harden_plan::{Attrs, Change, Command, Detail, Step, Warning};
 use serde::Deserialize;
 
 use crate::diagnostic::Invalid;
-use crate::facts::Facts;
+use crate::facts::LiveFacts;
 use crate::guard::Guard;
 use crate::resource::{Context, Diff, DiffContext, Failure, Refusal, Resource};
 use crate::steps;
@@ -248,6 +248,7 @@ impl Resource for Ufw {
         } else {
             "/usr/lib/ufw/ufw-init"
         };
+        let sshd = &cx.live().await.sshd;
         Ok(Live {
             installed,
             settings,
@@ -256,13 +257,8 @@ impl Resource for Ufw {
             malformed,
             profiles,
             services,
-            ssh_listening: cx.facts.sshd.live_ports.clone(),
-            ssh_desired: cx
-                .facts
-                .sshd
-                .planned_ports
-                .clone()
-                .filter(|p| !p.is_empty()),
+            ssh_listening: sshd.live_ports.clone(),
+            ssh_desired: sshd.planned_ports.clone().filter(|p| !p.is_empty()),
             docker,
             conf,
             init: PathBuf::from(init),
@@ -276,17 +272,17 @@ impl Resource for Ufw {
 
     /// Whether the firewall lets each of sshd's ports in when the run ends: the rules ufw
     /// holds now, or, for a port they drop, a rule of this playbook that opens it.
-    async fn publish(section: Option<&Self>, host: &Host, _: &UserDb, facts: &mut Facts) {
-        facts.firewall.managed = section.is_some();
-        for &port in &facts.sshd.ports_of_interest {
-            let live = live_admits(host, port);
+    async fn publish_live(section: Option<&Self>, host: &Host, _: &UserDb, live: &mut LiveFacts) {
+        live.firewall.managed = section.is_some();
+        for &port in &live.sshd.ports_of_interest {
+            let now = live_admits(host, port);
             let opened = section.is_some_and(|s| playbook_admits(s, port));
-            let verdict = if live == Some(false) && opened {
+            let verdict = if now == Some(false) && opened {
                 Some(true)
             } else {
-                live
+                now
             };
-            facts.firewall.admits.insert(port, verdict);
+            live.firewall.admits.insert(port, verdict);
         }
     }
 }

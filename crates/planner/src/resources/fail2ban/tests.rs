@@ -60,10 +60,11 @@ fn run(section: &Fail2ban, live: &Live) -> Result<Diff, Failure> {
 fn run_with(section: &Fail2ban, live: &Live, playbook: &Playbook) -> Result<Diff, Failure> {
     let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
     let overrides = crate::testing::no_overrides();
-    let facts = crate::testing::facts(playbook, &users);
+    let (facts, live_facts) = crate::testing::facts(playbook, &users);
     let cx = DiffContext {
         users: &users,
         facts: &facts,
+        live: &live_facts,
         overrides: &overrides,
     };
     section.diff(live, &cx)

@@ -293,8 +293,9 @@ pub(crate) async fn probe(section: &Sshd, cx: &Context<'_>) -> Result<Live, Fail
         );
     }
     // The firewall's verdict on every port sshd may use, as the firewall resource gave it.
-    for &port in &cx.facts.sshd.ports_of_interest {
-        let verdict = cx.facts.firewall.admits.get(&port).copied().flatten();
+    let facts = cx.live().await;
+    for &port in &facts.sshd.ports_of_interest {
+        let verdict = facts.firewall.admits.get(&port).copied().flatten();
         live.firewall.insert(port, verdict);
     }
     Ok(live)
@@ -486,7 +487,7 @@ async fn ask_sshd(
             live.answers.insert(user.clone(), answer);
         }
     }
-    match &cx.facts.sshd.dump {
+    match &cx.live().await.sshd.dump {
         Some(Ok(text)) => live.dump = Some(Dump::parse(text)),
         Some(Err(e)) => live.dump_error = Some(e.clone()),
         None => {}

@@ -55,10 +55,11 @@ fn debian12() -> Live {
 fn run(section: &UnattendedUpgrades, live: &Live) -> Result<Diff, Failure> {
     let users = UserDb::parse(false, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
     let overrides = crate::testing::no_overrides();
-    let facts = crate::testing::facts(&Playbook::default(), &users);
+    let (facts, live_facts) = crate::testing::facts(&Playbook::default(), &users);
     let cx = DiffContext {
         users: &users,
         facts: &facts,
+        live: &live_facts,
         overrides: &overrides,
     };
     section.diff(live, &cx)

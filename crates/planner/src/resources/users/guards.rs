@@ -64,7 +64,7 @@ impl Planned {
 
 /// Why `planned` would cost its account the key login, by guard.
 fn losses(planned: &Planned, cx: &DiffContext<'_>) -> Vec<(&'static str, String)> {
-    let keyed = &cx.facts.sshd.key_logins;
+    let keyed = &cx.live.sshd.key_logins;
     let mut out = Vec::new();
     if planned.locks {
         let why = if keyed.refuses_locked {
@@ -103,7 +103,7 @@ pub(super) fn check(
             fired.push((ROOT_SHELL, format!("the plan would change the login shell of {} (uid 0) from {before} to {after}: root's shell is what rescue logins and `su` use; leave it out of the playbook", p.name)));
         }
     }
-    let keyed = &cx.facts.sshd.key_logins.accounts;
+    let keyed = &cx.live.sshd.key_logins.accounts;
     let mut lost: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut kept = 0;
     for (name, _) in keyed {

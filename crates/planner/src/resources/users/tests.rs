@@ -65,12 +65,13 @@ fn keyed(keyed: &[(&str, u32)], allow: &'static [&'static str]) -> KeyLogins {
 fn plan_with(yaml: &str, key_logins: KeyLogins, allow: &[&str]) -> Result<Diff, Failure> {
     let playbook = crate::testing::parse(yaml).expect("valid playbook");
     let users = db();
-    let mut facts = testing::facts(&playbook, &users);
-    facts.sshd.key_logins = key_logins;
+    let (facts, mut live_facts) = testing::facts(&playbook, &users);
+    live_facts.sshd.key_logins = key_logins;
     let overrides = allow.iter().map(|s| s.to_string()).collect();
     let cx = DiffContext {
         users: &users,
         facts: &facts,
+        live: &live_facts,
         overrides: &overrides,
     };
     playbook.users.expect("users").diff(&live(), &cx)
@@ -279,7 +280,7 @@ fn bad_input_is_a_located_error() {
 fn files_own_paths_by_accounts_the_plan_creates() {
     let yaml = "groups:\n  web: {}\nusers:\n  app: { group: web }\nfiles:\n  - { path: /srv/app, directory: true, owner: app, group: web }\n";
     let playbook = crate::testing::parse(yaml).expect("valid");
-    let facts = testing::facts(&playbook, &db());
+    let (facts, _) = testing::facts(&playbook, &db());
     let attrs = &facts.file_attrs[&PathBuf::from("/srv/app")];
     assert_eq!((attrs.uid, attrs.gid), (Some(1002), Some(1002)));
     assert_eq!(facts.accounts.users["app"].gid, 1002);

@@ -115,10 +115,11 @@ impl Fixture {
     }
 
     fn run(&self, live: &Live) -> Result<Diff, Failure> {
-        let facts = crate::testing::facts(&self.playbook, &self.users);
+        let (facts, live_facts) = crate::testing::facts(&self.playbook, &self.users);
         let cx = DiffContext {
             users: &self.users,
             facts: &facts,
+            live: &live_facts,
             overrides: &self.overrides,
         };
         let section = self.playbook.sshd.as_ref().expect("section");
