@@ -673,7 +673,9 @@ const MANY_BEFORE: &str =
 
 /// What harden's one-process batch leaves, against every step of the same plan run by the
 /// real ufw one process per command, with the firewall `active` or not.
-fn batch_against_one_by_one(active: bool) {
+/// `enabling`: the playbook enables the inactive firewall too, and ufw's enable runs last in
+/// the batch's process.
+fn batch_against_one_by_one(active: bool, enabling: bool) {
     let Some(batched) = crate::sandbox!() else {
         return;
     };
@@ -681,9 +683,14 @@ fn batch_against_one_by_one(active: bool) {
         return;
     };
     let enable = if active { " && ufw --force enable" } else { "" };
+    let playbook = if enabling {
+        MANY.replacen("ufw:\n", "ufw:\n  enabled: true\n", 1)
+    } else {
+        MANY.to_owned()
+    };
     for sb in [&batched, &single] {
         sb.sh(&format!("{MANY_BEFORE}{enable}")).assert_ok();
-        sb.write("/tmp/pb.yaml", MANY);
+        sb.write("/tmp/pb.yaml", &playbook);
     }
     let plan = single.plan("/tmp/pb.yaml");
     let lines: Vec<String> = plan
@@ -708,6 +715,18 @@ fn batch_against_one_by_one(active: bool) {
     let ufw_processes = ran.lines().filter(|l| l.contains("ufw.frontend")).count();
     assert_eq!(ufw_processes, 1, "one process for the rules: {ran}");
     assert!(!ran.contains("\tufw allow"), "{ran}");
+    assert!(!ran.contains("\tufw --force enable"), "{ran}");
+    if enabling {
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.ends_with("ufw --force enable")),
+            "{lines:?}"
+        );
+        batched
+            .sh("iptables -n -L ufw-user-input >/dev/null")
+            .assert_ok();
+    }
     assert_eq!(ufw_state(&batched), ufw_state(&single));
     assert_eq!(iptables(&batched), iptables(&single));
     batched
@@ -717,12 +736,66 @@ fn batch_against_one_by_one(active: bool) {
 
 #[test]
 fn a_batch_leaves_what_one_ufw_per_command_leaves_on_an_inactive_firewall() {
-    batch_against_one_by_one(false);
+    batch_against_one_by_one(false, false);
 }
 
 #[test]
 fn a_batch_leaves_what_one_ufw_per_command_leaves_on_an_active_firewall() {
-    batch_against_one_by_one(true);
+    batch_against_one_by_one(true, false);
+}
+
+#[test]
+fn a_batch_that_ends_in_the_enable_leaves_what_one_ufw_per_command_leaves() {
+    batch_against_one_by_one(false, true);
+}
+
+/// The batch's enable fails halfway (the first `iptables-restore` of ufw-init fails, IPv6
+/// loads): the rollback restores the files and stops what was loaded.
+#[test]
+fn a_batch_whose_enable_fails_is_rolled_back_in_files_and_kernel() {
+    let Some(sb) = crate::sandbox!() else { return };
+    sb.sh(MANY_BEFORE).assert_ok();
+    let status = ufw_state(&sb);
+    let kernel = iptables(&sb);
+    sb.sh("mv /usr/sbin/iptables-restore /usr/sbin/iptables-restore.real")
+        .assert_ok();
+    sb.write(
+        "/usr/sbin/iptables-restore",
+        "#!/bin/bash\nif [ ! -e /tmp/failed-once ]; then touch /tmp/failed-once; echo 'injected restore failure' >&2; exit 1; fi\nexec -a iptables-restore /usr/sbin/iptables-restore.real \"$@\"\n",
+    );
+    sb.sh("chmod 755 /usr/sbin/iptables-restore").assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        &MANY.replacen("ufw:\n", "ufw:\n  enabled: true\n", 1),
+    );
+    let failed = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
+    assert!(
+        failed.output().contains("run as one batch"),
+        "{}",
+        failed.output()
+    );
+    assert!(
+        sb.exists("/tmp/failed-once"),
+        "the batch reached its enable"
+    );
+    assert_eq!(ufw_state(&sb), status, "ufw's rules files are restored");
+    // ufw-init's force-stop, as ufw's own stop, leaves its primary chains behind, empty,
+    // with the built-in chains' jumps to them: nothing is filtered.
+    let lingering = |l: &&str| {
+        l.starts_with(":ufw")
+            || ["INPUT", "FORWARD", "OUTPUT"]
+                .iter()
+                .any(|c| l.starts_with(&format!("-A {c} -j ufw")))
+    };
+    let after: String = iptables(&sb)
+        .lines()
+        .filter(|l| !lingering(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        after, kernel,
+        "no ufw rule is left loaded, the policies are as before"
+    );
 }
 
 /// The batch updates the rules files, then fails to load them into the kernel (the first

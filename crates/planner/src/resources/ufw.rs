@@ -1128,7 +1128,8 @@ fn policy_changes(em: &mut Emitter, section: &Ufw, settings: &Settings, diff: &m
     }
 }
 
-/// On a live system: `ufw --force enable` last, once the rules are in place.
+/// On a live system: `ufw --force enable` last, once the rules are in place (in the rule
+/// commands' process when they run as one: ufw then probes the kernel and starts once).
 fn enable_change(em: &mut Emitter, section: &Ufw, turn: &Transition, diff: &mut Diff) {
     if !turn.need_enable {
         if section.enabled.is_some() {
@@ -1137,7 +1138,7 @@ fn enable_change(em: &mut Emitter, section: &Ufw, turn: &Transition, diff: &mut 
         return;
     }
     let cmd = em
-        .command(["--force".to_owned(), "enable".to_owned()])
+        .rule_command(vec!["--force".to_owned(), "enable".to_owned()])
         .timeout(300);
     let reason = match (turn.conf_enabled, turn.active_now) {
         (true, _) => "ufw.conf says ENABLED=yes but the firewall is not loaded",
@@ -1285,21 +1286,20 @@ fn undo(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool) {
         }
         return;
     }
-    let init = live.init.display().to_string();
-    let force_stop = Command::new([init.as_str(), "force-stop"]).timeout(120);
+    // Where the firewall was not loaded before, a ufw chain in either family (but ufw's
+    // scratch chain, see `caps_test_cleanup`) means this plan's enable ran, perhaps halfway
+    // (one family loaded, the other failed): stop it then, and only then, or default
+    // policies another tool set would be reset to ACCEPT.
+    let init = live.init.display();
+    let stop_if_started = format!(
+        "for t in iptables ip6tables; do if command -v $t >/dev/null 2>&1 && $t -w 5 -S 2>/dev/null | grep -v -e -caps-test | grep -q '^-N ufw6\\{{0,1\\}}-'; then exec {init} force-stop; fi; done"
+    );
+    let stop_if_started = Command::new(["sh", "-c", stop_if_started.as_str()]).timeout(120);
     if !live.installed {
-        // Before the install no ufw chain could exist, so a loaded ufw-user-input means this
-        // plan's enable ran: stop it (only then, or default policies another tool set would
-        // be reset to ACCEPT), then remove the package again. One command each, in this
-        // order, on the install change: the purge removes ufw-init.
+        // Then remove the package again. One command each, in this order, on the install
+        // change: the purge removes ufw-init.
         if let Some(install) = changes.first_mut() {
-            let stop_if_started = format!(
-                "if iptables -w 5 -n -L ufw-user-input >/dev/null 2>&1; then {init} force-stop; fi"
-            );
-            install.on_rollback = vec![
-                Command::new(["sh", "-c", stop_if_started.as_str()]).timeout(120),
-                steps::apt_purge(&["ufw"]),
-            ];
+            install.on_rollback = vec![stop_if_started, steps::apt_purge(&["ufw"])];
         }
         return;
     }
@@ -1309,7 +1309,9 @@ fn undo(changes: &mut [Change], live: &Live, is_live: bool, active_now: bool) {
             first.on_rollback = vec![Command::new(["ufw", "reload"]).timeout(300)];
         }
     } else if let Some(enable) = changes.iter_mut().find(|c| c.target == "enabled") {
-        enable.on_rollback = vec![force_stop];
+        // Run in one batch with the rule commands, the enable counts as begun even when
+        // the batch failed before it.
+        enable.on_rollback = vec![stop_if_started];
     }
 }
 

@@ -4,7 +4,8 @@
 # each command's argument count and its arguments (`/usr/sbin/ufw 2 allow 22/tcp 1 ...`).
 # The rules files are updated command by command, as ufw does for an inactive firewall;
 # when the firewall is enabled, its user chains are then reloaded once from those files,
-# as `ufw app update` does for several rules. The result is what one ufw process per
+# as `ufw app update` does for several rules. A last `--force enable` is ufw's own enable,
+# which starts the firewall from those files. The result is what one ufw process per
 # command would leave, in both the rules files and the running chains.
 import gettext
 import os
@@ -50,14 +51,24 @@ def main():
     try:
         # Rules files only while the batch runs; the chains follow in one reload.
         backend.is_enabled = lambda: False
+        enabling = False
         for number, args in enumerate(commands(sys.argv[1:]), 1):
+            if enabling:
+                sys.stderr.write("ERROR: command %d (ufw %s) follows the enable, which "
+                                 "must come last\n" % (number, " ".join(args)))
+                sys.exit(1)
+            if args in (["enable"], ["--force", "enable"]):
+                # ufw's enable sees the real state: it loads what the commands wrote.
+                del backend.is_enabled
+                enabling = True
             said = run(ui, number, args)
             if said:
                 print(said)
-        del backend.is_enabled
-        if enabled:
-            backend._reload_user_rules()
-            print("Running firewall reloaded from the rules files")
+        if not enabling:
+            del backend.is_enabled
+            if enabled:
+                backend._reload_user_rules()
+                print("Running firewall reloaded from the rules files")
     except UFWError as e:
         sys.stderr.write("ERROR: %s\n" % e.value)
         sys.exit(1)

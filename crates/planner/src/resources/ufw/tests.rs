@@ -152,7 +152,8 @@ fn a_fresh_firewall_gets_rules_then_is_enabled() {
     assert_eq!(enable.on_rollback.len(), 1);
     assert_eq!(
         enable.on_rollback[0].display(),
-        "/lib/ufw/ufw-init force-stop"
+        "sh -c 'for t in iptables ip6tables; do if command -v $t >/dev/null 2>&1 && $t -w 5 -S 2>/dev/null | grep -v -e -caps-test | grep -q '\\''^-N ufw6\\{0,1\\}-'\\''; then exec /lib/ufw/ufw-init force-stop; fi; done'",
+        "the stop runs only when the enable loaded the firewall"
     );
     let Step::Run(cmd) = &d.changes[0].steps[0] else {
         panic!("run")
@@ -181,7 +182,7 @@ fn batches(diff: &Diff) -> Vec<Option<(Vec<String>, Vec<String>)>> {
 }
 
 #[test]
-fn rule_commands_run_in_one_batch_through_ufws_python_and_the_rest_alone() {
+fn rule_commands_and_the_enable_run_in_one_batch_through_ufws_python_and_the_rest_alone() {
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let python = owned(&["/usr/bin/python3", "-c"]);
     let d = diff(BASIC, &Machine::fresh());
@@ -193,7 +194,7 @@ fn rule_commands_run_in_one_batch_through_ufws_python_and_the_rest_alone() {
                 python.clone(),
                 owned(&["allow", "443/tcp", "comment", "web"])
             )),
-            None,
+            Some((python.clone(), owned(&["--force", "enable"]))),
         ]
     );
     let mut image = Machine::fresh();
@@ -573,7 +574,8 @@ fn a_missing_ufw_is_installed_first() {
         .collect();
     assert_eq!(undo.len(), 3, "{undo:?}");
     assert!(
-        undo[0].contains("iptables -w 5 -n -L ufw-user-input") && undo[0].contains("force-stop"),
+        undo[0].contains("-S 2>/dev/null | grep -v -e -caps-test")
+            && undo[0].contains("force-stop"),
         "{undo:?}"
     );
     assert!(undo[1].contains("apt-get purge -y"), "{undo:?}");
