@@ -9,7 +9,7 @@
 //! with `openat(O_NOFOLLOW)`, never handed to the kernel whole. Symlinks met on the way are
 //! resolved by us, inside the root, so an image's absolute links (`/var/run -> /run`) stay in
 //! the image, and the executor can refuse links it does not trust. Where any link may be
-//! followed (reads), one `openat2(RESOLVE_IN_ROOT)` asks the kernel for the same resolution
+//! followed (reads), one `openat2` (`RESOLVE_IN_ROOT` under `--root`) asks the kernel for the same resolution
 //! in one call; the walk answers where the kernel refuses it or the lookup fails otherwise
 //! than by a missing name.
 

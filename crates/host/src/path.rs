@@ -71,9 +71,7 @@ fn open_dir_in_root(root: &Path, parts: &[OsString]) -> Option<io::Result<OwnedF
     if NO_OPENAT2.load(Ordering::Relaxed) {
         return None;
     }
-    let how = OpenHow::new()
-        .flags(dir_flags() & !OFlag::O_NOFOLLOW)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let how = OpenHow::new().flags(dir_flags() & !OFlag::O_NOFOLLOW);
     let relative: PathBuf = parts.iter().collect();
     let relative = if parts.is_empty() {
         Path::new(".")
@@ -81,8 +79,12 @@ fn open_dir_in_root(root: &Path, parts: &[OsString]) -> Option<io::Result<OwnedF
         relative.as_path()
     };
     let opened = if root == Path::new("/") {
+        // The process's own root, whatever its working directory: RESOLVE_IN_ROOT would
+        // take the working directory for the root.
+        let how = how.resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
         openat2(AT_FDCWD, &Path::new("/").join(relative), how)
     } else {
+        let how = how.resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         let dir = match openat(AT_FDCWD, root, dir_flags(), Mode::empty()) {
             Ok(dir) => dir,
             Err(e) => return Some(Err(e.into())),
@@ -374,6 +376,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// On the live root, a path is looked up from `/`, not from the working directory
+    /// (the tests run in the crate's directory).
+    #[test]
+    fn the_live_root_is_slash_whatever_the_working_directory() {
+        let dir = tree();
+        assert_ne!(std::env::current_dir().expect("cwd"), Path::new("/"));
+        let path = dir.path().join("etc/ssh/sshd_config");
+        let mut parts = components(&path).expect("components");
+        parts.pop();
+        let found = open_dir_in_root(Path::new("/"), &parts);
+        let fd = match found {
+            Some(Ok(fd)) => fd,
+            None => return, // a kernel without openat2: the walk answers
+            Some(Err(e)) => panic!("{}: {e}", path.display()),
+        };
+        assert!(stat_at(&fd, OsStr::new("sshd_config"))
+            .expect("stat")
+            .is_some());
     }
 
     #[test]
