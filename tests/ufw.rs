@@ -749,6 +749,29 @@ fn a_batch_that_ends_in_the_enable_leaves_what_one_ufw_per_command_leaves() {
     batch_against_one_by_one(false, true);
 }
 
+/// The next `iptables-restore` fails, once; the real one runs after it.
+fn fail_the_first_restore(sb: &Sandbox) {
+    sb.sh("mv /usr/sbin/iptables-restore /usr/sbin/iptables-restore.real")
+        .assert_ok();
+    sb.write(
+        "/usr/sbin/iptables-restore",
+        "#!/bin/bash\nif [ ! -e /tmp/failed-once ]; then touch /tmp/failed-once; echo 'injected restore failure' >&2; exit 1; fi\nexec -a iptables-restore /usr/sbin/iptables-restore.real \"$@\"\n",
+    );
+    sb.sh("chmod 755 /usr/sbin/iptables-restore").assert_ok();
+}
+
+/// The apply of /tmp/pb.yaml fails in its batch, once it reached `what` (the injected
+/// restore failure ran).
+fn apply_fails_in_the_batch(sb: &Sandbox, what: &str) {
+    let failed = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
+    assert!(
+        failed.output().contains("run as one batch"),
+        "{}",
+        failed.output()
+    );
+    assert!(sb.exists("/tmp/failed-once"), "the batch reached {what}");
+}
+
 /// The batch's enable fails halfway (the first `iptables-restore` of ufw-init fails, IPv6
 /// loads): the rollback restores the files and stops what was loaded.
 #[test]
@@ -757,27 +780,12 @@ fn a_batch_whose_enable_fails_is_rolled_back_in_files_and_kernel() {
     sb.sh(MANY_BEFORE).assert_ok();
     let status = ufw_state(&sb);
     let kernel = iptables(&sb);
-    sb.sh("mv /usr/sbin/iptables-restore /usr/sbin/iptables-restore.real")
-        .assert_ok();
-    sb.write(
-        "/usr/sbin/iptables-restore",
-        "#!/bin/bash\nif [ ! -e /tmp/failed-once ]; then touch /tmp/failed-once; echo 'injected restore failure' >&2; exit 1; fi\nexec -a iptables-restore /usr/sbin/iptables-restore.real \"$@\"\n",
-    );
-    sb.sh("chmod 755 /usr/sbin/iptables-restore").assert_ok();
+    fail_the_first_restore(&sb);
     sb.write(
         "/tmp/pb.yaml",
         &MANY.replacen("ufw:\n", "ufw:\n  enabled: true\n", 1),
     );
-    let failed = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
-    assert!(
-        failed.output().contains("run as one batch"),
-        "{}",
-        failed.output()
-    );
-    assert!(
-        sb.exists("/tmp/failed-once"),
-        "the batch reached its enable"
-    );
+    apply_fails_in_the_batch(&sb, "its enable");
     assert_eq!(ufw_state(&sb), status, "ufw's rules files are restored");
     // ufw-init's force-stop, as ufw's own stop, leaves its primary chains behind, empty,
     // with the built-in chains' jumps to them: nothing is filtered.
@@ -807,24 +815,9 @@ fn a_batch_that_fails_in_its_reload_is_rolled_back_in_files_and_kernel() {
         .assert_ok();
     let status = ufw_state(&sb);
     let kernel = iptables(&sb);
-    sb.sh("mv /usr/sbin/iptables-restore /usr/sbin/iptables-restore.real")
-        .assert_ok();
-    sb.write(
-        "/usr/sbin/iptables-restore",
-        "#!/bin/bash\nif [ ! -e /tmp/failed-once ]; then touch /tmp/failed-once; echo 'injected restore failure' >&2; exit 1; fi\nexec -a iptables-restore /usr/sbin/iptables-restore.real \"$@\"\n",
-    );
-    sb.sh("chmod 755 /usr/sbin/iptables-restore").assert_ok();
+    fail_the_first_restore(&sb);
     sb.write("/tmp/pb.yaml", MANY);
-    let failed = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
-    assert!(
-        failed.output().contains("run as one batch"),
-        "{}",
-        failed.output()
-    );
-    assert!(
-        sb.exists("/tmp/failed-once"),
-        "the batch reached its reload"
-    );
+    apply_fails_in_the_batch(&sb, "its reload");
     assert_eq!(ufw_state(&sb), status, "ufw's rules files are restored");
     assert_eq!(iptables(&sb), kernel, "the kernel's rules are restored");
 }
