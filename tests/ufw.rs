@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ufw` resource: the real ufw, iptables and sshd in a sandbox,
 //! with real TCP connections from a peer network namespace (192.0.2.2 -> 192.0.2.1).
 
+use crate::support::fixtures::{admin_key_login, kernel_rules, keyed_admin, start_sshd};
 use crate::support::{Peer, Sandbox};
 
 /// Listens on `ports` in the sandbox (the kernel completes handshakes from the backlog).
@@ -41,13 +42,6 @@ fn connect(peer: &Peer, port: u16) -> String {
 /// ufw's view and its state files: what a rollback must restore.
 fn ufw_state(sb: &Sandbox) -> String {
     sb.sh("ufw status numbered; ufw status verbose | grep -E '^(Logging|Default)'; cat /etc/ufw/user.rules /etc/ufw/user6.rules /etc/ufw/ufw.conf /etc/default/ufw /etc/ufw/after.rules")
-        .assert_ok()
-        .stdout
-}
-
-/// The kernel's rules, without counters and timestamps.
-fn iptables(sb: &Sandbox) -> String {
-    sb.sh("(iptables-save; ip6tables-save) | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'")
         .assert_ok()
         .stdout
 }
@@ -122,7 +116,7 @@ fn real_traffic_follows_the_rules_and_a_second_apply_changes_nothing() {
 
     // Idempotent: no ufw command, no file touched, zero changes.
     let files = state_files(&sb);
-    let rules = iptables(&sb);
+    let rules = kernel_rules(&sb);
     let again = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
     assert!(
         again.stdout.contains("No changes. 8 unchanged."),
@@ -131,7 +125,7 @@ fn real_traffic_follows_the_rules_and_a_second_apply_changes_nothing() {
     );
     assert!(!again.stderr.contains("run ufw"), "{}", again.stderr);
     assert_eq!(state_files(&sb), files);
-    assert_eq!(iptables(&sb), rules);
+    assert_eq!(kernel_rules(&sb), rules);
     assert_eq!(
         sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
             .status,
@@ -393,7 +387,7 @@ fn a_failure_mid_apply_restores_the_previous_rules_exactly() {
     listen(&sb, &[443, 8080]);
     sb.sh("ufw allow 22/tcp && ufw allow 8080/tcp && ufw deny from 192.0.2.0/24 to any port 443 proto tcp && ufw --force enable").assert_ok();
     let status = ufw_state(&sb);
-    let kernel = iptables(&sb);
+    let kernel = kernel_rules(&sb);
     assert_eq!(
         (connect(&peer, 8080).as_str(), connect(&peer, 443).as_str()),
         ("open", "timeout")
@@ -431,7 +425,7 @@ fn a_failure_mid_apply_restores_the_previous_rules_exactly() {
         status,
         "ufw's rules and settings are restored"
     );
-    assert_eq!(iptables(&sb), kernel, "the kernel's rules are restored");
+    assert_eq!(kernel_rules(&sb), kernel, "the kernel's rules are restored");
     assert_eq!(
         (connect(&peer, 8080).as_str(), connect(&peer, 443).as_str()),
         ("open", "timeout")
@@ -444,7 +438,7 @@ fn a_failure_mid_apply_restores_the_previous_rules_exactly() {
 fn a_ufw_killed_in_its_kernel_probe_leaves_no_chain_after_the_rollback() {
     let Some(sb) = crate::sandbox!() else { return };
     sb.sh("ufw allow 22/tcp && ufw --force enable").assert_ok();
-    let kernel = iptables(&sb);
+    let kernel = kernel_rules(&sb);
     sb.write(
         "/usr/local/sbin/ufw",
         "#!/bin/sh\ncase \"$*\" in *443*) iptables -N ufw-caps-testk1ll_d; ip6tables -N ufw6-caps-testk1ll_d; ip6tables -A ufw6-caps-testk1ll_d -j ACCEPT; exit 137;; esac\nexec /usr/sbin/ufw \"$@\"\n",
@@ -455,7 +449,7 @@ fn a_ufw_killed_in_its_kernel_probe_leaves_no_chain_after_the_rollback() {
         "ufw:\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 8080/tcp }\n    - { allow: 443/tcp }\n",
     );
     sb.harden(&["apply", "/tmp/pb.yaml"]).assert_status(1);
-    assert_eq!(iptables(&sb), kernel, "no scratch chain is left");
+    assert_eq!(kernel_rules(&sb), kernel, "no scratch chain is left");
 }
 
 #[test]
@@ -522,7 +516,7 @@ fn under_root_ufw_edits_the_image_and_never_the_firewall() {
     let Some(sb) = crate::sandbox!() else { return };
     sb.sh("mkdir -p /mnt/img && mount --bind / /mnt/img")
         .assert_ok();
-    let kernel = iptables(&sb);
+    let kernel = kernel_rules(&sb);
     sb.write("/tmp/pb.yaml", "ufw:\n  enabled: true\n  default: { incoming: reject }\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n");
     let plan = sb
         .harden(&["--root", "/mnt/img", "plan", "/tmp/pb.yaml"])
@@ -536,7 +530,7 @@ fn under_root_ufw_edits_the_image_and_never_the_firewall() {
     sb.harden(&["--root", "/mnt/img", "apply", "/tmp/pb.yaml"])
         .assert_ok();
     assert_eq!(
-        iptables(&sb),
+        kernel_rules(&sb),
         kernel,
         "nothing reached this machine's firewall"
     );
@@ -553,7 +547,7 @@ fn under_root_ufw_edits_the_image_and_never_the_firewall() {
         "grep -q 'allow tcp 8443' /etc/ufw/user.rules && grep -q '^ENABLED=yes$' /etc/ufw/ufw.conf",
     )
     .assert_ok();
-    assert_eq!(iptables(&sb), kernel);
+    assert_eq!(kernel_rules(&sb), kernel);
 }
 
 #[test]
@@ -576,7 +570,7 @@ fn harden_rollback_restores_an_active_firewall_and_stops_one_it_started() {
     // Active before: the rollback brings back its rules, settings and kernel rules.
     sb.sh("ufw allow 22/tcp && ufw allow 8080/tcp && ufw --force enable")
         .assert_ok();
-    let (status, kernel) = (ufw_state(&sb), iptables(&sb));
+    let (status, kernel) = (ufw_state(&sb), kernel_rules(&sb));
     sb.write(
         "/tmp/change.yaml",
         "ufw:\n  purge: true\n  default: { incoming: reject }\n  logging: high\n  rules:\n    - { allow: 22/tcp }\n    - { allow: 443/tcp }\n",
@@ -585,7 +579,7 @@ fn harden_rollback_restores_an_active_firewall_and_stops_one_it_started() {
     assert_eq!(connect(&peer, 8080), "refused");
     sb.harden(&["rollback"]).assert_ok();
     assert_eq!(ufw_state(&sb), status);
-    assert_eq!(iptables(&sb), kernel);
+    assert_eq!(kernel_rules(&sb), kernel);
     assert_eq!(connect(&peer, 8080), "open");
 }
 
@@ -728,7 +722,7 @@ fn batch_against_one_by_one(active: bool, enabling: bool) {
             .assert_ok();
     }
     assert_eq!(ufw_state(&batched), ufw_state(&single));
-    assert_eq!(iptables(&batched), iptables(&single));
+    assert_eq!(kernel_rules(&batched), kernel_rules(&single));
     batched
         .harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
         .assert_ok();
@@ -777,9 +771,11 @@ fn apply_fails_in_the_batch(sb: &Sandbox, what: &str) {
 #[test]
 fn a_batch_whose_enable_fails_is_rolled_back_in_files_and_kernel() {
     let Some(sb) = crate::sandbox!() else { return };
+    keyed_admin(&sb);
+    start_sshd(&sb);
     sb.sh(MANY_BEFORE).assert_ok();
     let status = ufw_state(&sb);
-    let kernel = iptables(&sb);
+    let kernel = kernel_rules(&sb);
     fail_the_first_restore(&sb);
     sb.write(
         "/tmp/pb.yaml",
@@ -795,7 +791,7 @@ fn a_batch_whose_enable_fails_is_rolled_back_in_files_and_kernel() {
                 .iter()
                 .any(|c| l.starts_with(&format!("-A {c} -j ufw")))
     };
-    let after: String = iptables(&sb)
+    let after: String = kernel_rules(&sb)
         .lines()
         .filter(|l| !lingering(l))
         .map(|l| format!("{l}\n"))
@@ -804,6 +800,7 @@ fn a_batch_whose_enable_fails_is_rolled_back_in_files_and_kernel() {
         after, kernel,
         "no ufw rule is left loaded, the policies are as before"
     );
+    admin_key_login(&sb).assert_ok();
 }
 
 /// The batch updates the rules files, then fails to load them into the kernel (the first
@@ -814,10 +811,10 @@ fn a_batch_that_fails_in_its_reload_is_rolled_back_in_files_and_kernel() {
     sb.sh(&format!("{MANY_BEFORE} && ufw --force enable"))
         .assert_ok();
     let status = ufw_state(&sb);
-    let kernel = iptables(&sb);
+    let kernel = kernel_rules(&sb);
     fail_the_first_restore(&sb);
     sb.write("/tmp/pb.yaml", MANY);
     apply_fails_in_the_batch(&sb, "its reload");
     assert_eq!(ufw_state(&sb), status, "ufw's rules files are restored");
-    assert_eq!(iptables(&sb), kernel, "the kernel's rules are restored");
+    assert_eq!(kernel_rules(&sb), kernel, "the kernel's rules are restored");
 }

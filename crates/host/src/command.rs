@@ -82,7 +82,7 @@ pub(crate) async fn run(root: &Path, cmd: &Command) -> Result<Output, CommandErr
 }
 
 /// The search path every command runs with.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `program` found in [`PATH`] as `execvp` would find it; itself when it names a path or is
 /// not found (the spawn then fails as it would have). A program given by its path is

@@ -9,9 +9,9 @@
 //! with `openat(O_NOFOLLOW)`, never handed to the kernel whole. Symlinks met on the way are
 //! resolved by us, inside the root, so an image's absolute links (`/var/run -> /run`) stay in
 //! the image, and the executor can refuse links it does not trust. Where any link may be
-//! followed (reads), one `openat2` (`RESOLVE_IN_ROOT` under `--root`) asks the kernel for the same resolution
-//! in one call; the walk answers where the kernel refuses it or the lookup fails otherwise
-//! than by a missing name.
+//! followed (reads), one `openat2` (`RESOLVE_IN_ROOT` under `--root`) asks the kernel for the
+//! same resolution in one call; the walk answers where the kernel refuses it or the lookup
+//! fails otherwise than by a missing name.
 
 mod command;
 mod listening;
@@ -152,22 +152,16 @@ impl Host {
         self.is_live() && Path::new("/run/systemd/system").is_dir()
     }
 
-    /// Finds `program` in the managed system's standard binary directories.
+    /// Finds `program` in the managed system's standard binary directories (the `PATH`
+    /// every command runs with).
     pub fn which(&self, program: &str) -> Option<PathBuf> {
-        [
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-        ]
-        .iter()
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| {
-            matches!(self.stat(p), Ok(Some(s)) if s.kind != Kind::Dir)
-                || self.outside_path(p).is_file()
-        })
+        command::PATH
+            .split(':')
+            .map(|dir| Path::new(dir).join(program))
+            .find(|p| {
+                matches!(self.stat(p), Ok(Some(s)) if s.kind != Kind::Dir)
+                    || self.outside_path(p).is_file()
+            })
     }
 
     /// A unit's state in `systemctl`'s words. Enablement is read offline where systemd does
