@@ -270,13 +270,19 @@ async fn make_plan(
     loaded: &Loaded,
     show_refused: bool,
 ) -> Result<Plan, u8> {
-    match harden_planner::plan(host, loaded, &options(args)).await {
-        Ok(plan) => Ok(plan),
-        Err(PlanError::Invalid(diagnostics)) => {
+    harden_planner::plan(host, loaded, &options(args))
+        .await
+        .map_err(|e| plan_failed(args, loaded, e, show_refused))
+}
+
+/// Prints why no plan could be made; the exit code.
+fn plan_failed(args: &Args, loaded: &Loaded, error: PlanError, show_refused: bool) -> u8 {
+    match error {
+        PlanError::Invalid(diagnostics) => {
             report_invalid(args, &diagnostics);
-            Err(exit::FAILED)
+            exit::FAILED
         }
-        Err(ref e @ PlanError::Refused(_, ref partial)) => {
+        ref e @ PlanError::Refused(_, ref partial) => {
             tracing::warn!(
                 target: harden_executor::AUDIT,
                 playbooks = %loaded.names().join(", "),
@@ -303,9 +309,9 @@ async fn make_plan(
             if !show_refused {
                 say!(args, "nothing was changed");
             }
-            Err(exit::FAILED)
+            exit::FAILED
         }
-        Err(e) => {
+        e => {
             match args.format {
                 Format::Json => println!(
                     "{}",
@@ -316,7 +322,7 @@ async fn make_plan(
                 ),
                 Format::Text => anstream::eprintln!("error: {e}"),
             }
-            Err(exit::FAILED)
+            exit::FAILED
         }
     }
 }
@@ -499,17 +505,18 @@ async fn apply(
 ) -> anyhow::Result<u8> {
     let executor = Executor::new(host.clone());
     // A read-only plan first: an impossible playbook, a refusal or nothing to do must leave
-    // the system exactly as it was, not even a lock file created.
-    let first = match make_plan(args, host, loaded, false).await {
-        Ok(plan) => plan,
-        Err(code) => return Ok(code),
+    // the system exactly as it was, not even a lock file created. It only tells whether
+    // anything would change, so it stops where it first meets a change.
+    let converged = harden_planner::plan_if_converged(host, loaded, &options(args)).await;
+    let converged = match converged {
+        Ok(converged) => converged,
+        Err(e) => return Ok(plan_failed(args, loaded, e, false)),
     };
     let interrupted = executor.interrupted()?.is_some();
-    let plan = if first.is_empty() && !interrupted {
-        first
+    let plan = if let (Some(plan), false) = (converged, interrupted) {
+        plan
     } else {
         // The authoritative plan is made under the lock, after any recovery.
-        drop(first);
         let lock = executor.lock(Duration::from_secs(args.lock_timeout))?;
         let mut on = progress(args);
         if let Some(restored) = executor.recover(&lock, &mut on).await? {

@@ -107,7 +107,12 @@ pub(crate) async fn record(host: &Host, plan: &Plan) -> Result<Preconditions, Er
 /// How the tree of `then` differs from what the plan found, in words; `None` when it does
 /// not.
 fn tree_difference(host: &Host, then: &TreeState) -> Result<Option<String>, Error> {
-    let walked = host.walk_tree(&then.root, Links::Any, &then.skip, &mut |_| Ok(()));
+    let walked = host.walk_tree(
+        &then.root,
+        Links::Any,
+        &then.skip,
+        &mut harden_host::Unvisited,
+    );
     let now = match walked {
         Ok(now) => now,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -14,9 +14,12 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::Duration;
 
-use harden_host::{classify, stat_at, Host, Links, Stat, TreeEntry, Visit};
+use harden_host::{classify, stat_at, Host, Links, Stat, TreeEntry, TreeVisitor};
 use harden_plan::{Attrs, TreeFound, TreeKind, TreeStep};
 use nix::sys::stat::fstat;
 use nix::unistd::fdatasync;
@@ -28,8 +31,8 @@ use crate::snapshot::PathsRestored;
 /// millisecond, so a tree of 100,000 entries in directories of 1,000 syncs 100 times.
 const BATCH: usize = 4096;
 
-/// Entries walked between two progress reports.
-const PROGRESS_EVERY: u64 = 4096;
+/// How often a tree step reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Failures listed one by one in a restore; the rest are counted.
 const LISTED_FAILURES: usize = 20;
@@ -57,16 +60,23 @@ struct Pending {
     to: Attrs,
 }
 
-/// The walk's state: the batch waiting for its log write, and the counts.
-struct Applier<'a> {
+/// What the walk's threads share: the log, the counts, and the signal to stop.
+struct Shared<'a> {
     step: &'a TreeStep,
     log: std::fs::File,
-    batch: Vec<Pending>,
-    record: Vec<u8>,
-    walked: u64,
-    changed: u64,
+    /// Held while a batch's records are written, so that batches never interleave.
+    writing: Mutex<()>,
+    walked: AtomicU64,
+    changed: AtomicU64,
     stop: &'a AtomicBool,
     fault_after: Option<u64>,
+}
+
+/// One thread's part of the walk: the batch waiting for its log write.
+struct Applier<'a> {
+    shared: &'a Shared<'a>,
+    batch: Vec<Pending>,
+    record: Vec<u8>,
 }
 
 /// Applies `step`, logging to `log` (a file in the snapshot); the number of entries changed.
@@ -77,49 +87,104 @@ pub(crate) fn apply(
     stop: &AtomicBool,
     on: &mut dyn FnMut(TreeProgress<'_>),
 ) -> io::Result<u64> {
-    let mut applier = Applier {
+    let shared = Shared {
         step,
         log: fs::open_append(host, log)?,
-        batch: Vec::with_capacity(BATCH),
-        record: Vec::new(),
-        walked: 0,
-        changed: 0,
+        writing: Mutex::new(()),
+        walked: AtomicU64::new(0),
+        changed: AtomicU64::new(0),
         stop,
         fault_after: fault_after(),
     };
-    host.walk_tree(&step.root, Links::RootOwned, &step.skip, &mut |visit| {
-        match visit {
-            Visit::Entry(entry) => {
-                applier.entry(&entry)?;
-                applier.walked += 1;
-                if applier.walked % PROGRESS_EVERY == 0 {
-                    on(applier.progress());
-                }
-            }
-            Visit::Done { dir, .. } => applier.flush(dir)?,
+    // The walk runs on its own threads; this one reports how far it has come.
+    let walked = std::thread::scope(|scope| {
+        let (finished, wait) = mpsc::channel();
+        let shared = &shared;
+        let walk = scope.spawn(move || {
+            let mut applier = Applier::new(shared);
+            let walked = host.walk_tree(&step.root, Links::RootOwned, &step.skip, &mut applier);
+            let _ = finished.send(());
+            walked
+        });
+        while let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(PROGRESS_EVERY) {
+            on(shared.progress());
         }
-        Ok(())
-    })?;
-    on(applier.progress());
-    Ok(applier.changed)
+        walk.join()
+    });
+    let walked = walked.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    on(shared.progress());
+    walked?;
+    Ok(shared.changed.load(Ordering::SeqCst))
 }
 
-impl Applier<'_> {
+impl Shared<'_> {
     fn progress(&self) -> TreeProgress<'_> {
         TreeProgress {
             root: &self.step.root,
-            walked: self.walked,
+            walked: self.walked.load(Ordering::Relaxed),
             entries: self.step.entries,
-            changed: self.changed,
+            changed: self.changed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<'a> Applier<'a> {
+    fn new(shared: &'a Shared<'a>) -> Self {
+        Applier {
+            shared,
+            batch: Vec::new(),
+            record: Vec::new(),
         }
     }
 
+    /// Writes and syncs the log records of the batch (entries of the directory `dir`),
+    /// then changes its entries.
+    fn flush(&mut self, dir: BorrowedFd<'_>) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let shared = self.shared;
+        if shared.stop.load(Ordering::SeqCst) {
+            return Err(io::Error::other("interrupted by a signal"));
+        }
+        {
+            let _writing = shared.writing.lock().unwrap_or_else(|p| p.into_inner());
+            (&shared.log).write_all(&self.record)?;
+        }
+        fdatasync(&shared.log)?;
+        self.record.clear();
+        for pending in std::mem::take(&mut self.batch) {
+            if shared
+                .fault_after
+                .is_some_and(|n| shared.changed.load(Ordering::SeqCst) >= n)
+            {
+                return Err(io::Error::other("injected fault (HARDEN_FAULT_TREE)"));
+            }
+            if change(dir, &pending)? {
+                shared.changed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TreeVisitor for Applier<'_> {
+    fn fork(&self) -> Self {
+        Applier::new(self.shared)
+    }
+
+    /// Nothing to take in: a fork has flushed its last batch when its last directory was
+    /// done, and the counts are shared.
+    fn merge(&mut self, _: Self) {}
+
     /// Queues the entry if the rule changes it.
     fn entry(&mut self, entry: &TreeEntry<'_>) -> io::Result<()> {
-        let Some(to) = self.step.target(&entry.found) else {
+        self.shared.walked.fetch_add(1, Ordering::Relaxed);
+        let step = self.shared.step;
+        let Some(to) = step.target(&entry.found) else {
             return Ok(());
         };
-        push_record(&mut self.record, &self.step.root, entry.path, &entry.found);
+        push_record(&mut self.record, &step.root, entry.path, &entry.found);
         self.batch.push(Pending {
             name: entry.name.to_owned(),
             trusted: fs::only_root_writes(&entry.dir_stat),
@@ -133,27 +198,8 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Writes and syncs the log records of the batch (entries of the directory `dir`),
-    /// then changes its entries.
-    fn flush(&mut self, dir: BorrowedFd<'_>) -> io::Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        if self.stop.load(Ordering::SeqCst) {
-            return Err(io::Error::other("interrupted by a signal"));
-        }
-        self.log.write_all(&self.record)?;
-        fdatasync(&self.log)?;
-        self.record.clear();
-        for pending in std::mem::take(&mut self.batch) {
-            if self.fault_after.is_some_and(|n| self.changed >= n) {
-                return Err(io::Error::other("injected fault (HARDEN_FAULT_TREE)"));
-            }
-            if change(dir, &pending)? {
-                self.changed += 1;
-            }
-        }
-        Ok(())
+    fn done(&mut self, dir: BorrowedFd<'_>, _: &Stat) -> io::Result<()> {
+        self.flush(dir)
     }
 }
 

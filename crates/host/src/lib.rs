@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 pub use command::{CommandError, Output};
 pub use path::Links;
 pub use stat::{stat_at, Kind, Stat};
-pub use tree::{classify, TreeEntry, TreeSummary, Visit};
+pub use tree::{classify, TreeEntry, TreeSummary, TreeVisitor, Unvisited};
 pub use users::{Account, Group, UserDb};
 pub use walk::WalkEntry;
 
@@ -127,19 +127,20 @@ impl Host {
         walk::walk(self, path, visit)
     }
 
-    /// Walks the tree below the directory `root` (resolved with `links`), calling `visit`
-    /// for every entry that no `skip` names, each directory's entries in byte order and
-    /// before its subdirectories, and once each directory's entries are done. Never
-    /// follows a symlink and never enters another filesystem; the summary counts and
-    /// hashes the entries visited.
-    pub fn walk_tree(
+    /// Walks the tree below the directory `root` (resolved with `links`), showing
+    /// `visitor` every entry that no `skip` names, each directory's entries in byte order
+    /// and before its subdirectories, and each directory once its entries are done.
+    /// Subdirectories are walked side by side, each with a visitor forked from its
+    /// parent's and merged back in walk order. Never follows a symlink and never enters
+    /// another filesystem; the summary counts and hashes the entries visited.
+    pub fn walk_tree<V: TreeVisitor>(
         &self,
         root: &Path,
         links: Links,
         skip: &[harden_plan::TreeSkip],
-        visit: &mut dyn FnMut(Visit<'_>) -> io::Result<()>,
+        visitor: &mut V,
     ) -> io::Result<TreeSummary> {
-        tree::walk_tree(self, root, links, skip, visit)
+        tree::walk_tree(self, root, links, skip, visitor)
     }
 
     /// The user and group database of the managed system.

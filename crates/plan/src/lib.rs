@@ -355,6 +355,19 @@ pub struct TreeRule {
 }
 
 impl TreeRule {
+    /// The attributes `found` gets, or `None` when it is left as it is: a symlink, a mount
+    /// point, a hard-linked file, or an entry already right.
+    pub fn target(&self, found: &TreeFound) -> Option<Attrs> {
+        match found.kind {
+            TreeKind::Symlink | TreeKind::Mount => None,
+            TreeKind::File if found.hardlinked => None,
+            kind => {
+                let to = self.apply(found.attrs, kind == TreeKind::Dir);
+                (to != found.attrs).then_some(to)
+            }
+        }
+    }
+
     /// The attributes an entry that is `is_dir` and has `from` now gets.
     pub fn apply(&self, from: Attrs, is_dir: bool) -> Attrs {
         Attrs {
@@ -398,14 +411,7 @@ impl TreeStep {
     /// The attributes `found` gets, or `None` when it is left as it is: a symlink, a mount
     /// point, a hard-linked file, or an entry already right.
     pub fn target(&self, found: &TreeFound) -> Option<Attrs> {
-        match found.kind {
-            TreeKind::Symlink | TreeKind::Mount => None,
-            TreeKind::File if found.hardlinked => None,
-            kind => {
-                let to = self.rule.apply(found.attrs, kind == TreeKind::Dir);
-                (to != found.attrs).then_some(to)
-            }
-        }
+        self.rule.target(found)
     }
 
     /// True when the tree leaves `path` (absolute, below the root) to a deeper entry.

@@ -92,6 +92,44 @@ fn refusals_text(refusals: &[Refusal]) -> String {
 
 /// Probes `host` and diffs it against the loaded playbooks.
 pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Plan, PlanError> {
+    plan_with(host, loaded, options, Probing::Whole).await
+}
+
+/// Plans as [`plan`] does, only to tell whether anything would change: the plan when
+/// nothing would, `None` when something would. It costs less when something would: a
+/// tree's walk stops at the first entry that differs. A refusal keeps no plan.
+pub async fn plan_if_converged(
+    host: &Host,
+    loaded: &Loaded,
+    options: &Options,
+) -> Result<Option<Plan>, PlanError> {
+    match plan_with(host, loaded, options, Probing::UntilChange).await {
+        Ok(plan) => Ok(plan.is_empty().then_some(plan)),
+        // The plan kept may be cut short: keep none.
+        Err(PlanError::Refused(refused, _)) => Err(PlanError::Refused(
+            refused,
+            Box::new(Plan::new(host.root().to_path_buf(), loaded.names())),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// How far the probes go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Probing {
+    /// Everything, for a plan to show or apply.
+    Whole,
+    /// Until they meet something that would change: the diff then has a change, but maybe
+    /// not all of it.
+    UntilChange,
+}
+
+async fn plan_with(
+    host: &Host,
+    loaded: &Loaded,
+    options: &Options,
+    probing: Probing,
+) -> Result<Plan, PlanError> {
     guard::check_overrides(&options.overrides).map_err(PlanError::Usage)?;
     let users = host.users().map_err(|e| PlanError::Probe {
         resource: "users".into(),
@@ -100,7 +138,8 @@ pub async fn plan(host: &Host, loaded: &Loaded, options: &Options) -> Result<Pla
     let mut plan = Plan::new(host.root().to_path_buf(), loaded.names());
     let mut invalid = Vec::new();
     let mut refused = Vec::new();
-    let results = resources::plan_all(&loaded.playbook, host, &users, &options.overrides).await;
+    let results =
+        resources::plan_all(&loaded.playbook, host, &users, &options.overrides, probing).await;
     for (resource, result) in results {
         match result {
             Ok(diff) => {

@@ -79,6 +79,8 @@ pub(crate) struct Context<'a> {
     pub pending: &'a Pending,
     /// The commands the probes asked to start early.
     pub early: &'a Early,
+    /// Whether a probe may stop at the first thing that would change.
+    pub probing: crate::Probing,
 }
 
 impl<'a> Context<'a> {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use harden_host::{Host, Kind, Links, Stat, UserDb, Visit};
+use harden_host::{Host, Kind, Links, Stat, UserDb};
 use harden_plan::{
     Attrs, Change, Detail, Step, TreeExample, TreeFound, TreeKind, TreeRule, TreeSkip, TreeStep,
     Warning,
@@ -168,6 +168,37 @@ impl TreeLive {
     }
 }
 
+impl harden_host::TreeVisitor for TreeLive {
+    fn fork(&self) -> Self {
+        TreeLive::default()
+    }
+
+    /// Adds the counts of a later part of the walk, keeping the examples met first; its
+    /// new buckets are taken in a fixed order, so the plan does not depend on the threads.
+    fn merge(&mut self, later: Self) {
+        let mut buckets: Vec<(TreeFound, Bucket)> = later.found.into_iter().collect();
+        buckets
+            .sort_by_key(|(f, _)| (f.kind, f.attrs.mode, f.attrs.uid, f.attrs.gid, f.hardlinked));
+        for (found, mut more) in buckets {
+            let with_examples = self.found.len() < BUCKETS_WITH_EXAMPLES;
+            let bucket = self.found.entry(found).or_insert_with(|| {
+                if !with_examples {
+                    more.examples.clear();
+                }
+                Bucket::default()
+            });
+            bucket.count += more.count;
+            let room = EXAMPLES_PER_BUCKET.saturating_sub(bucket.examples.len());
+            bucket.examples.extend(more.examples.into_iter().take(room));
+        }
+    }
+
+    fn entry(&mut self, e: &harden_host::TreeEntry<'_>) -> std::io::Result<()> {
+        self.add(e.found, e.path);
+        Ok(())
+    }
+}
+
 impl Resource for Files {
     type Live = Vec<EntryLive>;
     const NAME: &'static str = "files";
@@ -282,9 +313,10 @@ impl Resource for Files {
                 found.content = cx.host.read(path).map_err(failed)?;
             }
             if entry.recurse && matches!(stat, Some(s) if s.kind == Kind::Dir) {
-                found.tree = Some(
-                    probe_tree(cx.host, path, &Others::new(&self.0).skips(path)).map_err(failed)?,
-                );
+                let until = until_change(entry, cx);
+                let skip = Others::new(&self.0).skips(path);
+                found.tree =
+                    Some(probe_tree(cx.host, path, &skip, until.as_ref()).map_err(failed)?);
             }
             live.push(found);
         }
@@ -310,18 +342,90 @@ impl Resource for Files {
     }
 }
 
-/// Walks the tree below `root`, keeping counts of what it finds.
-fn probe_tree(host: &Host, root: &Path, skip: &[TreeSkip]) -> std::io::Result<TreeLive> {
-    let mut tree = TreeLive::default();
-    let summary = host.walk_tree(root, Links::Any, skip, &mut |visit| {
-        if let Visit::Entry(e) = visit {
-            tree.add(e.found, e.path);
+/// What a recursive entry does to the entries below its path, with its owner and group
+/// resolved to `ids`.
+fn tree_rule(entry: &Entry, ids: (Option<u32>, Option<u32>)) -> TreeRule {
+    TreeRule {
+        mode: entry.mode.as_ref().map(|m| m.value.rule()),
+        uid: ids.0,
+        gid: ids.1,
+    }
+}
+
+/// The rule a tree's walk may stop at, when the plan is only to tell whether anything
+/// would change; `None` when the walk goes through (an owner or group the diff reports as
+/// unknown, for one).
+fn until_change(entry: &Entry, cx: &Context<'_>) -> Option<TreeRule> {
+    if cx.probing != crate::Probing::UntilChange {
+        return None;
+    }
+    let accounts = cx.facts.accounts(cx.users);
+    let uid = resolve(&entry.owner, |n| accounts.uid(n), "user").ok()?;
+    let gid = resolve(&entry.group, |n| accounts.gid(n), "group").ok()?;
+    Some(tree_rule(entry, (uid, gid)))
+}
+
+/// Walks the tree below `root`, keeping counts of what it finds; with `until`, only until
+/// the first entry that rule would change (the counts are then cut short, and the digest
+/// empty).
+fn probe_tree(
+    host: &Host,
+    root: &Path,
+    skip: &[TreeSkip],
+    until: Option<&TreeRule>,
+) -> std::io::Result<TreeLive> {
+    let Some(rule) = until else {
+        let mut tree = TreeLive::default();
+        let summary = host.walk_tree(root, Links::Any, skip, &mut tree)?;
+        tree.entries = summary.entries;
+        tree.digest = summary.digest;
+        return Ok(tree);
+    };
+    let mut until = UntilChange {
+        tree: TreeLive::default(),
+        rule,
+    };
+    match host.walk_tree(root, Links::Any, skip, &mut until) {
+        Ok(summary) => {
+            until.tree.entries = summary.entries;
+            until.tree.digest = summary.digest;
+        }
+        Err(e) if e.get_ref().is_some_and(|e| e.is::<ChangeFound>()) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(until.tree)
+}
+
+/// A tree's walk that stops at the first entry `rule` changes.
+struct UntilChange<'r> {
+    tree: TreeLive,
+    rule: &'r TreeRule,
+}
+
+/// How [`UntilChange`] stops the walk.
+#[derive(Debug, thiserror::Error)]
+#[error("an entry that would change was found")]
+struct ChangeFound;
+
+impl harden_host::TreeVisitor for UntilChange<'_> {
+    fn fork(&self) -> Self {
+        UntilChange {
+            tree: TreeLive::default(),
+            rule: self.rule,
+        }
+    }
+
+    fn merge(&mut self, later: Self) {
+        self.tree.merge(later.tree);
+    }
+
+    fn entry(&mut self, e: &harden_host::TreeEntry<'_>) -> std::io::Result<()> {
+        self.tree.add(e.found, e.path);
+        if self.rule.target(&e.found).is_some() {
+            return Err(std::io::Error::other(ChangeFound));
         }
         Ok(())
-    })?;
-    tree.entries = summary.entries;
-    tree.digest = summary.digest;
-    Ok(tree)
+    }
 }
 
 /// The combinations of `ensure`, `parents` and the other keys that contradict each other.
@@ -585,11 +689,7 @@ impl Walk<'_> {
         let Some(tree) = &found.tree else { return };
         let mut step = TreeStep {
             root: self.root.to_path_buf(),
-            rule: TreeRule {
-                mode: self.entry.mode.as_ref().map(|m| m.value.rule()),
-                uid: self.ids.0,
-                gid: self.ids.1,
-            },
+            rule: tree_rule(self.entry, self.ids),
             skip: others.skips(self.root),
             entries: tree.entries,
             changes: 0,
@@ -1276,5 +1376,46 @@ mod tests {
         assert!(check_path("/etc/../shadow").is_err());
         assert!(check_path("/etc//shadow").is_err());
         assert!(check_path("/").is_err());
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test builds its tree directly
+    fn a_walk_until_a_change_stops_there_and_one_with_nothing_to_change_goes_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in 0..40 {
+            let sub = dir.path().join(format!("srv/d{d}"));
+            std::fs::create_dir_all(&sub).expect("mkdir");
+            for f in 0..25 {
+                std::fs::write(sub.join(format!("f{f}")), "x").expect("write");
+            }
+        }
+        let host = Host::new(dir.path());
+        let root = Path::new("/srv");
+        let whole = probe_tree(&host, root, &[], None).expect("walk");
+        assert_eq!(whole.entries, 40 * 26);
+        let counted = |t: &TreeLive| t.found.values().map(|b| b.count).sum::<u64>();
+        assert_eq!(counted(&whole), whole.entries);
+
+        let change = TreeRule {
+            mode: Some(harden_plan::ModeRule::Exact(0o700)),
+            uid: None,
+            gid: None,
+        };
+        let cut = probe_tree(&host, root, &[], Some(&change)).expect("walk");
+        assert!(counted(&cut) < whole.entries / 2, "{}", counted(&cut));
+        assert!(cut.found.keys().any(|f| change.target(f).is_some()));
+        assert!(cut.digest.is_empty(), "a walk cut short has no digest");
+
+        let keep = TreeRule {
+            mode: None,
+            uid: None,
+            gid: None,
+        };
+        let through = probe_tree(&host, root, &[], Some(&keep)).expect("walk");
+        assert_eq!(
+            (through.entries, &through.digest),
+            (whole.entries, &whole.digest)
+        );
+        assert_eq!(counted(&through), whole.entries);
     }
 }

@@ -112,6 +112,7 @@ macro_rules! registry {
             host: &Host,
             users: &UserDb,
             overrides: &BTreeSet<String>,
+            probing: crate::Probing,
         ) -> Vec<(&'static str, Result<Diff, Failure>)> {
             let mut early = Vec::new();
             $(early.extend(playbook.$field.as_ref().map(|s| s.early(host)).unwrap_or_default());)*
@@ -124,7 +125,7 @@ macro_rules! registry {
                 // when this task waits: let them, before the reading below holds the thread.
                 tokio::task::yield_now().await;
                 let facts = publish_all(playbook, host, users).await;
-                let cx = &Context { host, users, facts: &facts, pending, early };
+                let cx = &Context { host, users, facts: &facts, pending, early, probing };
                 let lives = tokio::join!($(probe(playbook.$field.as_ref(), cx),)*);
                 (facts, lives)
             };
