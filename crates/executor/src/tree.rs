@@ -100,18 +100,20 @@ pub(crate) fn apply(
     let walked = std::thread::scope(|scope| {
         let (finished, wait) = mpsc::channel();
         let shared = &shared;
-        let walk = scope.spawn(move || {
-            let mut applier = Applier::new(shared);
-            let walked = host.walk_tree(&step.root, Links::RootOwned, &step.skip, &mut applier);
-            let _ = finished.send(());
-            walked
-        });
+        let walk = std::thread::Builder::new()
+            .name("harden-tree".into())
+            .spawn_scoped(scope, move || {
+                let mut applier = Applier::new(shared);
+                let walked = host.walk_tree(&step.root, Links::RootOwned, &step.skip, &mut applier);
+                let _ = finished.send(());
+                walked
+            })?;
         while let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(PROGRESS_EVERY) {
             on(shared.progress());
         }
         walk.join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
-    let walked = walked.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     on(shared.progress());
     walked?;
     Ok(shared.changed.load(Ordering::SeqCst))
