@@ -353,7 +353,7 @@ fn trace(command: &str) {
         format!(
             "perf stat -e task-clock --no-inherit {run} 2>&1 >/dev/null | grep -e task-clock -e elapsed; \
              perf record -q --no-inherit -F 20000 -g -o /tmp/perf.data {run} >/dev/null 2>&1; \
-             perf report -i /tmp/perf.data --children --sort symbol -g none 2>/dev/null | grep '%' | head -50 | cut -c1-150"
+             perf report -i /tmp/perf.data --no-children --sort dso,symbol -g none 2>/dev/null | grep '%' | head -60 | cut -c1-150"
         )
     } else {
         let filter = std::env::var("HARDEN_BENCH_STRACE")
