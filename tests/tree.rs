@@ -155,6 +155,33 @@ fn a_tree_changes_what_it_owns_and_never_links_mounts_or_deeper_entries() {
 }
 
 #[test]
+fn a_converged_tree_leaves_no_trace_and_a_changed_one_is_planned_whole() {
+    let Some(sb) = crate::sandbox!() else { return };
+    make_tree(&sb, "/srv/tree", 4, 1000);
+    sb.sh("chmod -R 0700 /srv/tree").assert_ok();
+    sb.write(
+        "/tmp/pb.yaml",
+        "files:\n  - { path: /srv/tree, mode: \"0700\", recurse: true }\n",
+    );
+    // The read-only plan walks a converged tree whole, and it is the answer.
+    let run = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    assert!(!sb.exists("/var/lib/harden"), "nothing to do: {run}");
+
+    // Where the read-only plan stops at the first change, the plan applied is made again,
+    // whole: it counts every entry of the tree, not those met before the stop.
+    sb.sh("chmod 0600 /srv/tree/d3/f999").assert_ok();
+    let run = sb.harden(&["apply", "/tmp/pb.yaml"]).assert_ok();
+    assert!(
+        run.output()
+            .contains("1 of 4,004 entries below /srv/tree differ in mode"),
+        "{run}"
+    );
+    assert_eq!(attrs(&sb, "/srv/tree/d3/f999"), "700 0 0");
+    sb.harden(&["plan", "--detailed-exitcode", "/tmp/pb.yaml"])
+        .assert_status(0);
+}
+
+#[test]
 fn a_fault_half_way_through_a_tree_rolls_every_entry_back() {
     let Some(sb) = crate::sandbox!() else { return };
     make_tree(&sb, "/srv/tree", 4, 1000);

@@ -172,7 +172,7 @@ pub struct Detail {
 
 /// Ownership and permission bits of a file, numerically.
 #[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Attrs {
     /// Permission bits including setuid, setgid and sticky (`0o7777` mask).
     pub mode: u32,
@@ -381,8 +381,9 @@ impl TreeRule {
     }
 }
 
-/// What a tree's walk meets: enough of an entry to decide whether it changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What a tree's walk meets: enough of an entry to decide whether it changes. Ordered by
+/// kind, then attributes, for a stable order of a plan's examples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TreeFound {
     /// Regular file, directory or anything else that may change.
     pub kind: TreeKind,

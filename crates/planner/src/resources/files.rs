@@ -177,8 +177,7 @@ impl harden_host::TreeVisitor for TreeLive {
     /// new buckets are taken in a fixed order, so the plan does not depend on the threads.
     fn merge(&mut self, later: Self) {
         let mut buckets: Vec<(TreeFound, Bucket)> = later.found.into_iter().collect();
-        buckets
-            .sort_by_key(|(f, _)| (f.kind, f.attrs.mode, f.attrs.uid, f.attrs.gid, f.hardlinked));
+        buckets.sort_by_key(|(f, _)| *f);
         for (found, mut more) in buckets {
             let with_examples = self.found.len() < BUCKETS_WITH_EXAMPLES;
             let bucket = self.found.entry(found).or_insert_with(|| {
@@ -700,7 +699,7 @@ impl Walk<'_> {
         let mut differ = BTreeSet::new();
         let mut buckets: Vec<(&TreeFound, &Bucket)> = tree.found.iter().collect();
         // Examples in a stable order: by kind, then by attributes.
-        buckets.sort_by_key(|(f, _)| (f.kind, f.attrs.mode, f.attrs.uid, f.attrs.gid));
+        buckets.sort_by_key(|(f, _)| **f);
         for (found, bucket) in buckets {
             let Some(to) = step.target(found) else {
                 let would = step.rule.apply(found.attrs, false) != found.attrs;
