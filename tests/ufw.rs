@@ -670,6 +670,11 @@ const MANY_BEFORE: &str =
 /// `enabling`: the playbook enables the inactive firewall too, and ufw's enable runs last in
 /// the batch's process.
 fn batch_against_one_by_one(active: bool, enabling: bool) {
+    batch_against_one_by_one_logging(active, enabling, None);
+}
+
+/// As [`batch_against_one_by_one`], ufw's `logging` level set to `logging` before.
+fn batch_against_one_by_one_logging(active: bool, enabling: bool, logging: Option<&str>) {
     let Some(batched) = crate::sandbox!() else {
         return;
     };
@@ -682,8 +687,10 @@ fn batch_against_one_by_one(active: bool, enabling: bool) {
     } else {
         MANY.to_owned()
     };
+    let logging = logging.map_or(String::new(), |l| format!("ufw logging {l} && "));
     for sb in [&batched, &single] {
-        sb.sh(&format!("{MANY_BEFORE}{enable}")).assert_ok();
+        sb.sh(&format!("{logging}{MANY_BEFORE}{enable}"))
+            .assert_ok();
         sb.write("/tmp/pb.yaml", &playbook);
     }
     let plan = single.plan("/tmp/pb.yaml");
@@ -741,6 +748,16 @@ fn a_batch_leaves_what_one_ufw_per_command_leaves_on_an_active_firewall() {
 #[test]
 fn a_batch_that_ends_in_the_enable_leaves_what_one_ufw_per_command_leaves() {
     batch_against_one_by_one(false, true);
+}
+
+/// The batch's enable loads the logging chains in one `iptables-restore` per family: the
+/// same chains as ufw's own enable at every other level (`low`, the default, is above;
+/// the playbook leaves the level alone, since a change of it is a step of its own).
+#[test]
+fn a_batch_that_ends_in_the_enable_leaves_ufws_logging_chains_at_every_level() {
+    for level in ["off", "medium", "high", "full"] {
+        batch_against_one_by_one_logging(false, true, Some(level));
+    }
 }
 
 /// The next `iptables-restore` fails, once; the real one runs after it.
