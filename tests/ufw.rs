@@ -787,13 +787,32 @@ fn apply_fails_in_the_batch(sb: &Sandbox, what: &str) {
 /// loads): the rollback restores the files and stops what was loaded.
 #[test]
 fn a_batch_whose_enable_fails_is_rolled_back_in_files_and_kernel() {
+    enable_fails_and_is_rolled_back(fail_the_first_restore);
+}
+
+/// The enable fails at its last part, the logging chains' `iptables-restore` (IPv4), once
+/// both families are loaded: rolled back as any other failed enable.
+#[test]
+fn a_batch_whose_logging_chains_fail_to_load_is_rolled_back_in_files_and_kernel() {
+    enable_fails_and_is_rolled_back(|sb| {
+        sb.sh("mv /usr/sbin/iptables-restore /usr/sbin/iptables-restore.real")
+            .assert_ok();
+        sb.write(
+            "/usr/sbin/iptables-restore",
+            "#!/bin/bash\ninput=$(cat)\nif [ ! -e /tmp/failed-once ] && grep -qF -- '-A ufw-after-logging-input -j LOG' <<<\"$input\"; then touch /tmp/failed-once; echo 'injected restore failure' >&2; exit 1; fi\nexec -a iptables-restore /usr/sbin/iptables-restore.real \"$@\" <<<\"$input\"\n",
+        );
+        sb.sh("chmod 755 /usr/sbin/iptables-restore").assert_ok();
+    });
+}
+
+fn enable_fails_and_is_rolled_back(inject: fn(&Sandbox)) {
     let Some(sb) = crate::sandbox!() else { return };
     keyed_admin(&sb);
     start_sshd(&sb);
     sb.sh(MANY_BEFORE).assert_ok();
     let status = ufw_state(&sb);
     let kernel = kernel_rules(&sb);
-    fail_the_first_restore(&sb);
+    inject(&sb);
     sb.write(
         "/tmp/pb.yaml",
         &MANY.replacen("ufw:\n", "ufw:\n  enabled: true\n", 1),
